@@ -1,0 +1,167 @@
+"""Staff admin: users (with the invite they used), invite codes (status, batch generation), groups."""
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import F
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, GenerateInvitesForm
+from accounts.models import InviteCode, InviteRedemption, User
+
+
+class RedemptionInline(admin.StackedInline):
+    model = InviteRedemption
+    fk_name = "user"
+    extra = 0
+    can_delete = False
+    readonly_fields = ("invite", "redeemed_at")
+    verbose_name_plural = _("invite used at sign-up")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = AdminUserChangeForm
+    add_form = AdminUserCreationForm
+    inlines = [RedemptionInline]
+    list_display = ("username", "is_active", "is_staff", "invite_used", "group_names", "date_joined", "last_login")
+    list_filter = ("is_active", "is_staff", "groups", "redemption__invite")
+    search_fields = ("username", "email", "first_name", "last_name", "redemption__invite__code")
+    list_select_related = ("redemption__invite",)
+    actions = ["deactivate_users"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description=_("invite code"), ordering="redemption__invite__code")
+    def invite_used(self, obj):
+        redemption = getattr(obj, "redemption", None)
+        return redemption.invite.code if redemption else "—"
+
+    @admin.display(description=_("groups"))
+    def group_names(self, obj):
+        return ", ".join(group.name for group in obj.groups.all()) or "—"
+
+    @admin.action(description=_("Deactivate selected users"), permissions=["change"])
+    def deactivate_users(self, request, queryset):
+        # One save() per user (not a bulk update) so per-user signals, such as token revocation, run.
+        count = 0
+        for user in queryset.exclude(pk=request.user.pk).filter(is_active=True):
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+            count += 1
+        self.message_user(
+            request, ngettext("%(n)d user deactivated.", "%(n)d users deactivated.", count) % {"n": count}
+        )
+
+
+class InviteStatusFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("usable", _("Usable")),
+            ("expired", _("Expired")),
+            ("used_up", _("Used up")),
+            ("inactive", _("Deactivated")),
+        ]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "usable":
+            return queryset.usable(now)
+        if self.value() == "expired":
+            return queryset.filter(expires_at__lte=now)
+        if self.value() == "used_up":
+            return queryset.filter(max_uses__isnull=False, use_count__gte=F("max_uses"))
+        if self.value() == "inactive":
+            return queryset.filter(is_active=False)
+        return queryset
+
+
+@admin.register(InviteCode)
+class InviteCodeAdmin(admin.ModelAdmin):
+    list_display = ("code", "uses", "expires_at", "is_active", "status", "group", "note", "created_by", "created_at")
+    list_filter = (InviteStatusFilter, "is_active", "group")
+    search_fields = ("code", "note")
+    readonly_fields = ("use_count", "created_by", "created_at")
+    fields = ("code", "max_uses", "use_count", "expires_at", "is_active", "group", "note", "created_by", "created_at")
+    actions = ["deactivate"]
+    list_select_related = ("group", "created_by")
+    change_list_template = "admin/accounts/invitecode/change_list.html"
+
+    @admin.display(description=_("uses / max"), ordering="use_count")
+    def uses(self, obj):
+        return f"{obj.use_count} / {obj.max_uses if obj.max_uses is not None else '∞'}"
+
+    @admin.display(description=_("status"))
+    def status(self, obj):
+        problem = obj.problem()
+        if problem is None:
+            return _("Usable")
+        return {"inactive": _("Deactivated"), "expired": _("Expired"), "used_up": _("Used up")}[problem.code]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description=_("Deactivate selected invite codes"), permissions=["change"])
+    def deactivate(self, request, queryset):
+        count = queryset.filter(is_active=True).update(is_active=False)
+        self.message_user(
+            request, ngettext("%(n)d invite code deactivated.", "%(n)d invite codes deactivated.", count) % {"n": count}
+        )
+
+    def get_urls(self):
+        return [
+            path("generate/", self.admin_site.admin_view(self.generate_view), name="accounts_invitecode_generate")
+        ] + super().get_urls()
+
+    def generate_view(self, request):
+        if not self.has_add_permission(request):
+            return redirect("admin:index")
+        form = GenerateInvitesForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            codes = form.save(created_by=request.user)
+            self.message_user(
+                request,
+                ngettext("%(n)d invite code generated.", "%(n)d invite codes generated.", len(codes))
+                % {"n": len(codes)},
+                messages.SUCCESS,
+            )
+            ids = ",".join(str(code.pk) for code in codes)
+            return redirect(reverse("admin:accounts_invitecode_changelist") + f"?id__in={ids}")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": _("Generate invite codes"),
+        }
+        return render(request, "admin/accounts/invitecode/generate.html", context)
+
+
+@admin.register(InviteRedemption)
+class InviteRedemptionAdmin(admin.ModelAdmin):
+    list_display = ("user", "invite", "redeemed_at")
+    list_filter = ("redeemed_at",)
+    search_fields = ("user__username", "invite__code")
+    list_select_related = ("user", "invite")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+admin.site.site_header = _("CFPS JupyterHub administration")
+admin.site.site_title = _("CFPS JupyterHub")
+admin.site.index_title = _("Users, teams and invite codes")

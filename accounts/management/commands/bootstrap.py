@@ -1,0 +1,77 @@
+"""Bring a fresh or existing installation to the state `.env` describes. Safe to run any number of times.
+
+Why: `./run.sh` and deploy scripts call this after `migrate` instead of asking the operator to click
+through the admin. It creates the staff account `ADMIN_USERNAME` (password from `ADMIN_PASSWORD`, or
+generated and printed once) and every invite code in `INVITE_CODES` (`;`-separated, unlimited uses).
+It never changes an existing password or an existing code's settings.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts.models import InviteCode, normalize_code
+
+
+class Command(BaseCommand):
+    help = "Create the admin account and the invite codes listed in .env (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true", help="Say what would change; change nothing.")
+
+    def handle(self, *args, dry_run=False, **options):
+        verbose = options["verbosity"] >= 1
+        with transaction.atomic():
+            self.ensure_admin(dry_run, verbose)
+            self.ensure_invites(dry_run, verbose)
+            if dry_run:
+                transaction.set_rollback(True)
+
+    def ensure_admin(self, dry_run, verbose):
+        User = get_user_model()
+        username = User.normalize_username(settings.ADMIN_USERNAME)
+        try:
+            User._meta.get_field("username").run_validators(username)
+        except ValidationError as exc:
+            raise CommandError(f"ADMIN_USERNAME={settings.ADMIN_USERNAME!r}: {' '.join(exc.messages)}") from None
+        user = User.objects.filter(username=username).first()
+        if user is not None:
+            if not (user.is_staff and user.is_superuser and user.is_active):
+                user.is_staff = user.is_superuser = user.is_active = True
+                user.save(update_fields=["is_staff", "is_superuser", "is_active"])
+                self.say(verbose, f"Admin account {username}: restored staff rights.")
+            else:
+                self.say(verbose, f"Admin account {username}: exists, unchanged.")
+            return
+        password = settings.ADMIN_PASSWORD or secrets.token_urlsafe(12)
+        User.objects.create_superuser(username=username, email=settings.ADMIN_EMAIL or "", password=password)
+        self.stdout.write(self.style.SUCCESS(f"Admin account {username}: created."))
+        if not settings.ADMIN_PASSWORD and not dry_run:
+            # Printed once, never stored in clear: the operator can reset it with `manage.py changepassword`.
+            self.stdout.write(self.style.WARNING(f"  Generated password (shown only now): {password}"))
+            self.stdout.write(
+                f"  Change it at /accounts/password_change/ or with: python manage.py changepassword {username}"
+            )
+
+    def ensure_invites(self, dry_run, verbose):
+        for raw in settings.INVITE_CODES:
+            code = normalize_code(raw)
+            invite, created = InviteCode.objects.get_or_create(
+                code=code, defaults={"note": "INVITE_CODES in .env", "max_uses": None}
+            )
+            if created:
+                try:
+                    invite.full_clean()
+                except ValidationError as exc:
+                    raise CommandError(f"INVITE_CODES entry {raw!r}: {' '.join(exc.messages)}") from None
+                self.stdout.write(self.style.SUCCESS(f"Invite code {code}: created."))
+            else:
+                self.say(verbose, f"Invite code {code}: exists ({invite.use_count} used), unchanged.")
+
+    def say(self, verbose, message):
+        if verbose:
+            self.stdout.write(message)

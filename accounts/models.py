@@ -1,0 +1,222 @@
+"""Accounts and invite codes.
+
+Rules:
+- A username is stored normalised (see `accounts.usernames`), whatever path created it: sign-up, admin,
+  `createsuperuser`, `bootstrap`. `User.save()` is the last line of defence and refuses an invalid name.
+- An invite code is stored normalised too (trimmed, upper case), so lookups are exact and case-insensitive.
+- Redeeming a code is one conditional UPDATE inside the caller's transaction: the database, not Python,
+  decides whether a use is left, so N uses yield exactly N accounts however many requests race.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, Group, UserManager
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts import usernames
+
+# No 0/O, 1/I/L: codes are read aloud in class and copied from slides.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 10
+
+
+def generate_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalize_code(value) -> str:
+    return "".join(str(value or "").split()).upper()
+
+
+class AccountUserManager(UserManager):
+    def get_by_natural_key(self, username):
+        return self.get(**{self.model.USERNAME_FIELD: usernames.normalize(username)})
+
+
+class User(AbstractUser):
+    username = models.CharField(
+        _("username"),
+        max_length=150,
+        unique=True,
+        validators=[usernames.UsernameValidator()],
+        help_text=_("3-32 characters: lowercase letters, digits, '-' and '_'."),
+        error_messages={"unique": _("This username is already taken.")},
+    )
+
+    objects = AccountUserManager()
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+
+    @classmethod
+    def normalize_username(cls, username):
+        return usernames.normalize(username)
+
+    def clean(self):
+        super().clean()
+        self.username = usernames.normalize(self.username)
+
+    def save(self, *args, **kwargs):
+        self.username = usernames.normalize(self.username)
+        usernames.UsernameValidator()(self.username)
+        super().save(*args, **kwargs)
+
+
+class InviteCodeQuerySet(models.QuerySet):
+    def usable(self, now=None):
+        now = now or timezone.now()
+        return self.filter(
+            Q(is_active=True),
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+            Q(max_uses__isnull=True) | Q(use_count__lt=F("max_uses")),
+        )
+
+
+class InviteError(ValidationError):
+    """Why a code cannot be used; `code` is one of unknown/inactive/expired/used_up."""
+
+
+class InviteCode(models.Model):
+    code = models.CharField(
+        _("code"),
+        max_length=64,
+        unique=True,
+        default=generate_code,
+        help_text=_("Matched without regard to case or spaces. Leave the suggested random code or type your own."),
+    )
+    max_uses = models.PositiveIntegerField(
+        _("maximum uses"), null=True, blank=True, help_text=_("Leave blank for unlimited.")
+    )
+    use_count = models.PositiveIntegerField(_("uses"), default=0, editable=False)
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True, help_text=_("Leave blank to never expire.")
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    group = models.ForeignKey(
+        Group,
+        verbose_name=_("group"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="invite_codes",
+        help_text=_("New users who sign up with this code join this group (their team)."),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    objects = InviteCodeQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("invite code")
+        verbose_name_plural = _("invite codes")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(max_uses__isnull=True) | Q(use_count__lte=F("max_uses")),
+                name="invite_use_count_within_max",
+                violation_error_message=_("Maximum uses cannot be lower than the uses so far."),
+            )
+        ]
+
+    def __str__(self):
+        return self.code
+
+    def save(self, *args, **kwargs):
+        self.code = normalize_code(self.code)
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        self.code = normalize_code(self.code)
+        if not self.code:
+            raise ValidationError({"code": _("Enter a code.")})
+        # The check constraint guards the database; this gives staff a message beside the field first
+        # (forms skip constraints on fields they do not edit, and use_count is not editable).
+        if self.max_uses is not None and self.max_uses < self.use_count:
+            raise ValidationError(
+                {"max_uses": _("Maximum uses cannot be lower than the uses so far (%(n)d).") % {"n": self.use_count}}
+            )
+
+    @property
+    def is_expired(self):
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_used_up(self):
+        return self.max_uses is not None and self.use_count >= self.max_uses
+
+    @property
+    def remaining(self):
+        return None if self.max_uses is None else max(self.max_uses - self.use_count, 0)
+
+    def problem(self):
+        """The reason this code cannot be used now, or None."""
+        if not self.is_active:
+            return InviteError(
+                _("This invite code has been deactivated. Ask your teacher for a new one."), code="inactive"
+            )
+        if self.is_expired:
+            return InviteError(_("This invite code has expired. Ask your teacher for a new one."), code="expired")
+        if self.is_used_up:
+            return InviteError(
+                _("This invite code has been used up: all its places are taken. Ask your teacher for a new one."),
+                code="used_up",
+            )
+        return None
+
+    @classmethod
+    def check_code(cls, raw) -> "InviteCode":
+        """Look a code up for a friendly early answer; raises InviteError. Not a reservation."""
+        code = normalize_code(raw)
+        invite = cls.objects.filter(code=code).first() if code else None
+        if invite is None:
+            raise InviteError(_("This invite code does not exist. Check it for typos."), code="unknown")
+        if problem := invite.problem():
+            raise problem
+        return invite
+
+    @classmethod
+    def redeem(cls, raw, user) -> "InviteRedemption":
+        """Take one use of the code for `user`. Call inside transaction.atomic() with the user's creation,
+        so a failure afterwards gives the use back."""
+        invite = cls.check_code(raw)
+        taken = cls.objects.usable().filter(pk=invite.pk).update(use_count=F("use_count") + 1)
+        if not taken:
+            # Another request took the last use (or staff changed the code) since check_code().
+            invite.refresh_from_db()
+            raise invite.problem() or InviteError(_("This invite code cannot be used right now."), code="unusable")
+        if invite.group_id:
+            user.groups.add(invite.group_id)
+        return InviteRedemption.objects.create(invite=invite, user=user)
+
+
+class InviteRedemption(models.Model):
+    invite = models.ForeignKey(
+        InviteCode, verbose_name=_("invite code"), on_delete=models.PROTECT, related_name="redemptions"
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="redemption"
+    )
+    redeemed_at = models.DateTimeField(_("redeemed at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("invite redemption")
+        verbose_name_plural = _("invite redemptions")
+        ordering = ["-redeemed_at"]
+
+    def __str__(self):
+        return f"{self.user} ← {self.invite}"

@@ -1,0 +1,68 @@
+"""The username rule, defined once and used by the model, every form and every command.
+
+- Input is NFKC-normalised and case-folded, so `Alice`, `ALICE` and full-width `ａｌｉｃｅ` are one name.
+- 3 to 32 characters from a-z, 0-9, `-` and `_`, starting with a letter or digit (the name becomes part
+  of Docker container and volume names, which must start that way).
+- Names that collide with system accounts, URL paths or roles are reserved.
+"""
+
+import re
+import unicodedata
+
+from django.core.exceptions import ValidationError
+from django.utils.deconstruct import deconstructible
+from django.utils.translation import gettext_lazy as _
+
+MIN_LENGTH = 3
+MAX_LENGTH = 32
+_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+RESERVED = frozenset(
+    {
+        # JupyterHub, containers and the notebook image
+        "admin", "administrator", "root", "jovyan", "hub", "jupyter", "jupyterhub", "jupyterlab", "lab",
+        "notebook", "proxy", "spawner", "services", "service", "culler", "token", "tokens",
+        # URL paths on this origin
+        "api", "static", "media", "user", "users", "accounts", "account", "login", "logout", "signup",
+        "register", "oauth", "oauth2", "o", "auth", "health", "metrics", "i18n", "favicon",
+        # system and database accounts
+        "system", "sys", "daemon", "bin", "nobody", "www", "www-data", "nginx", "mysql", "mariadb",
+        "postgres", "redis", "docker", "sudo", "operator", "backup", "mail", "cfps",
+        # roles and words that would mislead other users
+        "staff", "support", "help", "security", "null", "none", "anonymous", "everyone", "all",
+    }
+)  # fmt: skip
+
+
+def normalize(value) -> str:
+    """What the user meant: trimmed, compatibility-normalised, case-folded."""
+    if value is None:
+        return ""
+    return unicodedata.normalize("NFKC", str(value)).strip().casefold()
+
+
+@deconstructible
+class UsernameValidator:
+    """Validates an already-normalised username; each failure has its own message."""
+
+    def __call__(self, value):
+        if not isinstance(value, str):
+            raise ValidationError(_("Enter a username."), code="invalid")
+        if len(value) < MIN_LENGTH:
+            raise ValidationError(
+                _("A username needs at least %(min)d characters."), code="too_short", params={"min": MIN_LENGTH}
+            )
+        if len(value) > MAX_LENGTH:
+            raise ValidationError(
+                _("A username can have at most %(max)d characters."), code="too_long", params={"max": MAX_LENGTH}
+            )
+        if not _PATTERN.fullmatch(value):
+            raise ValidationError(
+                _("Use only lowercase letters a-z, digits, '-' and '_', and start with a letter or a digit."),
+                code="invalid",
+            )
+        if value in RESERVED:
+            raise ValidationError(_("This username is reserved. Please choose another."), code="reserved")
+
+    def __eq__(self, other):
+        return isinstance(other, UsernameValidator)

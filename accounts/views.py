@@ -1,0 +1,53 @@
+"""Thin views: forms hold the rules (see accounts.forms)."""
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
+
+from accounts.forms import LoginForm, SignupForm
+from accounts.throttle import ip_key, limit_posts, username_key
+
+
+def home(request):
+    return render(request, "home.html", {"jupyterhub_url": settings.JUPYTERHUB_URL})
+
+
+def _safe_next(request):
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return ""
+
+
+@sensitive_post_parameters("password1", "password2")
+@limit_posts("signup", [(ip_key, "SIGNUP_RATE_LIMIT")])
+def signup(request):
+    if request.user.is_authenticated and request.method == "GET":
+        return redirect(_safe_next(request) or "home")
+    # Bind on every POST, even an empty one, so the student sees "required" errors rather than a blank form.
+    form = SignupForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        user = form.save()
+        if user is not None:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect(_safe_next(request) or "home")
+    return render(request, "registration/signup.html", {"form": form, "next": _safe_next(request)})
+
+
+login_view = method_decorator(
+    limit_posts("login", [(username_key, "LOGIN_RATE_LIMIT"), (ip_key, "LOGIN_IP_RATE_LIMIT")]),
+    name="dispatch",
+)(auth_views.LoginView).as_view(authentication_form=LoginForm, redirect_authenticated_user=True)
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's POST-only logout, plus a GET that shows a one-button confirmation instead of a bare 405."""
+
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request, *args, **kwargs):
+        return render(request, "registration/logout_confirm.html", {"next": _safe_next(request)})

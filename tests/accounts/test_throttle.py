@@ -1,0 +1,87 @@
+"""Throttling: too many login or sign-up POSTs get HTTP 429 with a page saying when to try again; the
+client IP comes from X-Real-IP only when a trusted proxy sent it."""
+
+from http import HTTPStatus
+
+import pytest
+from django.test import RequestFactory
+from django.urls import reverse
+
+from accounts.throttle import client_ip
+from tests.conftest import PASSWORD
+
+LOGIN = reverse("login")
+SIGNUP = reverse("signup")
+
+
+@pytest.mark.django_db
+def test_login_is_refused_with_429_after_the_per_username_limit(client, student, settings):
+    settings.LOGIN_RATE_LIMIT = "3/m"
+    for _ in range(3):
+        assert client.post(LOGIN, {"username": "student9", "password": "wrong"}).status_code == HTTPStatus.OK
+    response = client.post(LOGIN, {"username": "STUDENT9", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert 0 < int(response["Retry-After"]) <= 60
+    assert response.context["retry_after_minutes"] == 1
+    english = client.post(LOGIN, {"username": "student9", "password": PASSWORD}, HTTP_ACCEPT_LANGUAGE="en")
+    assert english.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert "Please wait about 1 minute and try again." in english.text
+
+
+@pytest.mark.django_db
+def test_login_limit_for_one_username_does_not_block_another(client, student, settings):
+    settings.LOGIN_RATE_LIMIT = "2/m"
+    for _ in range(3):
+        client.post(LOGIN, {"username": "someone-else", "password": "wrong"})
+    response = client.post(LOGIN, {"username": "student9", "password": PASSWORD})
+    assert response.status_code == HTTPStatus.FOUND
+
+
+@pytest.mark.django_db
+def test_login_is_limited_per_client_ip_across_usernames(client, student, settings):
+    settings.LOGIN_IP_RATE_LIMIT = "4/m"
+    for i in range(4):
+        client.post(LOGIN, {"username": f"guess{i}", "password": "wrong"})
+    assert client.post(LOGIN, {"username": "student9", "password": PASSWORD}).status_code == 429
+
+
+@pytest.mark.django_db
+def test_reading_the_login_page_is_never_limited(client, settings):
+    settings.LOGIN_IP_RATE_LIMIT = "1/m"
+    for _ in range(5):
+        assert client.get(LOGIN).status_code == HTTPStatus.OK
+
+
+@pytest.mark.django_db
+def test_signup_is_limited_per_client_ip(client, signup_data, settings):
+    settings.SIGNUP_RATE_LIMIT = "2/h"
+    client.post(SIGNUP, signup_data("first1", invite_code="WRONG"))
+    client.post(SIGNUP, signup_data("second2", invite_code="WRONG"))
+    response = client.post(SIGNUP, signup_data("third3"))
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert int(response["Retry-After"]) > 60
+
+
+@pytest.mark.django_db
+def test_signup_limit_counts_each_forwarded_client_separately(client, signup_data, settings):
+    settings.SIGNUP_RATE_LIMIT = "1/h"
+    first = client.post(SIGNUP, signup_data("first1", invite_code="WRONG"), HTTP_X_REAL_IP="203.0.113.5")
+    other = client.post(SIGNUP, signup_data("second2"), HTTP_X_REAL_IP="203.0.113.6")
+    assert first.status_code == HTTPStatus.OK
+    assert other.status_code == HTTPStatus.FOUND
+
+
+@pytest.mark.parametrize(
+    ("peer", "header", "expected"),
+    [
+        ("127.0.0.1", "203.0.113.9", "203.0.113.9"),  # our proxy on loopback: believe it
+        ("::1", "2001:db8::1", "2001:db8::1"),
+        ("127.0.0.1", "", "127.0.0.1"),  # no header
+        ("127.0.0.1", "not-an-ip", "127.0.0.1"),  # garbage header
+        ("198.51.100.7", "203.0.113.9", "198.51.100.7"),  # untrusted peer: header is ignored
+    ],
+)
+def test_client_ip_trusts_x_real_ip_only_from_trusted_proxies(settings, peer, header, expected):
+    settings.TRUSTED_PROXIES = {"127.0.0.1", "::1"}
+    request = RequestFactory().get("/", REMOTE_ADDR=peer, HTTP_X_REAL_IP=header)
+    assert client_ip(request) == expected

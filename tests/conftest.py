@@ -1,0 +1,65 @@
+"""Shared fixtures. Tests run against the database DATABASE_URL names: SQLite by default, MariaDB when
+./test.sh sets it. Nothing is mocked; in CI a missing service is a failure, never a skip."""
+
+import os
+
+import pytest
+from django.core.cache import cache
+
+PASSWORD = "Cfps-analysis-2026"
+
+
+def pytest_report_header(config):
+    url = os.environ.get("DATABASE_URL", "")
+    return f"portal database: {'MariaDB/MySQL' if url.startswith(('mysql', 'mariadb')) else 'SQLite'}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the cache; every test starts with a clean slate."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_invite(db):
+    from accounts.models import InviteCode
+
+    def make(**fields):
+        return InviteCode.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def invite(make_invite):
+    return make_invite(code="CLASS-2026", max_uses=5)
+
+
+@pytest.fixture
+def signup_data(invite):
+    def data(username="student1", **overrides):
+        return {
+            "username": username,
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "invite_code": invite.code,
+            **overrides,
+        }
+
+    return data
+
+
+@pytest.fixture
+def student(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user(username="student9", password=PASSWORD)
+
+
+@pytest.fixture
+def staff(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_superuser(username="teacher", password=PASSWORD)

@@ -1,0 +1,125 @@
+"""Configuration: one .env, process environment wins, database URLs, and a prod profile that refuses to
+start without its secrets. Start-up checks run in a real subprocess, as an operator would meet them."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from portal import envfile
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def manage(*args, env_file="", **env):
+    """Run manage.py in a subprocess with only the given configuration."""
+    base = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL"}}
+    base["CFPS_ENV_FILE"] = env_file or "/dev/null"
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_env_file_syntax():
+    values = envfile.parse(
+        "# comment\n\nexport A=1\nB = two words \nC='quoted # not a comment'\nD=\"x\"\nE=value # trailing\nF=\n"
+    )
+    assert values == {"A": "1", "B": "two words", "C": "quoted # not a comment", "D": "x", "E": "value", "F": ""}
+
+
+def test_env_file_rejects_a_broken_line():
+    with pytest.raises(envfile.EnvError, match="line 2"):
+        envfile.parse("A=1\nthis is not an assignment\n")
+
+
+def test_process_environment_wins_over_the_file(tmp_path, monkeypatch):
+    path = tmp_path / ".env"
+    path.write_text("PORT=8000\nTIME_ZONE=UTC\n")
+    monkeypatch.setenv("PORT", "9000")
+    assert envfile.load(path) == {"PORT": "9000", "TIME_ZONE": "UTC"}
+
+
+@pytest.mark.parametrize(
+    ("url", "engine", "name"),
+    [
+        ("", "django.db.backends.sqlite3", str(envfile.BASE_DIR / "var" / "portal.sqlite3")),
+        ("sqlite:///var/other.sqlite3", "django.db.backends.sqlite3", str(envfile.BASE_DIR / "var" / "other.sqlite3")),
+        ("sqlite:////srv/portal.sqlite3", "django.db.backends.sqlite3", "/srv/portal.sqlite3"),
+        ("mysql://u:p%40ss@db.local:3307/cfps_portal", "django.db.backends.mysql", "cfps_portal"),
+    ],
+)
+def test_database_url_forms(url, engine, name):
+    config = envfile.database_config(url)
+    assert (config["ENGINE"], config["NAME"]) == (engine, name)
+
+
+def test_mysql_url_uses_utf8mb4_and_strict_mode():
+    config = envfile.database_config("mysql://u:p%40ss@db.local:3307/cfps_portal")
+    assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"]) == ("u", "p@ss", "db.local", "3307")
+    assert config["OPTIONS"]["charset"] == "utf8mb4"
+    assert "STRICT_TRANS_TABLES" in config["OPTIONS"]["init_command"]
+
+
+@pytest.mark.parametrize("url", ["postgres://x@y/z", "mysql://root@127.0.0.1:3306/"])
+def test_unsupported_database_urls_are_refused(url):
+    with pytest.raises(envfile.EnvError):
+        envfile.database_config(url)
+
+
+def test_dev_profile_starts_with_nothing_configured():
+    result = manage("check", APP_PROFILE="dev", DATABASE_URL="sqlite:////tmp/cfps-check.sqlite3")
+    assert result.returncode == 0, result.stderr
+
+
+PROD_OK = {
+    "APP_PROFILE": "prod",
+    "SECRET_KEY": "k9R2vX7mQ4tL8pZ1wN6cY3bH5jF0sD2aG7eU4iO9rT1yP6lK3xM8nB5vC0zQ",
+    "DATABASE_URL": "sqlite:////tmp/cfps-prod-check.sqlite3",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "APP_DOMAIN_NAME": "hub.example.edu.cn",
+}
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "APP_DOMAIN_NAME"])
+def test_prod_refuses_to_start_without_its_settings_in_one_line(missing):
+    env = {**PROD_OK, missing: ""}
+    result = manage("check", **env)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert missing.split("_")[0] in lines[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("key", ["change-me", "x" * 60, "short"])
+def test_prod_refuses_a_placeholder_secret_key(key):
+    result = manage("check", **{**PROD_OK, "SECRET_KEY": key})
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_profile_is_refused_in_one_line():
+    result = manage("check", APP_PROFILE="staging")
+    assert result.returncode != 0
+    assert "APP_PROFILE" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("LOGIN_RATE_LIMIT", "ten per minute"), ("PORT", "eighty"), ("DEBUG", "maybe")]
+)
+def test_malformed_values_are_refused_in_one_line(key, value):
+    result = manage("check", APP_PROFILE="dev", **{key: value})
+    assert result.returncode != 0
+    assert key in result.stderr and "Traceback" not in result.stderr
+
+
+def test_prod_deploy_check_is_clean():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PROD_OK)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
