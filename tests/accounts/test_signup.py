@@ -112,7 +112,7 @@ def test_bad_input_gets_a_form_error_beside_its_field(client, signup_data, invit
     assert response.status_code == HTTPStatus.OK
     form = response.context["form"]
     assert field in form.errors, form.errors
-    assert f'id="id_{field}_errors"' in response.text
+    assert f'id="id_{field}_error"' in response.text
     assert "<script>alert(1)</script>" not in response.text
     assert not User.objects.exists()
     invite.refresh_from_db()

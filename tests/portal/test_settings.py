@@ -73,15 +73,15 @@ def test_unsupported_database_urls_are_refused(url):
         envfile.database_config(url)
 
 
-def test_dev_profile_starts_with_nothing_configured():
-    result = manage("check", APP_PROFILE="dev", DATABASE_URL="sqlite:////tmp/cfps-check.sqlite3")
+def test_dev_profile_starts_with_nothing_configured(tmp_path):
+    result = manage("check", APP_PROFILE="dev", DATABASE_URL=f"sqlite:///{tmp_path}/portal.sqlite3")
     assert result.returncode == 0, result.stderr
 
 
 PROD_OK = {
     "APP_PROFILE": "prod",
     "SECRET_KEY": "k9R2vX7mQ4tL8pZ1wN6cY3bH5jF0sD2aG7eU4iO9rT1yP6lK3xM8nB5vC0zQ",
-    "DATABASE_URL": "sqlite:////tmp/cfps-prod-check.sqlite3",
+    "DATABASE_URL": "mysql://portal:secret@127.0.0.1:3306/cfps_portal",  # `check` does not connect
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "APP_DOMAIN_NAME": "hub.example.edu.cn",
 }
