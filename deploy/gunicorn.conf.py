@@ -1,0 +1,47 @@
+"""Gunicorn settings for ./run.sh and production: `gunicorn -c deploy/gunicorn.conf.py portal.wsgi`.
+
+Values come from the process environment first, then `.env` (through `portal.envfile`, which imports
+nothing from Django), then the defaults below:
+- BIND             the whole bind address; overrides PORT (e.g. `unix:/run/cfps/portal.sock`)
+- PORT             port on 127.0.0.1 (default 8000); only a local reverse proxy should reach it
+- GUNICORN_WORKERS processes (default 1)
+- GUNICORN_THREADS threads per process (default 8)
+"""
+
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+if str(BASE_DIR) not in sys.path:
+    sys.path.insert(0, str(BASE_DIR))
+
+from portal.envfile import Env  # noqa: E402
+
+_env = Env()
+
+chdir = str(BASE_DIR)
+bind = [_env.get("BIND") or f"127.0.0.1:{_env.int('PORT', 8000)}"]
+
+# ONE process by default: the embedded default keeps rate-limit counts in the in-process cache
+# (LocMemCache), which is exact only when every request reaches the same process. Production with Redis
+# as the shared cache (APP_PROFILE=prod) may raise GUNICORN_WORKERS.
+workers = _env.int("GUNICORN_WORKERS", 1)
+threads = _env.int("GUNICORN_THREADS", 8)
+worker_class = "gthread"
+
+# Requests that take longer than this are killed; on stop or reload, workers get this long to finish.
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+
+# Access log to stdout, errors to stderr (systemd's journal or the terminal keeps them).
+accesslog = "-"
+errorlog = "-"
+loglevel = "info"
+
+# No gunicornc control socket: its default path is per user ($HOME/.gunicorn/gunicorn.ctl), so two
+# instances (run.sh and a test server, or two checkouts) would fight over it.
+control_socket_disable = True
+
+# Believe X-Forwarded-* only from a reverse proxy on this machine.
+forwarded_allow_ips = "127.0.0.1,::1"

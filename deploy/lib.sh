@@ -1,0 +1,161 @@
+# shellcheck shell=bash
+# Functions shared by ./run.sh and ./test.sh. Source it from the repository root:
+#     cd "$(dirname "${BASH_SOURCE[0]}")" && . deploy/lib.sh
+# Every function assumes the current directory is the repository root and that the caller runs with
+# `set -euo pipefail`. Nothing here runs on its own when sourced.
+
+# Debian packages the portal needs: Python with venv and headers, a C toolchain and the MariaDB client
+# library for mysqlclient, and gettext for compilemessages.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+BASE_PACKAGES=(python3 python3-venv python3-dev build-essential pkg-config libmariadb-dev gettext)
+
+# pip: no nagging about its own version or about running as root (the venv is ours either way).
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+
+_APT_UPDATED=""
+
+say() { printf '==> %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# True when we can run commands as root: we are root, or sudo exists.
+can_be_root() { [[ $EUID -eq 0 ]] || command -v sudo >/dev/null 2>&1; }
+
+# Run a command as root: directly when we are root, through sudo otherwise.
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "this step needs root (or sudo): $*"
+    fi
+}
+
+# ensure_apt_packages PKG...: install the Debian packages that are not installed yet. Runs `apt-get update`
+# at most once per script run, and only when something has to be installed.
+ensure_apt_packages() {
+    local pkg missing=()
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        warn "not a Debian/Ubuntu system; make sure these are installed yourself: $*"
+        return 0
+    fi
+    for pkg in "$@"; do
+        if [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" != "install ok installed" ]]; then
+            missing+=("$pkg")
+        fi
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    if ! can_be_root; then
+        die "missing Debian packages (need root or sudo to install them): ${missing[*]}"
+    fi
+    say "Installing Debian packages: ${missing[*]}"
+    if [[ -z "$_APT_UPDATED" ]]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        _APT_UPDATED=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+}
+
+# ensure_venv: .venv with Python >= 3.11 and the pinned requirements. pip runs only when requirements.txt
+# changed since the last successful install (sha256 stamp inside .venv). Puts .venv/bin first on PATH.
+ensure_venv() {
+    local py=${PYTHON:-python3} stamp=.venv/.requirements.sha256 want have=""
+    command -v "$py" >/dev/null 2>&1 || die "$py not found; install Python 3.11 or newer"
+    if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        die "Python 3.11 or newer is needed, but $py is $("$py" -c 'import platform; print(platform.python_version())')"
+    fi
+    if ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+        say "Creating .venv with $py"
+        "$py" -m venv --clear .venv || die "could not create .venv (on Debian/Ubuntu: apt-get install python3-venv)"
+        .venv/bin/python -m pip install -q --upgrade pip || die "could not upgrade pip in .venv"
+    fi
+    want=$(sha256sum requirements.txt | cut -d' ' -f1)
+    [[ -f $stamp ]] && have=$(<"$stamp")
+    if [[ "$want" != "$have" ]]; then
+        say "Installing Python packages from requirements.txt"
+        .venv/bin/python -m pip install -q -r requirements.txt || die "pip install -r requirements.txt failed (see above)"
+        printf '%s\n' "$want" >"$stamp"
+    fi
+    VIRTUAL_ENV="$PWD/.venv"
+    PATH="$VIRTUAL_ENV/bin:$PATH"
+    export VIRTUAL_ENV PATH
+}
+
+# ensure_env_file: create .env from .env.example with a fresh SECRET_KEY and one invite code. Never touches
+# an existing .env, nor anything when CFPS_ENV_FILE names another file.
+ensure_env_file() {
+    local secret code tmp
+    if [[ -n "${CFPS_ENV_FILE:-}" ]]; then
+        [[ -e "$CFPS_ENV_FILE" ]] || warn "CFPS_ENV_FILE=$CFPS_ENV_FILE does not exist; built-in defaults apply"
+        return 0
+    fi
+    [[ -e .env ]] && return 0
+    [[ -f .env.example ]] || die ".env.example is missing"
+    secret=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')
+    code=$(python3 -c 'import secrets; a = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"; print("".join(secrets.choice(a) for _ in range(10)))')
+    tmp=$(mktemp .env.XXXXXX)
+    chmod 600 "$tmp"
+    # token_urlsafe and the code alphabet contain no character special to sed.
+    sed -e "s|^SECRET_KEY=.*|SECRET_KEY=$secret|" -e "s|^INVITE_CODES=.*|INVITE_CODES=$code|" .env.example >"$tmp"
+    mv "$tmp" .env
+    say "Created .env from .env.example (new SECRET_KEY, invite code $code)"
+}
+
+# env_value KEY DEFAULT: the value the portal will see (process environment, then .env, then DEFAULT).
+env_value() {
+    .venv/bin/python -c 'import sys
+from portal.envfile import Env
+print(Env().get(sys.argv[1], sys.argv[2]))' "$1" "${2:-}"
+}
+
+# True when locale/ holds at least one .po file.
+have_po_files() { [[ -n "$(find locale -name '*.po' -print -quit 2>/dev/null)" ]]; }
+
+# prepare_portal: database schema, translations, static files, admin account and invite codes.
+prepare_portal() {
+    say "Migrating the database"
+    .venv/bin/python manage.py migrate --noinput
+    if have_po_files; then
+        say "Compiling translations"
+        .venv/bin/python manage.py compilemessages --ignore=.venv
+    fi
+    say "Collecting static files"
+    .venv/bin/python manage.py collectstatic --noinput -v0
+    say "Bootstrapping the admin account and invite codes"
+    .venv/bin/python manage.py bootstrap
+}
+
+# True when a MariaDB/MySQL server answers on 127.0.0.1:3306. `ping` exits 0 even when root may not log in,
+# but not when the server refuses the client's host (e.g. skip-name-resolve without a root@127.0.0.1
+# account), so an open port counts as alive too.
+mariadb_alive() {
+    mariadb-admin --protocol=tcp -h127.0.0.1 -P3306 -uroot --connect-timeout=2 ping >/dev/null 2>&1 ||
+        timeout 3 bash -c ': <>/dev/tcp/127.0.0.1/3306' 2>/dev/null
+}
+
+# ensure_mariadb_running: start Debian's MariaDB without systemd if nothing answers on 127.0.0.1:3306, and
+# wait up to 30 s for it. Returns non-zero (with a warning) when it cannot be reached.
+ensure_mariadb_running() {
+    local i
+    mariadb_alive && return 0
+    if ! can_be_root; then
+        warn "MariaDB is not running on 127.0.0.1:3306 and starting it needs root or sudo"
+        return 1
+    fi
+    say "Starting MariaDB"
+    as_root install -d -o mysql -g mysql -m 755 /run/mysqld || return 1
+    if ! as_root test -d /var/lib/mysql/mysql; then
+        as_root mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null || return 1
+    fi
+    as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql || return 1
+    for ((i = 0; i < 30; i++)); do
+        mariadb_alive && return 0
+        sleep 1
+    done
+    warn "MariaDB did not answer on 127.0.0.1:3306 within 30 s (its log: /var/log/mysql/error.log)"
+    return 1
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Run every check: ruff, missing migrations, translations, then pytest on SQLite and on MariaDB (with a real
+# browser for the browser tests). Arguments go to both pytest runs: ./test.sh -k invite
+# Installs what is missing and starts MariaDB if it is not running. Exits non-zero if any step fails.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck source=deploy/lib.sh
+. deploy/lib.sh
+
+ensure_apt_packages "${BASE_PACKAGES[@]}" mariadb-server mariadb-client chromium fonts-noto-cjk
+ensure_venv
+
+# Tests never read a developer's .env, nor a DATABASE_URL from the calling shell.
+export CFPS_ENV_FILE=/dev/null
+export DJANGO_SETTINGS_MODULE=portal.settings.test
+unset DATABASE_URL
+
+# The MariaDB URL for the second pytest run; empty when MariaDB cannot be used.
+mariadb_test_url() {
+    # Root over TCP without a password, as on CI machines and most developer set-ups.
+    if mariadb --protocol=tcp -h127.0.0.1 -P3306 -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+        echo "mysql://root@127.0.0.1:3306/cfps_portal"
+        return 0
+    fi
+    # A stock Debian install lets root in only through the Unix socket: use a local test account instead.
+    can_be_root || return 1
+    say "MariaDB root has no password-less TCP login; using the local account cfps_test" >&2
+    as_root mariadb -uroot >/dev/null <<'SQL' || return 1
+CREATE USER IF NOT EXISTS 'cfps_test'@'localhost' IDENTIFIED BY 'cfps_test';
+CREATE USER IF NOT EXISTS 'cfps_test'@'127.0.0.1' IDENTIFIED BY 'cfps_test';
+GRANT ALL PRIVILEGES ON `cfps\_portal`.* TO 'cfps_test'@'localhost', 'cfps_test'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON `test\_cfps\_portal%`.* TO 'cfps_test'@'localhost', 'cfps_test'@'127.0.0.1';
+SQL
+    echo "mysql://cfps_test:cfps_test@127.0.0.1:3306/cfps_portal"
+}
+
+mariadb_url=""
+if ensure_mariadb_running && mariadb_url=$(mariadb_test_url); then
+    :
+elif [[ "${CI:-}" == "true" ]]; then
+    die "MariaDB on 127.0.0.1:3306 cannot be used; the MariaDB test run is required in CI"
+else
+    mariadb_url=""
+    warn "MariaDB on 127.0.0.1:3306 cannot be used; the MariaDB test run will be SKIPPED"
+fi
+
+failed=()
+# step NAME CMD...: run one check, remember it if it fails, and go on with the next one.
+step() {
+    local name=$1 rc=0
+    shift
+    printf '\n== %s ==\n' "$name"
+    "$@" || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        # pytest's exit code 5 means it collected no test: that is a failure too.
+        [[ $rc -eq 5 && "$name" == "tests on"* ]] && name="$name (no tests ran)"
+        failed+=("$name (exit $rc)")
+    fi
+    return 0
+}
+
+step "ruff check" ruff check .
+step "ruff format" ruff format --check .
+step "migrations are up to date" python manage.py makemigrations --check --dry-run
+step "compilemessages" python manage.py compilemessages --ignore=.venv
+step "tests on SQLite" python -m pytest "$@"
+if [[ -n "$mariadb_url" ]]; then
+    step "tests on MariaDB" env DATABASE_URL="$mariadb_url" python -m pytest "$@"
+else
+    printf '\n== tests on MariaDB ==\nSKIPPED: MariaDB is not reachable\n'
+fi
+
+echo
+if [[ ${#failed[@]} -gt 0 ]]; then
+    printf 'test.sh: FAILED: %s\n' "${failed[@]}"
+    exit 1
+fi
+if [[ -z "$mariadb_url" ]]; then
+    echo "test.sh: all steps passed, but the MariaDB run was skipped"
+else
+    echo "test.sh: all steps passed"
+fi
