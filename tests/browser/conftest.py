@@ -1,0 +1,125 @@
+"""Browser fixtures: the real portal under gunicorn (tests/live.py) driven by Debian's Chromium.
+
+Never downloads a browser: Playwright launches /usr/bin/chromium. Without it the tests skip locally and
+FAIL when CI=true. The browser can only reach 127.0.0.1: host names other than localhost do not resolve and
+every request URL a test makes is checked at teardown.
+
+Screenshots go to <repo>/test-results/<test name>/ (git-ignored) so a person can look at them afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.live import REPO, PortalProcess, check_cjk_font, require_chromium
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+RESULTS_DIR = REPO / "test-results"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    # Belt and braces for "only ever talk to 127.0.0.1": ignore proxy variables and make every other
+    # host name unresolvable, so a stray link or a browser service cannot reach the network.
+    "--no-proxy-server",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="module")
+def live_portal(tmp_path_factory):
+    with PortalProcess(tmp_path_factory.mktemp("live-portal")) as portal:
+        yield portal
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = require_chromium()
+    check_cjk_font()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def results_dir(request):
+    """test-results/<test name>/, emptied at the start of the test so it only holds this run's files."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    path = RESULTS_DIR / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def screenshot(results_dir):
+    """screenshot(page, "01-home") saves a full-page PNG under the test's results folder."""
+
+    def take(page, name: str):
+        path = results_dir / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+@pytest.fixture
+def new_context(browser, request, results_dir):
+    """Factory for fresh browser contexts (own cookies, no cache). Closed, and checked, at teardown."""
+    contexts = []
+    requested_urls: list[str] = []
+
+    def make(*, viewport=DESKTOP, locale="zh-CN", **options):
+        context = browser.new_context(viewport=viewport, locale=locale, **options)
+        context.set_default_timeout(10_000)
+        context.on("request", lambda req: requested_urls.append(req.url))
+        contexts.append(context)
+        return context
+
+    yield make
+
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for i, context in enumerate(contexts):
+        if failed:
+            for j, page in enumerate(context.pages):
+                try:
+                    page.screenshot(path=str(results_dir / f"failure-{i}-{j}.png"), full_page=True)
+                except Exception:  # noqa: BLE001 - a failure screenshot is best effort
+                    pass
+        context.close()
+    remote = [url for url in requested_urls if url.startswith("http") and urlsplit(url).hostname not in LOCAL_HOSTS]
+    assert not remote, f"the page tried to reach hosts other than 127.0.0.1: {remote}"
+
+
+@pytest.fixture
+def page(new_context):
+    """A desktop-sized page (1280x800) in a fresh context, Chinese Accept-Language."""
+    return new_context(viewport=DESKTOP).new_page()
+
+
+@pytest.fixture
+def phone_page(new_context):
+    """A phone-sized page (390x844, touch, mobile) in a fresh context, Chinese Accept-Language."""
+    return new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True).new_page()
