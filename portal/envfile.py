@@ -136,6 +136,8 @@ def database_config(url: str, base_dir: Path = BASE_DIR) -> dict:
 
 
 def sqlite_config(path: Path) -> dict:
+    # SQLite creates the file but not its folder; a fresh clone has no var/ yet.
+    path.parent.mkdir(parents=True, exist_ok=True)
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(path),
