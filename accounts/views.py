@@ -45,9 +45,18 @@ login_view = method_decorator(
 
 
 class LogoutView(auth_views.LogoutView):
-    """Django's POST-only logout, plus a GET that shows a one-button confirmation instead of a bare 405."""
+    """Django's POST logout, made safe to reach by GET.
+
+    JupyterHub's logout ends with a redirect (a GET) here, and should end the portal session too. A GET
+    that logs out is normally a CSRF hole (any site could log you out with an <img>), so a GET logs out
+    only when the browser says the navigation started on this origin (`Sec-Fetch-Site: same-origin`,
+    sent by every current browser, kept across same-origin redirects). Anything else gets a one-button
+    confirmation page instead of Django's bare 405.
+    """
 
     http_method_names = ["get", "post", "options"]
 
     def get(self, request, *args, **kwargs):
+        if request.headers.get("Sec-Fetch-Site") == "same-origin":
+            return self.post(request, *args, **kwargs)
         return render(request, "registration/logout_confirm.html", {"next": _safe_next(request)})

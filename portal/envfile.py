@@ -14,10 +14,18 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def var_dir() -> Path:
+    """Runtime state (databases, generated secrets, logs): `var/` in the repo unless CFPS_VAR_DIR says."""
+    return Path(os.environ.get("CFPS_VAR_DIR") or BASE_DIR / "var")
+
+
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
 
@@ -94,6 +102,29 @@ class Env:
     def list(self, key: str, default: str = "", sep: str = ",") -> list[str]:
         return [item.strip() for item in self.get(key, default).split(sep) if item.strip()]
 
+    def secret(self, key: str, generate: bool = True, nbytes: int = 48, maker=None) -> str:
+        """The value of `key` from .env; else, when `generate`, one made once and kept in
+        `var/secrets/<key>` (mode 0600) so the portal, the hub and later runs all see the same value."""
+        value = self.get(key)
+        if value:
+            return value
+        if not generate:
+            raise EnvError(f"{key} must be set in .env")
+        return generated_secret(key, maker or (lambda: secrets.token_urlsafe(nbytes)))
+
+
+def generated_secret(name: str, maker) -> str:
+    folder = var_dir() / "secrets"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / name
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(maker())
+    return path.read_text(encoding="utf-8").strip()
+
 
 def database_config(url: str, base_dir: Path = BASE_DIR) -> dict:
     """Turn `DATABASE_URL` into a Django DATABASES entry.
@@ -102,7 +133,7 @@ def database_config(url: str, base_dir: Path = BASE_DIR) -> dict:
     (relative to the repo unless absolute) and `mysql://user:pass@host:port/name` for MySQL/MariaDB.
     """
     if not url:
-        return sqlite_config(base_dir / "var" / "portal.sqlite3")
+        return sqlite_config(var_dir() / "portal.sqlite3")
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         # sqlite:///var/x.sqlite3 is relative to the repo, sqlite:////srv/x.sqlite3 is absolute.

@@ -96,10 +96,12 @@ class PortalProcess:
 
     START_TIMEOUT = 30.0
 
-    def __init__(self, tmp_path: Path, extra_env: dict[str, str] | None = None):
+    def __init__(self, tmp_path: Path, extra_env: dict[str, str] | None = None, public_port: int | None = None):
         self.tmp_path = Path(tmp_path)
         self.tmp_path.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        # Alone, the portal is what browsers reach; in a Stack, the proxy on public_port is.
+        self.public_port = public_port or self.port
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.tmp_path / "gunicorn.log"
         self.proc: subprocess.Popen | None = None
@@ -117,7 +119,10 @@ class PortalProcess:
                 # database, and it is deleted with tmp_path.
                 "DATABASE_URL": f"sqlite:///{self.tmp_path.resolve() / 'portal.sqlite3'}",
                 "SECRET_KEY": "live-test-" + secrets.token_urlsafe(40),
-                "PORT": str(self.port),
+                # All runtime state (generated secrets, static files, hub database, user homes) stays here.
+                "CFPS_VAR_DIR": str(self.tmp_path.resolve() / "var"),
+                "PORT": str(self.public_port),
+                "PORTAL_PORT": str(self.port),
                 "DEBUG": "false",
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "PYTHONUNBUFFERED": "1",
@@ -160,7 +165,7 @@ class PortalProcess:
         # Translations: *.mo files are git-ignored build output, so compile them like a deploy would.
         # --ignore keeps Django from walking into the virtualenv's own locale folders.
         self.manage("compilemessages", "--ignore=.venv", "--ignore=node_modules", "--ignore=var")
-        # STATIC_ROOT is <repo>/var/static (git-ignored), the same folder ./run.sh collects into.
+        # STATIC_ROOT is $CFPS_VAR_DIR/static, as ./run.sh collects into var/static.
         self.manage("collectstatic", "--noinput", "-v", "0")
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -221,6 +226,120 @@ class PortalProcess:
             self._log_file = None
 
     def __enter__(self) -> PortalProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+class HubError(RuntimeError):
+    pass
+
+
+class Stack:
+    """The whole system as ./run.sh runs it: gunicorn (portal), JupyterHub, its proxy and idle culler,
+    all real processes on free loopback ports, with state in tmp_path.
+
+    with Stack(tmp_path, proxy="node") as stack:
+        stack.url("/jupyter/")  # through the proxy, like a browser
+    """
+
+    START_TIMEOUT = 90.0
+
+    def __init__(self, tmp_path: Path, proxy: str = "python", extra_env: dict[str, str] | None = None):
+        self.tmp_path = Path(tmp_path)
+        self.public_port = free_port()
+        hub_env = {
+            "PROXY": proxy,
+            "HUB_PORT": str(free_port()),
+            "PROXY_API_PORT": str(free_port()),
+            "SPAWNER": "local",
+            **(extra_env or {}),
+        }
+        self.portal = PortalProcess(self.tmp_path, extra_env=hub_env, public_port=self.public_port)
+        self.env = self.portal.env
+        self.base_url = f"http://127.0.0.1:{self.public_port}"
+        self.hub_dir = Path(self.env["CFPS_VAR_DIR"]) / "hub"
+        self.hub_log = self.tmp_path / "hub.log"
+        self.hub_proc: subprocess.Popen | None = None
+        self._hub_log_file = None
+
+    def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return self.portal.manage(*args, timeout=timeout)
+
+    def url(self, path: str = "/") -> str:
+        return self.base_url + "/" + path.lstrip("/")
+
+    @property
+    def hub_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['HUB_PORT']}/jupyter/hub/api"
+
+    def hub_admin_token(self) -> str:
+        """The portal's own hub-service token (generated into var/secrets by the portal on first use)."""
+        return (Path(self.env["CFPS_VAR_DIR"]) / "secrets" / "HUB_API_TOKEN").read_text().strip()
+
+    def start(self) -> Stack:
+        self.portal.start()
+        self.manage("bootstrap")  # registers the hub's OAuth client, as ./run.sh does
+        self.hub_dir.mkdir(parents=True, exist_ok=True)
+        self._hub_log_file = open(self.hub_log, "ab")  # noqa: SIM115 - closed in stop()
+        self.hub_proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(REPO / "hubconfig" / "jupyterhub_config.py")],
+            cwd=self.hub_dir,
+            env=self.env,
+            stdout=self._hub_log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # so stop() can end the proxy and user servers with it
+        )
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_up(self) -> None:
+        deadline = time.monotonic() + self.START_TIMEOUT
+        last = "no attempt yet"
+        while time.monotonic() < deadline:
+            if self.hub_proc.poll() is not None:
+                raise HubError(f"jupyterhub exited with {self.hub_proc.returncode}; log tail:\n{_tail(self.hub_log)}")
+            try:
+                with _LOCAL_OPENER.open(self.url("/jupyter/hub/api"), timeout=2) as response:
+                    if response.status == 200:
+                        with _LOCAL_OPENER.open(self.url("/"), timeout=2) as portal:
+                            if portal.status == 200:
+                                return
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code}"
+            except OSError as exc:
+                last = repr(exc)
+            time.sleep(0.3)
+        raise HubError(f"hub not up within {self.START_TIMEOUT:.0f}s ({last}); log tail:\n{_tail(self.hub_log)}")
+
+    def log_tail(self, lines: int = 80) -> str:
+        return f"--- hub ---\n{_tail(self.hub_log, lines)}\n--- portal ---\n{self.portal.log_tail(lines)}"
+
+    def stop(self) -> None:
+        proc, self.hub_proc = self.hub_proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()  # the hub stops its proxy, services and user servers (cleanup_servers)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, 9)  # anything left in the hub's session
+            except ProcessLookupError:
+                pass
+        if self._hub_log_file is not None:
+            self._hub_log_file.close()
+            self._hub_log_file = None
+        self.portal.stop()
+
+    def __enter__(self) -> Stack:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

@@ -3,10 +3,13 @@
 import re
 import sys
 
-from portal.envfile import BASE_DIR, Env, EnvError, database_config
+from django.utils.translation import gettext_lazy as _
+
+from portal import topology
+from portal.envfile import BASE_DIR, Env, EnvError, database_config, var_dir
 
 env = Env()
-VAR_DIR = BASE_DIR / "var"
+VAR_DIR = var_dir()
 
 
 def _fail(message: str):
@@ -41,7 +44,7 @@ DJANGO_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
 ]
-THIRD_PARTY_APPS = ["django_ratelimit"]
+THIRD_PARTY_APPS = ["django_ratelimit", "oauth2_provider"]
 LOCAL_APPS = ["accounts"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -76,6 +79,11 @@ TEMPLATES = [
             ],
         },
     },
+]
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",  # user passwords: slow on purpose
+    "accounts.hashers.ClientSecretHasher",  # OAuth client secrets only (see its docstring)
 ]
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -128,8 +136,6 @@ ADMIN_USERNAME = env.get("ADMIN_USERNAME", "cfps-admin")
 ADMIN_PASSWORD = env.get("ADMIN_PASSWORD")
 ADMIN_EMAIL = env.get("ADMIN_EMAIL")
 INVITE_CODES = env.list("INVITE_CODES", sep=";")
-# Where the "open JupyterLab" button points; the hub is served under this path on the same origin.
-JUPYTERHUB_URL = env.get("JUPYTERHUB_URL", "/jupyter/")
 
 LOGGING = {
     "version": 1,
@@ -146,3 +152,91 @@ LANGUAGE_COOKIE_NAME = "cfps_language"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+
+# --- One origin: the proxy, the portal, the hub (see portal/topology.py) --------------------------------------
+try:
+    TOPOLOGY = topology.from_env(env)
+except EnvError as exc:
+    _fail(str(exc))
+PUBLIC_URL = TOPOLOGY.public_url
+# Where the "open JupyterLab" button points; the hub is served under this path on the same origin.
+JUPYTERHUB_URL = topology.HUB_PREFIX
+# The hub calls the token and userinfo endpoints on loopback.
+ALLOWED_HOSTS = [*ALLOWED_HOSTS, "127.0.0.1"] if "127.0.0.1" not in ALLOWED_HOSTS else ALLOWED_HOSTS
+
+# --- OAuth2 / OpenID Connect provider (django-oauth-toolkit at /o/) ------------------------------------
+# The embedded default generates its secrets once into var/secrets/; prod wants each one in .env and
+# lists every missing one in a single line (see prod.py).
+_GENERATE_SECRETS = env.get("APP_PROFILE", "dev") != "prod"
+MISSING_SECRETS = []
+
+
+def _secret(key: str) -> str:
+    try:
+        return env.secret(key, generate=_GENERATE_SECRETS)
+    except EnvError:
+        MISSING_SECRETS.append(key)
+        return ""
+
+
+HUB_CLIENT_ID = TOPOLOGY.hub_client_id
+HUB_CLIENT_SECRET = _secret("HUB_CLIENT_SECRET")
+# The portal's own token as a JupyterHub service, used to stop a deactivated student's server at once.
+HUB_API_TOKEN = _secret("HUB_API_TOKEN")
+HUB_API_URL = TOPOLOGY.hub_api_url
+
+
+def _oidc_private_key(generate: bool) -> str:
+    pem = env.get("OIDC_RSA_PRIVATE_KEY").replace("\\n", "\n")
+    if pem:
+        return pem
+    if path := env.get("OIDC_RSA_PRIVATE_KEY_FILE"):
+        try:
+            return open(path, encoding="ascii").read()
+        except OSError as exc:
+            _fail(f"OIDC_RSA_PRIVATE_KEY_FILE={path}: {exc.strerror}")
+    if not generate:
+        MISSING_SECRETS.append("OIDC_RSA_PRIVATE_KEY_FILE")
+        return ""
+    from portal.keys import new_rsa_private_key_pem
+
+    return env.secret("OIDC_RSA_PRIVATE_KEY_PEM", maker=new_rsa_private_key_pem)
+
+
+OAUTH2_PROVIDER = {
+    "OAUTH2_VALIDATOR_CLASS": "accounts.oauth.PortalOAuth2Validator",
+    # Authorization code with PKCE only, and only S256 ("plain" and missing challenges are refused).
+    "PKCE_REQUIRED": True,
+    # Every RFC 9700 (OAuth 2.0 Security BCP) gate on: no implicit or password grant, no "plain" PKCE, no
+    # tokens in query strings, `iss` in authorization responses, tokens stored hashed; and the deploy
+    # check treats a non-compliant setting as an error.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "OIDC_ENABLED": True,
+    "OIDC_RSA_PRIVATE_KEY": _oidc_private_key(generate=_GENERATE_SECRETS),
+    "OIDC_ISS_ENDPOINT": f"{PUBLIC_URL}/o",
+    "SCOPES": {
+        "openid": _("Sign you in"),
+        "profile": _("Your username, name and groups"),
+        "email": _("Your e-mail address"),
+    },
+    "DEFAULT_SCOPES": ["openid"],
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_SECONDS", 3600),
+    "ID_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_SECONDS", 3600),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_REFRESH_TOKEN_SECONDS", 14 * 24 * 3600),
+    # Each refresh hands out a new refresh token; replaying an old one revokes the whole family.
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "CLIENT_SECRET_HASHER": "cfps_client_sha256",
+    # http only for the embedded default on 127.0.0.1; prod allows https alone.
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
+}

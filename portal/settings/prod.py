@@ -4,11 +4,12 @@ Everything comes from `.env`. Missing or placeholder values stop the process wit
 """
 
 from .base import *  # noqa: F403
-from .base import _fail, env
+from .base import MISSING_SECRETS, _fail, env
 
 _missing = [key for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL") if not env.get(key)]
 if not (env.get("ALLOWED_HOSTS") or env.get("APP_DOMAIN_NAME")):
     _missing.append("ALLOWED_HOSTS (or APP_DOMAIN_NAME)")
+_missing += MISSING_SECRETS
 if _missing:
     _fail(f"APP_PROFILE=prod needs {', '.join(_missing)} in .env")
 
@@ -35,6 +36,8 @@ SILENCED_SYSTEM_CHECKS = [
     "security.W005",
     "security.W021",
 ]
+
+OAUTH2_PROVIDER = {**OAUTH2_PROVIDER, "ALLOWED_REDIRECT_URI_SCHEMES": ["https"]}
 
 # TLS ends at Nginx, which sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

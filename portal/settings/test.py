@@ -9,7 +9,7 @@ from .base import *  # noqa: F403
 SECRET_KEY = "test-only-secret-key-never-used-outside-the-test-suite-0123456789"
 DEBUG = False
 # Fast hashing keeps the suite quick; the login-cost test swaps in the real hasher where it counts.
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "accounts.hashers.ClientSecretHasher"]
 # Tests do not run collectstatic: serve from the source folders, unhashed.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

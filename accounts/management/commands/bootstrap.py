@@ -2,7 +2,8 @@
 
 Why: `./run.sh` and deploy scripts call this after `migrate` instead of asking the operator to click
 through the admin. It creates the staff account `ADMIN_USERNAME` (password from `ADMIN_PASSWORD`, or
-generated and printed once) and every invite code in `INVITE_CODES` (`;`-separated, unlimited uses).
+generated and printed once), every invite code in `INVITE_CODES` (`;`-separated, unlimited uses) and the
+hub's OAuth client (`ensure_hub_client`).
 It never changes an existing password or an existing code's settings.
 """
 
@@ -11,6 +12,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -28,6 +30,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             self.ensure_admin(dry_run, verbose)
             self.ensure_invites(dry_run, verbose)
+            call_command("ensure_hub_client", dry_run=dry_run, verbosity=options["verbosity"], stdout=self.stdout)
             if dry_run:
                 transaction.set_rollback(True)
 

@@ -1,0 +1,57 @@
+"""The portal as an OAuth2/OIDC provider (django-oauth-toolkit) for JupyterHub.
+
+Rules:
+- Claims: `sub` (user id), `preferred_username` (the case-folded username, which the hub uses as the
+  JupyterHub name), `name`, `email`, `groups` (Django group names) and `is_staff` (hub admin marker).
+- An inactive account is refused at every step, even with a token issued before it was deactivated:
+  deactivation also revokes its tokens (accounts.signals), this is the second line.
+"""
+
+from oauth2_provider.oauth2_validators import OAuth2Validator
+
+
+class PortalOAuth2Validator(OAuth2Validator):
+    oidc_claim_scope = {
+        **OAuth2Validator.oidc_claim_scope,
+        "groups": "profile",
+        "is_staff": "profile",
+    }
+
+    def get_additional_claims(self, request):
+        user = request.user
+        return {
+            "preferred_username": user.username,
+            "name": user.get_full_name() or user.username,
+            "email": user.email,
+            "groups": sorted(user.groups.values_list("name", flat=True)),
+            "is_staff": bool(user.is_staff),
+        }
+
+    def validate_bearer_token(self, token, scopes, request):
+        valid = super().validate_bearer_token(token, scopes, request)
+        return valid and bool(getattr(request.user, "is_active", False))
+
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        valid = super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
+        return valid and bool(getattr(request.user, "is_active", False))
+
+
+def revoke_all_tokens(user) -> int:
+    """End every OAuth grant the user holds; returns how many tokens were revoked."""
+    from oauth2_provider.models import (
+        get_access_token_model,
+        get_grant_model,
+        get_id_token_model,
+        get_refresh_token_model,
+    )
+
+    count = 0
+    for refresh in get_refresh_token_model().objects.filter(user=user, revoked__isnull=True):
+        refresh.revoke()  # also revokes its access token
+        count += 1
+    access = get_access_token_model().objects.filter(user=user)
+    count += access.count()
+    access.delete()
+    get_grant_model().objects.filter(user=user).delete()
+    get_id_token_model().objects.filter(user=user).delete()
+    return count

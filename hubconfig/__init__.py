@@ -1,0 +1,1 @@
+"""JupyterHub configuration for CFPS JupyterHub, importable and testable without starting a hub."""

@@ -1,0 +1,159 @@
+"""Everything JupyterHub is told, as one set-only function: `apply_config(c, env)`.
+
+Rules:
+- Only assignments to `c`: applying twice gives the same config (tests apply it to a plain
+  `traitlets.config.Config()`).
+- Values come from the same `.env` as the portal (`portal.envfile`), URLs and ports from
+  `portal.topology`, secrets from `Env.secret` (generated once into var/secrets/ outside prod).
+- The hub lives at /jupyter/ behind the proxy on PORT; the proxy sends / to the portal (gunicorn).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+from portal import topology
+from portal.envfile import BASE_DIR, Env, EnvError, var_dir
+
+PROXIES = {"python", "node"}
+SPAWNERS = {"local"}
+
+
+class HubConfigError(SystemExit):
+    """Stops the hub at start-up with one line naming the problem."""
+
+    def __init__(self, message: str):
+        super().__init__(f"CFPS hub configuration error: {message}")
+
+
+def profile(env: Env) -> str:
+    return env.get("APP_PROFILE", "dev").lower()
+
+
+def crypt_key(env: Env) -> str:
+    """The key that encrypts auth state (tokens) in the hub database; hex, 32 bytes."""
+    return env.secret("JUPYTERHUB_CRYPT_KEY", generate=profile(env) != "prod", maker=lambda: secrets.token_hex(32))
+
+
+def process_environment(env: Env) -> dict[str, str]:
+    """Variables the hub process itself must see (JupyterHub reads the crypt key only from its environment)."""
+    return {"JUPYTERHUB_CRYPT_KEY": crypt_key(env)}
+
+
+def proxy_command(env: Env) -> list[str]:
+    choice = env.get("PROXY", "node" if profile(env) == "prod" else "python").lower()
+    if choice not in PROXIES:
+        raise HubConfigError(f"PROXY must be python or node, not {choice!r}")
+    if choice == "python":
+        return [str(Path(sys.executable).with_name("configurable-http-proxy"))]
+    command = BASE_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
+    if not command.exists():
+        raise HubConfigError(f"PROXY=node but {command} is missing; install it with: npm ci (in {BASE_DIR})")
+    return [str(command)]
+
+
+def apply_config(c, env: Env | None = None) -> None:
+    env = env or Env()
+    try:
+        _apply(c, env)
+    except EnvError as exc:
+        raise HubConfigError(str(exc)) from None
+
+
+def _apply(c, env: Env) -> None:
+    topo = topology.from_env(env)
+    state = var_dir() / "hub"
+    generate = profile(env) != "prod"
+    prefix = topology.HUB_PREFIX
+    bin_dir = Path(sys.executable).parent
+
+    # --- the hub and the one public origin ---
+    # bind_url alone: its path is the hub's base URL. Setting base_url too makes JupyterHub ignore
+    # bind_url and listen on every interface at its default port.
+    c.JupyterHub.bind_url = f"http://{topo.bind_ip}:{topo.port}{prefix}"
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{topo.hub_port}"
+    # The hub answers only under /jupyter/; everything else goes to the portal.
+    c.JupyterHub.hub_routespec = prefix
+    c.Proxy.extra_routes = {"/": topo.portal_internal_url}
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    c.JupyterHub.cleanup_servers = True
+
+    # --- proxy ---
+    c.ConfigurableHTTPProxy.command = proxy_command(env)
+    c.ConfigurableHTTPProxy.api_url = topo.proxy_api_url
+    c.ConfigurableHTTPProxy.auth_token = env.secret("CONFIGPROXY_AUTH_TOKEN", generate=generate)
+    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+    c.ConfigurableHTTPProxy.should_start = True
+
+    # --- login through the portal ---
+    c.JupyterHub.authenticator_class = "hubconfig.authenticator.PortalOAuthenticator"
+    auth = c.PortalOAuthenticator
+    auth.client_id = topo.hub_client_id
+    auth.client_secret = env.secret("HUB_CLIENT_SECRET", generate=generate)
+    auth.authorize_url = f"{topo.public_url}/o/authorize/"  # the browser goes here
+    auth.token_url = f"{topo.portal_internal_url}/o/token/"  # the hub calls these on loopback
+    auth.userdata_url = f"{topo.portal_internal_url}/o/userinfo/"
+    auth.oauth_callback_url = topo.hub_callback_url
+    auth.scope = ["openid", "profile", "email"]
+    auth.username_claim = "preferred_username"
+    auth.enable_pkce = True
+    auth.allow_all = True  # every active portal account; inactive ones cannot get a token
+    auth.manage_groups = True
+    auth.auth_state_groups_key = "oauth_user.groups"
+    auth.enable_auth_state = True
+    auth.auth_refresh_age = env.int("HUB_AUTH_REFRESH_SECONDS", 60)
+    auth.refresh_pre_spawn = True
+    auth.auto_login = True
+    auth.login_service = "CFPS"
+    auth.logout_redirect_url = f"{topo.public_url}/accounts/logout/"
+
+    # --- services: the portal (stops servers of deactivated users) and the idle culler ---
+    services = [{"name": "portal", "api_token": env.secret("HUB_API_TOKEN", generate=generate)}]
+    roles = [{"name": "portal", "scopes": ["servers", "read:users:name"], "services": ["portal"]}]
+    idle_timeout = env.int("HUB_IDLE_TIMEOUT_SECONDS", 3600)
+    if idle_timeout > 0:
+        services.append(
+            {
+                "name": "idle-culler",
+                "command": [
+                    sys.executable,
+                    "-m",
+                    "jupyterhub_idle_culler",
+                    f"--timeout={idle_timeout}",
+                    f"--cull-every={env.int('HUB_CULL_EVERY_SECONDS', max(min(idle_timeout // 2, 300), 10))}",
+                ],
+            }
+        )
+        roles.append(
+            {
+                "name": "idle-culler",
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": ["idle-culler"],
+            }
+        )
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles
+
+    # --- limits ---
+    c.JupyterHub.active_server_limit = env.int("HUB_ACTIVE_SERVER_LIMIT", 0)
+    c.JupyterHub.concurrent_spawn_limit = env.int("HUB_CONCURRENT_SPAWN_LIMIT", 20)
+
+    # --- spawner ---
+    spawner = env.get("SPAWNER", "local").lower()
+    if spawner not in SPAWNERS:
+        raise HubConfigError(f"SPAWNER must be one of {sorted(SPAWNERS)}, not {spawner!r}")
+    if spawner == "local":
+        if profile(env) == "prod":
+            raise HubConfigError("SPAWNER=local gives users no isolation and is refused in APP_PROFILE=prod")
+        c.JupyterHub.spawner_class = "hubconfig.spawners.LocalHomeSpawner"
+        c.LocalHomeSpawner.home_dir_template = str(var_dir() / "users" / "{username}")
+        c.LocalHomeSpawner.shared_root = str(var_dir() / "shared")
+        singleuser = shutil.which("jupyterhub-singleuser", path=str(bin_dir)) or str(bin_dir / "jupyterhub-singleuser")
+        c.LocalHomeSpawner.cmd = [singleuser]
+    c.Spawner.default_url = "/lab"
+    c.Spawner.start_timeout = env.int("HUB_SPAWN_TIMEOUT_SECONDS", 120)
+    c.Spawner.http_timeout = env.int("HUB_SPAWN_TIMEOUT_SECONDS", 120)
