@@ -78,8 +78,19 @@ def test_dev_profile_starts_with_nothing_configured(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.fixture(scope="module")
+def oidc_key_file(tmp_path_factory):
+    from portal.keys import new_rsa_private_key_pem
+
+    path = tmp_path_factory.mktemp("keys") / "oidc.pem"
+    path.write_text(new_rsa_private_key_pem())
+    return str(path)
+
+
 PROD_OK = {
     "APP_PROFILE": "prod",
+    "HUB_CLIENT_SECRET": "hub-client-secret-for-tests-only-0123456789abcdefghijklmnopqrstuv",
+    "HUB_API_TOKEN": "hub-api-token-for-tests-only-0123456789abcdefghijklmnopqrstuvwxyz",
     "SECRET_KEY": "k9R2vX7mQ4tL8pZ1wN6cY3bH5jF0sD2aG7eU4iO9rT1yP6lK3xM8nB5vC0zQ",
     "DATABASE_URL": "mysql://portal:secret@127.0.0.1:3306/cfps_portal",  # `check` does not connect
     "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -87,9 +98,20 @@ PROD_OK = {
 }
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "APP_DOMAIN_NAME"])
-def test_prod_refuses_to_start_without_its_settings_in_one_line(missing):
-    env = {**PROD_OK, missing: ""}
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "APP_DOMAIN_NAME",
+        "HUB_CLIENT_SECRET",
+        "HUB_API_TOKEN",
+        "OIDC_RSA_PRIVATE_KEY_FILE",
+    ],
+)
+def test_prod_refuses_to_start_without_its_settings_in_one_line(missing, oidc_key_file):
+    env = {**PROD_OK, "OIDC_RSA_PRIVATE_KEY_FILE": oidc_key_file, missing: ""}
     result = manage("check", **env)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
@@ -98,8 +120,8 @@ def test_prod_refuses_to_start_without_its_settings_in_one_line(missing):
 
 
 @pytest.mark.parametrize("key", ["change-me", "x" * 60, "short"])
-def test_prod_refuses_a_placeholder_secret_key(key):
-    result = manage("check", **{**PROD_OK, "SECRET_KEY": key})
+def test_prod_refuses_a_placeholder_secret_key(key, oidc_key_file):
+    result = manage("check", **{**PROD_OK, "OIDC_RSA_PRIVATE_KEY_FILE": oidc_key_file, "SECRET_KEY": key})
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr and "Traceback" not in result.stderr
 
@@ -119,7 +141,15 @@ def test_malformed_values_are_refused_in_one_line(key, value):
     assert key in result.stderr and "Traceback" not in result.stderr
 
 
-def test_prod_deploy_check_is_clean():
-    result = manage("check", "--deploy", "--fail-level", "WARNING", **PROD_OK)
+def test_prod_reports_every_missing_setting_at_once():
+    result = manage("check", APP_PROFILE="prod")
+    line = result.stderr.strip()
+    for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "HUB_CLIENT_SECRET", "OIDC_RSA_PRIVATE_KEY_FILE"):
+        assert key in line
+    assert "\n" not in line
+
+
+def test_prod_deploy_check_is_clean(oidc_key_file):
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PROD_OK, OIDC_RSA_PRIVATE_KEY_FILE=oidc_key_file)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
