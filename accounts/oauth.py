@@ -27,6 +27,11 @@ class PortalOAuth2Validator(OAuth2Validator):
             "is_staff": bool(user.is_staff),
         }
 
+    def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs):
+        # Exactly one of the registered strings. DOT also accepts any port on a loopback host (RFC 8252's
+        # rule for native apps); on a shared server another local process could listen on such a port.
+        return redirect_uri in request.client.redirect_uris.split()
+
     def validate_bearer_token(self, token, scopes, request):
         valid = super().validate_bearer_token(token, scopes, request)
         return valid and bool(getattr(request.user, "is_active", False))

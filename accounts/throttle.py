@@ -2,8 +2,10 @@
 
 Rules:
 - Only POSTs count; reading a form is free.
-- The client is identified by `client_ip()`: `X-Real-IP` when the direct peer is one of TRUSTED_PROXIES
-  (our own reverse proxy), else the peer address itself. Anyone else could forge the header.
+- The client is identified by `client_ip()`. Headers are believed only when the direct peer is one of
+  TRUSTED_PROXIES (our own proxies on this machine); anyone else could forge them. Then: the right-most
+  `X-Forwarded-For` entry that is not a trusted proxy (each proxy appends the peer it saw, so that entry
+  was written by our own proxy and cannot be forged), else `X-Real-IP` (set by Nginx), else the peer.
 - A limited request gets HTTP 429 with a page saying when to try again and a matching Retry-After header,
   not django-ratelimit's default 403.
 """
@@ -19,15 +21,24 @@ from django_ratelimit.core import get_usage
 from accounts import usernames
 
 
+def _ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
 def client_ip(request) -> str:
     peer = request.META.get("REMOTE_ADDR", "")
-    if peer in settings.TRUSTED_PROXIES:
-        forwarded = request.META.get("HTTP_X_REAL_IP", "").strip()
-        try:
-            return str(ipaddress.ip_address(forwarded))
-        except ValueError:
-            pass
-    return peer
+    if peer not in settings.TRUSTED_PROXIES:
+        return peer
+    for hop in reversed(request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")):
+        address = _ip(hop)
+        if address and address not in settings.TRUSTED_PROXIES:
+            return address
+        if hop.strip() and not address:
+            break  # garbage in the chain: stop believing it
+    return _ip(request.META.get("HTTP_X_REAL_IP", "")) or peer
 
 
 def ip_key(group, request):

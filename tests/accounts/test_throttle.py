@@ -72,16 +72,23 @@ def test_signup_limit_counts_each_forwarded_client_separately(client, signup_dat
 
 
 @pytest.mark.parametrize(
-    ("peer", "header", "expected"),
+    ("peer", "real_ip", "forwarded_for", "expected"),
     [
-        ("127.0.0.1", "203.0.113.9", "203.0.113.9"),  # our proxy on loopback: believe it
-        ("::1", "2001:db8::1", "2001:db8::1"),
-        ("127.0.0.1", "", "127.0.0.1"),  # no header
-        ("127.0.0.1", "not-an-ip", "127.0.0.1"),  # garbage header
-        ("198.51.100.7", "203.0.113.9", "198.51.100.7"),  # untrusted peer: header is ignored
+        ("127.0.0.1", "203.0.113.9", "", "203.0.113.9"),  # Nginx on loopback: believe X-Real-IP
+        ("::1", "2001:db8::1", "", "2001:db8::1"),
+        ("127.0.0.1", "", "", "127.0.0.1"),  # no header
+        ("127.0.0.1", "not-an-ip", "", "127.0.0.1"),  # garbage header
+        ("198.51.100.7", "203.0.113.9", "203.0.113.8", "198.51.100.7"),  # untrusted peer: headers ignored
+        ("127.0.0.1", "", ",203.0.113.5", "203.0.113.5"),  # JupyterHub's proxy appended the client
+        ("127.0.0.1", "", "6.6.6.6, 203.0.113.5", "203.0.113.5"),  # a forged first entry is skipped
+        ("127.0.0.1", "203.0.113.5", "203.0.113.5, 127.0.0.1", "203.0.113.5"),  # Nginx then the proxy
+        ("127.0.0.1", "6.6.6.6", "203.0.113.5", "203.0.113.5"),  # X-Forwarded-For wins over X-Real-IP
+        ("127.0.0.1", "", "garbage, 127.0.0.1", "127.0.0.1"),  # unparsable chain: fall back to the peer
     ],
 )
-def test_client_ip_trusts_x_real_ip_only_from_trusted_proxies(settings, peer, header, expected):
+def test_client_ip_believes_forwarding_headers_only_from_trusted_proxies(
+    settings, peer, real_ip, forwarded_for, expected
+):
     settings.TRUSTED_PROXIES = {"127.0.0.1", "::1"}
-    request = RequestFactory().get("/", REMOTE_ADDR=peer, HTTP_X_REAL_IP=header)
+    request = RequestFactory().get("/", REMOTE_ADDR=peer, HTTP_X_REAL_IP=real_ip, HTTP_X_FORWARDED_FOR=forwarded_for)
     assert client_ip(request) == expected

@@ -44,8 +44,9 @@ class Command(BaseCommand):
             return
         for field, value in wanted.items():
             setattr(app, field, value)
-        app.client_secret = settings.HUB_CLIENT_SECRET  # hashed on save (CLIENT_SECRET_HASHER)
-        app.hash_client_secret = True
+        if "client_secret" in changes:
+            app.client_secret = settings.HUB_CLIENT_SECRET  # hashed on save (CLIENT_SECRET_HASHER)
+            app.hash_client_secret = True
         try:
             app.full_clean()
         except ValidationError as exc:

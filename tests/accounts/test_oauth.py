@@ -1,0 +1,292 @@
+"""The portal as OAuth2/OIDC provider, in-process: PKCE rules, claims, consent, token rotation, revocation
+on deactivation, and what a login costs. tests/e2e repeats the core of it through the real hub."""
+
+import base64
+import hashlib
+import json
+import secrets
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.urls import reverse
+from jwcrypto import jwk, jwt
+from oauth2_provider.models import get_access_token_model, get_application_model, get_refresh_token_model
+
+from tests.conftest import PASSWORD
+
+User = get_user_model()
+Application = get_application_model()
+AccessToken = get_access_token_model()
+RefreshToken = get_refresh_token_model()
+AUTHORIZE = reverse("oauth2_provider:authorize")
+TOKEN = reverse("oauth2_provider:token")
+USERINFO = reverse("oauth2_provider:user-info")
+
+
+def pkce_pair():
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+@pytest.fixture
+def hub_app(db):
+    call_command("ensure_hub_client", verbosity=0)
+    return Application.objects.get(client_id=settings.HUB_CLIENT_ID)
+
+
+def authorize_params(challenge, **overrides):
+    params = {
+        "response_type": "code",
+        "client_id": settings.HUB_CLIENT_ID,
+        "redirect_uri": settings.TOPOLOGY.hub_callback_url,
+        "scope": "openid profile email",
+        "state": "s1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    params.update(overrides)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def get_code(client, challenge, **overrides):
+    response = client.get(AUTHORIZE, authorize_params(challenge, **overrides))
+    assert response.status_code == HTTPStatus.FOUND, response.content[:500]
+    query = parse_qs(urlsplit(response["Location"]).query)
+    assert "code" in query, response["Location"]
+    return query["code"][0]
+
+
+def exchange(client, code, verifier, secret=None, redirect_uri=None):
+    return client.post(
+        TOKEN,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri or settings.TOPOLOGY.hub_callback_url,
+            "client_id": settings.HUB_CLIENT_ID,
+            "client_secret": secret or settings.HUB_CLIENT_SECRET,
+            "code_verifier": verifier,
+        },
+    )
+
+
+def full_login(client, user_password=PASSWORD, username="student9"):
+    """Log in on the portal, authorize the hub, exchange the code: everything one student login does."""
+    assert client.post(reverse("login"), {"username": username, "password": user_password}).status_code == 302
+    verifier, challenge = pkce_pair()
+    response = exchange(client, get_code(client, challenge), verifier)
+    assert response.status_code == HTTPStatus.OK, response.content
+    return response.json()
+
+
+def test_hub_client_skips_consent_and_gets_a_code_with_issuer(client, student, hub_app):
+    client.force_login(student)
+    _, challenge = pkce_pair()
+    response = client.get(AUTHORIZE, authorize_params(challenge))
+    location = urlsplit(response["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == settings.TOPOLOGY.hub_callback_url
+    query = parse_qs(location.query)
+    assert query["state"] == ["s1"] and query["iss"] == [f"{settings.PUBLIC_URL}/o"]
+
+
+def test_anonymous_authorize_goes_to_the_portal_login(client, hub_app):
+    _, challenge = pkce_pair()
+    response = client.get(AUTHORIZE, authorize_params(challenge))
+    assert response.status_code == HTTPStatus.FOUND
+    assert response["Location"].startswith(reverse("login") + "?next=")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge_method": "S512"}, "invalid_request"),
+        ({"response_type": "token"}, "unauthorized_client"),
+    ],
+    ids=["no pkce", "no method", "plain", "unknown method", "implicit grant"],
+)
+def test_authorize_without_s256_pkce_is_refused(client, student, hub_app, overrides, error):
+    client.force_login(student)
+    _, challenge = pkce_pair()
+    response = client.get(AUTHORIZE, authorize_params(challenge, **overrides))
+    location = response.get("Location", "")
+    assert "code=" not in location
+    assert error in location or error in response.text
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://evil.example/jupyter/hub/oauth_callback",
+        "http://127.0.0.1:8000/jupyter/hub/oauth_callback/extra",
+        "http://127.0.0.1:8001/jupyter/hub/oauth_callback",
+        "http://127.0.0.1:8000/jupyter/hub/oauth_callback?x=1",
+        "http://127.0.0.1:8000/jupyter/hub/OAUTH_CALLBACK",
+    ],
+)
+def test_redirect_uri_must_match_exactly_and_is_never_followed_otherwise(client, student, hub_app, redirect_uri):
+    client.force_login(student)
+    _, challenge = pkce_pair()
+    response = client.get(AUTHORIZE, authorize_params(challenge, redirect_uri=redirect_uri))
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert "Location" not in response
+
+
+def test_code_is_single_use_and_needs_the_right_verifier(client, student, hub_app):
+    client.force_login(student)
+    verifier, challenge = pkce_pair()
+    code = get_code(client, challenge)
+    assert exchange(client, code, "x" * 50).status_code == HTTPStatus.BAD_REQUEST  # wrong verifier
+    code = get_code(client, challenge)
+    assert exchange(client, code, verifier).status_code == HTTPStatus.OK
+    replay = exchange(client, code, verifier)
+    assert replay.status_code == HTTPStatus.BAD_REQUEST
+    assert replay.json()["error"] == "invalid_grant"
+
+
+def test_wrong_client_secret_is_refused(client, student, hub_app):
+    client.force_login(student)
+    verifier, challenge = pkce_pair()
+    response = exchange(client, get_code(client, challenge), verifier, secret="not-the-secret")
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_userinfo_and_id_token_carry_our_claims(client, hub_app):
+    user = User.objects.create_user(username="MeiLing", password=PASSWORD, email="ml@example.edu.cn", first_name="美玲")
+    user.groups.add(Group.objects.create(name="team-income"), Group.objects.create(name="class-a"))
+    tokens = full_login(client, username="meiling")
+    info = client.get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").json()
+    expected = {
+        "sub": str(user.pk),
+        "preferred_username": "meiling",
+        "name": "美玲",
+        "email": "ml@example.edu.cn",
+        "groups": ["class-a", "team-income"],
+        "is_staff": False,
+    }
+    assert {k: info.get(k) for k in expected} == expected
+    keys = client.get(reverse("oauth2_provider:jwks-info")).json()
+    id_token = jwt.JWT(jwt=tokens["id_token"], key=jwk.JWKSet.from_json(json.dumps(keys)), expected_type="JWS")
+    claims = json.loads(id_token.claims)
+    assert claims["iss"] == f"{settings.PUBLIC_URL}/o" and claims["aud"] == settings.HUB_CLIENT_ID
+    assert claims["preferred_username"] == "meiling" and claims["groups"] == ["class-a", "team-income"]
+
+
+def test_staff_marker_claim(client, hub_app):
+    User.objects.create_user(username="teacher-li", password=PASSWORD, is_staff=True)
+    tokens = full_login(client, username="teacher-li")
+    assert client.get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").json()["is_staff"] is True
+
+
+def test_discovery_offers_only_s256_and_the_public_issuer(client, hub_app):
+    doc = client.get("/o/.well-known/openid-configuration").json()
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["issuer"] == f"{settings.PUBLIC_URL}/o"
+
+
+def test_refresh_tokens_rotate_and_a_replayed_one_revokes_the_family(client, student, hub_app):
+    tokens = full_login(client)
+
+    def refresh(token):
+        return client.post(
+            TOKEN,
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": token,
+                "client_id": settings.HUB_CLIENT_ID,
+                "client_secret": settings.HUB_CLIENT_SECRET,
+            },
+        )
+
+    rotated = refresh(tokens["refresh_token"])
+    assert rotated.status_code == HTTPStatus.OK
+    assert rotated.json()["refresh_token"] != tokens["refresh_token"]
+    assert refresh(tokens["refresh_token"]).status_code == HTTPStatus.BAD_REQUEST  # replay of the old one
+    newest = rotated.json()["access_token"]
+    assert client.get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {newest}").status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_deactivating_a_user_revokes_their_tokens(client, student, hub_app):
+    tokens = full_login(client)
+    assert AccessToken.objects.filter(user=student).exists()
+    student.is_active = False
+    student.save()
+    assert not AccessToken.objects.filter(user=student).exists()
+    assert not RefreshToken.objects.filter(user=student, revoked__isnull=True).exists()
+    assert client.get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").status_code == 401
+
+
+def test_inactive_users_token_is_refused_even_if_it_was_not_revoked(client, student, hub_app):
+    tokens = full_login(client)
+    User.objects.filter(pk=student.pk).update(is_active=False)  # bypasses save(), so nothing was revoked
+    assert client.get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").status_code == 401
+
+
+def test_other_clients_get_our_consent_page(client, student):
+    Application.objects.create(
+        name="Course dashboard",
+        client_id="dashboard",
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris="https://dashboard.example.edu.cn/callback",
+        skip_authorization=False,
+    )
+    client.force_login(student)
+    _, challenge = pkce_pair()
+    params = authorize_params(
+        challenge, client_id="dashboard", redirect_uri="https://dashboard.example.edu.cn/callback", scope="openid"
+    )
+    page = client.get(AUTHORIZE, params)
+    assert page.status_code == HTTPStatus.OK
+    assert "Course dashboard" in page.text and 'name="allow"' in page.text
+    assert '<html lang="zh-hans">' in page.text
+
+
+class CountingPBKDF2Hasher(PBKDF2PasswordHasher):
+    """The real PBKDF2 hasher, counting how often it runs (every PBKDF2 computation, including the
+    one inside verify(), goes through encode())."""
+
+    calls = 0
+
+    def encode(self, password, salt, iterations=None):
+        type(self).calls += 1
+        return super().encode(password, salt, iterations)
+
+
+def test_a_full_login_costs_exactly_one_slow_password_hash(client, hub_app, settings):
+    settings.PASSWORD_HASHERS = [
+        "tests.accounts.test_oauth.CountingPBKDF2Hasher",
+        "accounts.hashers.ClientSecretHasher",
+    ]
+    User.objects.create_user(username="counted", password=PASSWORD)
+    assert hub_app.client_secret.startswith("cfps_client_sha256$")  # stored hashed, not in clear
+    CountingPBKDF2Hasher.calls = 0
+    full_login(client, username="counted")
+    assert CountingPBKDF2Hasher.calls == 1  # the student's password; the client secret used SHA-256
+
+
+def test_ensure_hub_client_is_idempotent_and_follows_env(hub_app, settings):
+    from io import StringIO
+
+    out = StringIO()
+    call_command("ensure_hub_client", stdout=out)
+    assert "up to date" in out.getvalue()
+    before = Application.objects.get(pk=hub_app.pk).client_secret
+    settings.TOPOLOGY = settings.TOPOLOGY.__class__(
+        **{**settings.TOPOLOGY.__dict__, "public_url": "https://hub.example.edu.cn"}
+    )
+    out = StringIO()
+    call_command("ensure_hub_client", stdout=out)
+    app = Application.objects.get(pk=hub_app.pk)
+    assert "updated" in out.getvalue() and app.redirect_uris == "https://hub.example.edu.cn/jupyter/hub/oauth_callback"
+    assert Application.objects.count() == 1 and app.skip_authorization
+    assert app.client_secret == before  # secret unchanged, so not rehashed

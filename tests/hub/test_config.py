@@ -1,0 +1,173 @@
+"""hubconfig.apply_config against a plain traitlets Config: what the hub is told, without starting it.
+(tests/e2e starts the real hub with the same function.)"""
+
+import copy
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from hubconfig.config import HubConfigError, apply_config, process_environment
+from portal import topology
+from portal.envfile import BASE_DIR, Env
+
+
+@pytest.fixture(autouse=True)
+def _private_var_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CFPS_VAR_DIR", str(tmp_path / "var"))
+
+
+def configured(**values) -> Config:
+    c = Config()
+    apply_config(c, Env(values))
+    return c
+
+
+def test_defaults_put_everything_on_one_origin():
+    c = configured()
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000/jupyter/"
+    assert "base_url" not in c.JupyterHub  # would make JupyterHub ignore bind_url and listen everywhere
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
+    assert c.JupyterHub.hub_routespec == "/jupyter/"
+    assert c.Proxy.extra_routes == {"/": "http://127.0.0.1:8010"}
+    assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:8001"
+
+
+def test_applying_twice_gives_the_same_config():
+    env = Env({"PORT": "9000", "HUB_IDLE_TIMEOUT_SECONDS": "600"})
+    once, twice = Config(), Config()
+    apply_config(once, env)
+    apply_config(twice, env)
+    apply_config(twice, env)
+    assert once == twice
+    snapshot = copy.deepcopy(twice)
+    apply_config(twice, env)
+    assert twice == snapshot
+
+
+def test_oauth_urls_browser_facing_authorize_and_server_side_token_and_userinfo():
+    auth = configured(PORT="8123", PORTAL_PORT="8133").PortalOAuthenticator
+    assert auth.authorize_url == "http://127.0.0.1:8123/o/authorize/"
+    assert auth.token_url == "http://127.0.0.1:8133/o/token/"
+    assert auth.userdata_url == "http://127.0.0.1:8133/o/userinfo/"
+    assert auth.oauth_callback_url == "http://127.0.0.1:8123/jupyter/hub/oauth_callback"
+    assert auth.logout_redirect_url == "http://127.0.0.1:8123/accounts/logout/"
+
+
+def test_public_url_follows_the_domain_in_prod():
+    topo = topology.from_env(Env({"APP_PROFILE": "prod", "APP_DOMAIN_NAME": "hub.example.edu.cn"}))
+    assert topo.hub_callback_url == "https://hub.example.edu.cn/jupyter/hub/oauth_callback"
+
+
+def test_browser_facing_urls_follow_public_url():
+    auth = configured(PUBLIC_URL="https://hub.example.edu.cn/").PortalOAuthenticator
+    assert auth.authorize_url == "https://hub.example.edu.cn/o/authorize/"
+    assert auth.oauth_callback_url == "https://hub.example.edu.cn/jupyter/hub/oauth_callback"
+    assert auth.token_url == "http://127.0.0.1:8010/o/token/"  # the hub still calls the portal on loopback
+
+
+def test_login_rules():
+    auth = configured().PortalOAuthenticator
+    assert auth.username_claim == "preferred_username"
+    assert auth.scope == ["openid", "profile", "email"]
+    assert auth.allow_all is True and auth.enable_pkce is True
+    assert auth.manage_groups is True and auth.auth_state_groups_key == "oauth_user.groups"
+    assert auth.enable_auth_state is True and auth.refresh_pre_spawn is True
+    assert auth.auth_refresh_age == 60
+    assert configured().JupyterHub.authenticator_class == "hubconfig.authenticator.PortalOAuthenticator"
+
+
+def test_client_secret_is_shared_with_the_portal_without_typing_it_twice(settings):
+    # settings.HUB_CLIENT_SECRET came from the same Env.secret() at portal start-up (repo var/ or .env);
+    # here both sides read a fresh var dir, so they must agree with each other.
+    env = Env({})
+    secret = env.secret("HUB_CLIENT_SECRET")
+    assert configured().PortalOAuthenticator.client_secret == secret
+    assert len(secret) >= 40
+
+
+def test_auth_refresh_age_and_limits_from_env():
+    c = configured(HUB_AUTH_REFRESH_SECONDS="15", HUB_ACTIVE_SERVER_LIMIT="150", HUB_CONCURRENT_SPAWN_LIMIT="8")
+    assert c.PortalOAuthenticator.auth_refresh_age == 15
+    assert (c.JupyterHub.active_server_limit, c.JupyterHub.concurrent_spawn_limit) == (150, 8)
+
+
+def test_idle_culler_runs_as_a_service_with_a_narrow_role():
+    c = configured(HUB_IDLE_TIMEOUT_SECONDS="1800")
+    culler = next(s for s in c.JupyterHub.services if s["name"] == "idle-culler")
+    assert "--timeout=1800" in culler["command"]
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler")
+    assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
+
+
+def test_idle_timeout_zero_turns_the_culler_off():
+    c = configured(HUB_IDLE_TIMEOUT_SECONDS="0")
+    assert [s["name"] for s in c.JupyterHub.services] == ["portal"]
+
+
+def test_portal_service_may_only_stop_servers():
+    c = configured()
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "portal")
+    assert role["services"] == ["portal"]
+    assert not any(scope.startswith("admin") for scope in role["scopes"])
+
+
+@pytest.mark.parametrize(
+    ("profile", "proxy", "command_end"),
+    [("dev", "", "configurable-http-proxy"), ("dev", "python", "configurable-http-proxy")],
+)
+def test_python_proxy_is_the_embedded_default(profile, proxy, command_end):
+    command = configured(APP_PROFILE=profile, PROXY=proxy).ConfigurableHTTPProxy.command
+    assert Path(command[0]).parent.name == "bin" and command[0].endswith(command_end)
+    assert "node_modules" not in command[0]
+
+
+def test_node_proxy_comes_from_the_project_not_a_global_install():
+    node = BASE_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
+    if node.exists():
+        assert configured(PROXY="node").ConfigurableHTTPProxy.command == [str(node)]
+    else:
+        with pytest.raises(HubConfigError, match="npm ci"):
+            configured(PROXY="node")
+
+
+def test_unknown_proxy_is_refused_in_one_line():
+    with pytest.raises(HubConfigError, match="PROXY must be python or node"):
+        configured(PROXY="nginx")
+
+
+def test_local_spawner_homes_live_under_var(tmp_path):
+    c = configured()
+    assert c.JupyterHub.spawner_class == "hubconfig.spawners.LocalHomeSpawner"
+    assert c.LocalHomeSpawner.home_dir_template == str(tmp_path / "var" / "users" / "{username}")
+    assert c.Spawner.default_url == "/lab"
+
+
+PROD_SECRETS = {
+    "HUB_CLIENT_SECRET": "x" * 64,
+    "HUB_API_TOKEN": "y" * 64,
+    "CONFIGPROXY_AUTH_TOKEN": "z" * 64,
+    "JUPYTERHUB_CRYPT_KEY": "ab" * 32,
+    "PROXY": "python",
+    "SPAWNER": "local",
+}
+
+
+def test_prod_refuses_the_local_spawner():
+    with pytest.raises(HubConfigError, match="isolation"):
+        configured(APP_PROFILE="prod", **PROD_SECRETS)
+
+
+@pytest.mark.parametrize("missing", ["HUB_CLIENT_SECRET", "HUB_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN"])
+def test_prod_never_generates_secrets(missing):
+    values = {**PROD_SECRETS, "APP_PROFILE": "prod", missing: ""}
+    with pytest.raises(HubConfigError, match=missing):
+        configured(**values)
+
+
+def test_crypt_key_is_generated_once_and_kept(tmp_path):
+    first = process_environment(Env({}))["JUPYTERHUB_CRYPT_KEY"]
+    second = process_environment(Env({}))["JUPYTERHUB_CRYPT_KEY"]
+    assert first == second and len(bytes.fromhex(first)) == 32
+    key_file = tmp_path / "var" / "secrets" / "JUPYTERHUB_CRYPT_KEY"
+    assert key_file.stat().st_mode & 0o777 == 0o600
