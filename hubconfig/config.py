@@ -43,6 +43,13 @@ def process_environment(env: Env) -> dict[str, str]:
     return {"JUPYTERHUB_CRYPT_KEY": crypt_key(env)}
 
 
+def startup_warnings(env: Env) -> list[str]:
+    """Lines the hub prints to its log when it starts."""
+    from hubconfig.spawners import WARNING
+
+    return [f"WARNING: {WARNING}"] if env.get("SPAWNER", "local").lower() == "local" else []
+
+
 def proxy_command(env: Env) -> list[str]:
     choice = env.get("PROXY", "node" if profile(env) == "prod" else "python").lower()
     if choice not in PROXIES:

@@ -4,9 +4,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from hubconfig.config import apply_config, process_environment  # noqa: E402
+from hubconfig.config import apply_config, process_environment, startup_warnings  # noqa: E402
 from portal.envfile import Env  # noqa: E402
 
 env = Env()
 os.environ.update(process_environment(env))
 apply_config(c, env)  # noqa: F821  (`c` is provided by JupyterHub)
+for line in startup_warnings(env):
+    print(line, file=sys.stderr)

@@ -171,3 +171,9 @@ def test_crypt_key_is_generated_once_and_kept(tmp_path):
     assert first == second and len(bytes.fromhex(first)) == 32
     key_file = tmp_path / "var" / "secrets" / "JUPYTERHUB_CRYPT_KEY"
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_local_spawner_prints_a_no_isolation_warning():
+    from hubconfig.config import startup_warnings
+
+    assert any("isolation" in line for line in startup_warnings(Env({})))
