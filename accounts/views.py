@@ -49,14 +49,15 @@ class LogoutView(auth_views.LogoutView):
 
     JupyterHub's logout ends with a redirect (a GET) here, and should end the portal session too. A GET
     that logs out is normally a CSRF hole (any site could log you out with an <img>), so a GET logs out
-    only when the browser says the navigation started on this origin (`Sec-Fetch-Site: same-origin`,
-    sent by every current browser, kept across same-origin redirects). Anything else gets a one-button
-    confirmation page instead of Django's bare 405.
+    only when the browser says no other site started it: `Sec-Fetch-Site: same-origin` (a click in
+    JupyterLab, kept across same-origin redirects) or `none` (typed or bookmarked by the user). Anything
+    else, including old browsers without the header, gets a one-button confirmation page instead of
+    Django's bare 405.
     """
 
     http_method_names = ["get", "post", "options"]
 
     def get(self, request, *args, **kwargs):
-        if request.headers.get("Sec-Fetch-Site") == "same-origin":
+        if request.headers.get("Sec-Fetch-Site") in {"same-origin", "none"}:
             return self.post(request, *args, **kwargs)
         return render(request, "registration/logout_confirm.html", {"next": _safe_next(request)})

@@ -19,6 +19,7 @@ from portal import topology
 from portal.envfile import BASE_DIR, Env, EnvError, var_dir
 
 PROXIES = {"python", "node"}
+LAB_SETTINGS_DIR = Path(__file__).resolve().parent / "lab_settings"
 SPAWNERS = {"local"}
 
 
@@ -162,5 +163,8 @@ def _apply(c, env: Env) -> None:
         singleuser = shutil.which("jupyterhub-singleuser", path=str(bin_dir)) or str(bin_dir / "jupyterhub-singleuser")
         c.LocalHomeSpawner.cmd = [singleuser]
     c.Spawner.default_url = "/lab"
+    # JupyterLab defaults: Chinese UI (students can switch in Settings → Language) and no news or update
+    # checks fetched from outside, which campus networks may block.
+    c.Spawner.args = [f"--LabApp.app_settings_dir={LAB_SETTINGS_DIR}"]
     c.Spawner.start_timeout = env.int("HUB_SPAWN_TIMEOUT_SECONDS", 120)
     c.Spawner.http_timeout = env.int("HUB_SPAWN_TIMEOUT_SECONDS", 120)

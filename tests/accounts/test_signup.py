@@ -180,9 +180,20 @@ def test_logout_is_a_post_and_ends_the_session(client, student):
 
 
 @pytest.mark.django_db
-def test_logout_by_get_asks_for_confirmation_and_keeps_the_session(client, student):
+@pytest.mark.parametrize("fetch_site", ["same-origin", "none"], ids=["click on this origin", "typed by the user"])
+def test_logout_by_get_from_this_origin_or_the_user_logs_out(client, student, fetch_site):
     client.force_login(student)
-    response = client.get(reverse("logout"))
+    response = client.get(reverse("logout"), HTTP_SEC_FETCH_SITE=fetch_site)
+    assert response.status_code == HTTPStatus.FOUND
+    assert not client.get(reverse("home")).context["user"].is_authenticated
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fetch_site", [None, "cross-site", "same-site"])
+def test_logout_by_get_from_elsewhere_asks_for_confirmation_and_keeps_the_session(client, student, fetch_site):
+    client.force_login(student)
+    headers = {"HTTP_SEC_FETCH_SITE": fetch_site} if fetch_site else {}
+    response = client.get(reverse("logout"), **headers)
     assert response.status_code == HTTPStatus.OK
     assert 'method="post"' in response.text
     assert client.get(reverse("home")).context["user"] == student

@@ -177,3 +177,14 @@ def test_local_spawner_prints_a_no_isolation_warning():
     from hubconfig.config import startup_warnings
 
     assert any("isolation" in line for line in startup_warnings(Env({})))
+
+
+def test_jupyterlab_opens_in_chinese_without_fetching_news():
+    import json
+
+    from hubconfig.config import LAB_SETTINGS_DIR
+
+    assert configured().Spawner.args == [f"--LabApp.app_settings_dir={LAB_SETTINGS_DIR}"]
+    overrides = json.loads((LAB_SETTINGS_DIR / "overrides.json").read_text())
+    assert overrides["@jupyterlab/translation-extension:plugin"]["locale"] == "zh_CN"
+    assert overrides["@jupyterlab/apputils-extension:notification"] == {"checkForUpdates": False, "fetchNews": "false"}
