@@ -17,14 +17,14 @@ class PortalOAuth2Validator(OAuth2Validator):
         "is_staff": "profile",
     }
 
-    def get_additional_claims(self, request):
-        user = request.user
+    def get_additional_claims(self):
+        # Without a `request` argument DOT also lists these claims in the discovery document.
         return {
-            "preferred_username": user.username,
-            "name": user.get_full_name() or user.username,
-            "email": user.email,
-            "groups": sorted(user.groups.values_list("name", flat=True)),
-            "is_staff": bool(user.is_staff),
+            "preferred_username": lambda request: request.user.username,
+            "name": lambda request: request.user.get_full_name() or request.user.username,
+            "email": lambda request: request.user.email,
+            "groups": lambda request: sorted(request.user.groups.values_list("name", flat=True)),
+            "is_staff": lambda request: bool(request.user.is_staff),
         }
 
     def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs):

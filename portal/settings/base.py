@@ -28,7 +28,6 @@ def _rate(key: str, default: str) -> str:
 try:
     DATABASES = {"default": database_config(env.get("DATABASE_URL"))}
     DEBUG = env.bool("DEBUG", False)
-    PORT = env.int("PORT", 8000)
 except EnvError as exc:
     _fail(str(exc))
 

@@ -190,6 +190,7 @@ def test_staff_marker_claim(client, hub_app):
 def test_discovery_offers_only_s256_and_the_public_issuer(client, hub_app):
     doc = client.get("/o/.well-known/openid-configuration").json()
     assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert {"sub", "preferred_username", "groups", "is_staff", "email"} <= set(doc["claims_supported"])
     assert doc["issuer"] == f"{settings.PUBLIC_URL}/o"
 
 
