@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every check: ruff, missing migrations, translations, then pytest on SQLite and on MariaDB (with a real
 # browser for the browser tests). Arguments go to both pytest runs: ./test.sh -k invite
-# Installs what is missing and starts MariaDB if it is not running. Exits non-zero if any step fails.
+# Installs what is missing (also Node.js and node_modules/, so the end-to-end tests can run the hub behind
+# both proxies) and starts MariaDB if it is not running. Exits non-zero if any step fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 # shellcheck source=deploy/lib.sh
@@ -9,6 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 ensure_apt_packages "${BASE_PACKAGES[@]}" mariadb-server mariadb-client chromium fonts-noto-cjk
 ensure_venv
+ensure_node
+ensure_node_modules
 
 # Tests never read a developer's .env, nor a DATABASE_URL from the calling shell.
 export CFPS_ENV_FILE=/dev/null
@@ -62,7 +65,7 @@ step() {
 step "ruff check" ruff check .
 step "ruff format" ruff format --check .
 step "migrations are up to date" python manage.py makemigrations --check --dry-run
-step "compilemessages" python manage.py compilemessages --ignore=.venv
+step "compilemessages" python manage.py compilemessages --ignore=.venv --ignore=node_modules --ignore=var
 step "tests on SQLite" python -m pytest "$@"
 if [[ -n "$mariadb_url" ]]; then
     step "tests on MariaDB" env DATABASE_URL="$mariadb_url" python -m pytest "$@"

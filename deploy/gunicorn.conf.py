@@ -2,8 +2,12 @@
 
 Values come from the process environment first, then `.env` (through `portal.envfile`, which imports
 nothing from Django), then the defaults below:
-- BIND             the whole bind address; overrides PORT (e.g. `unix:/run/cfps/portal.sock`)
-- PORT             port on 127.0.0.1 (default 8000); only a local reverse proxy should reach it
+- BIND             the whole bind address; overrides PORTAL_PORT (e.g. `unix:/run/cfps/portal.sock`). The
+                   proxy still sends `/` to 127.0.0.1:PORTAL_PORT, so use it only when something else
+                   routes to the portal
+- PORTAL_PORT      port on 127.0.0.1 (default 8010). Not PORT: that one belongs to JupyterHub's proxy, which
+                   sends `/` here and `/jupyter/` to the hub (see portal/topology.py); only the proxy should
+                   reach gunicorn
 - GUNICORN_WORKERS processes (default 1)
 - GUNICORN_THREADS threads per process (default 8)
 """
@@ -20,7 +24,7 @@ from portal.envfile import Env  # noqa: E402
 _env = Env()
 
 chdir = str(BASE_DIR)
-bind = [_env.get("BIND") or f"127.0.0.1:{_env.int('PORT', 8000)}"]
+bind = [_env.get("BIND") or f"127.0.0.1:{_env.int('PORTAL_PORT', 8010)}"]
 
 # ONE process by default: the embedded default keeps rate-limit counts in the in-process cache
 # (LocMemCache), which is exact only when every request reaches the same process. Production with Redis

@@ -9,8 +9,9 @@
 # shellcheck disable=SC2034  # used by the scripts that source this file
 BASE_PACKAGES=(python3 python3-venv python3-dev build-essential pkg-config libmariadb-dev gettext)
 
-# pip: no nagging about its own version or about running as root (the venv is ours either way).
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+# pip: no nagging about its own version or about running as root (the venv is ours either way); npm: no
+# update notice either.
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore NPM_CONFIG_UPDATE_NOTIFIER=false
 
 _APT_UPDATED=""
 
@@ -85,6 +86,37 @@ ensure_venv() {
     export VIRTUAL_ENV PATH
 }
 
+# ensure_node: Node.js >= 18 and npm, for PROXY=node (JupyterHub's own configurable-http-proxy). Uses the
+# ones on PATH when both exist (NodeSource's nodejs, for one, bundles npm and conflicts with Debian's npm
+# package, so asking apt for npm there would remove it); otherwise installs Debian's nodejs and npm.
+ensure_node() {
+    local major
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        ensure_apt_packages nodejs npm
+    fi
+    command -v node >/dev/null 2>&1 || die "node not found; install Node.js 18 or newer"
+    command -v npm >/dev/null 2>&1 || die "npm not found; install npm"
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    if [[ ! "$major" =~ ^[0-9]+$ ]] || ((major < 18)); then
+        die "Node.js 18 or newer is needed for configurable-http-proxy, but node is $(node --version 2>/dev/null || echo unknown)"
+    fi
+}
+
+# ensure_node_modules: node_modules/ exactly as package-lock.json says (`npm ci`, never a global install).
+# npm runs only when package.json or package-lock.json changed since the last successful install (sha256
+# stamp inside node_modules/, which `npm ci` deletes and recreates) or the proxy is missing.
+ensure_node_modules() {
+    local stamp=node_modules/.package-lock.sha256 want have=""
+    [[ -f package.json && -f package-lock.json ]] || die "package.json or package-lock.json is missing"
+    want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+    [[ -f $stamp ]] && have=$(<"$stamp")
+    if [[ "$want" != "$have" || ! -x node_modules/.bin/configurable-http-proxy ]]; then
+        say "Installing Node.js packages from package-lock.json (npm ci)"
+        npm ci --no-audit --no-fund || die "npm ci failed (see above)"
+        printf '%s\n' "$want" >"$stamp"
+    fi
+}
+
 # ensure_env_file: create .env from .env.example with a fresh SECRET_KEY and one invite code. Never touches
 # an existing .env, nor anything when CFPS_ENV_FILE names another file.
 ensure_env_file() {
@@ -121,7 +153,7 @@ prepare_portal() {
     .venv/bin/python manage.py migrate --noinput
     if have_po_files; then
         say "Compiling translations"
-        .venv/bin/python manage.py compilemessages --ignore=.venv
+        .venv/bin/python manage.py compilemessages --ignore=.venv --ignore=node_modules --ignore=var
     fi
     say "Collecting static files"
     .venv/bin/python manage.py collectstatic --noinput -v0
