@@ -1,0 +1,231 @@
+"""The login loop between the portal (OAuth2/OIDC provider) and JupyterHub, against the real processes.
+
+Each test runs once per proxy (python and node, see conftest.py) and makes its own users.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.e2e import flows
+from tests.e2e.conftest import AUTH_REFRESH_SECONDS
+
+explain = flows.explain
+path_of = flows.path_of
+
+
+def paths(urls: list[str]) -> list[str]:
+    return [path_of(url) for url in urls]
+
+
+# --- 1. one login, through the portal, straight into a running JupyterLab ------------------------------
+def test_anonymous_visit_to_jupyter_logs_in_once_at_the_portal_and_lands_in_a_running_lab(stack, client):
+    username = flows.unique_username("loop")
+    with flows.new_client(stack) as other:  # the account exists, but this browser is not logged in anywhere
+        flows.signup(stack, other, username)
+
+    first = client.get("/jupyter/")
+    visited = flows.urls_of(first)
+    assert path_of(first.url) == "/accounts/login/" and first.status_code == 200, explain(
+        stack, f"anonymous /jupyter/ should end on the portal login page, ended at {first.status_code} {visited}"
+    )
+    authorize = [url for url in visited if path_of(url) == "/o/authorize/"]
+    assert len(authorize) == 1, explain(stack, f"expected one trip through /o/authorize/, got {visited}")
+    request = flows.query_of(authorize[0])
+    assert authorize[0].startswith(stack.url("/o/authorize/")), explain(
+        stack, f"the hub sent the browser to {authorize[0]}, not the public origin {stack.base_url}"
+    )
+    assert request.get("code_challenge_method") == "S256", explain(stack, f"no S256 PKCE in {authorize[0]}")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", request.get("code_challenge", "")), explain(
+        stack, f"code_challenge is not a base64url SHA-256 in {authorize[0]}"
+    )
+    assert request.get("client_id") == flows.HUB_CLIENT_ID, explain(stack, authorize[0])
+    assert request.get("redirect_uri") == flows.hub_callback_url(stack), explain(stack, authorize[0])
+    assert flows.query_of(first.url).get("next", "").startswith("/o/authorize/?"), explain(
+        stack, f"the login page does not lead back to the authorization request: {first.url}"
+    )
+
+    after_login = flows.portal_login(stack, client, username, page=first)
+    visited = flows.wait_for_lab(stack, client, username, after_login)
+    # visited[0] is the login form's own POST; nothing after it may be a login page again.
+    assert path_of(visited[0]) == "/accounts/login/", explain(stack, str(visited))
+    assert "/accounts/login/" not in paths(visited[1:]), explain(
+        stack, f"the portal asked for the password a second time: {visited}"
+    )
+    callbacks = [url for url in visited if path_of(url) == "/jupyter/hub/oauth_callback"]
+    assert callbacks and "code" in flows.query_of(callbacks[0]), explain(
+        stack, f"the browser never brought a code back to the hub: {visited}"
+    )
+    assert flows.query_of(callbacks[0]).get("iss") == stack.url("/o"), explain(
+        stack, f"the authorization response lacks the portal's issuer: {callbacks[0]}"
+    )
+    assert flows.query_of(callbacks[0]).get("state") == request["state"], explain(stack, callbacks[0])
+
+    status = client.get(f"/jupyter/user/{username}/api/status", headers={"Accept": "application/json"})
+    assert status.status_code == 200 and "started" in status.json(), explain(
+        stack, f"/jupyter/user/{username}/api/status gave {status.status_code} {status.url}: {status.text[:500]}"
+    )
+
+
+# --- 2. portal staff are hub admins, students are not --------------------------------------------------
+@pytest.mark.parametrize("staff", [True, False], ids=["staff", "student"])
+def test_hub_admin_rights_follow_the_portal_staff_flag(stack, client, staff):
+    username = flows.unique_username("staff" if staff else "nostaff")
+    flows.create_user(stack, username, staff=staff)
+    flows.hub_login(stack, client, username)
+
+    own = flows.hub_user_model(client)
+    assert own.status_code == 200, explain(stack, f"/jupyter/hub/api/user gave {own.status_code}: {own.text[:500]}")
+    assert own.json()["name"] == username, explain(stack, own.text[:500])
+    assert own.json()["admin"] is staff, explain(stack, f"is_staff={staff} but the hub says {own.text[:800]}")
+    assert ("admin" in own.json()["roles"]) is staff, explain(stack, f"roles: {own.json()['roles']}")
+
+    # The portal's own service token (scopes servers + read:users:name) can read the admin flag too.
+    as_portal = flows.hub_api(stack, f"/users/{username}")
+    assert as_portal.status_code == 200 and as_portal.json().get("admin") is staff, explain(
+        stack, f"GET /users/{username} as the portal service: {as_portal.status_code} {as_portal.text[:500]}"
+    )
+
+
+# --- 3. Django groups become hub groups ---------------------------------------------------------------
+def test_portal_groups_are_listed_on_the_hub_user(stack, client):
+    username = flows.unique_username("grp")
+    groups = ("class-2026a", f"team-{username[-6:]}")
+    flows.create_user(stack, username, groups=groups)
+    flows.hub_login(stack, client, username)
+
+    # The user's own session: the portal's service token lacks the read:users:groups scope.
+    own = flows.hub_user_model(client)
+    assert own.status_code == 200, explain(stack, f"/jupyter/hub/api/user gave {own.status_code}: {own.text[:500]}")
+    assert sorted(own.json()["groups"]) == sorted(groups), explain(
+        stack, f"portal groups {groups}, hub groups {own.json()['groups']}"
+    )
+    assert own.json()["admin"] is False, explain(stack, "a group member without is_staff must not be a hub admin")
+
+
+# --- 4. deactivation in the admin: server stopped, tokens gone, locked out ------------------------------
+def _server_is_gone(stack, username):
+    response = flows.hub_api(stack, f"/users/{username}")
+    return response.status_code == 200 and response.json().get("servers") == {}
+
+
+def test_deactivating_a_user_in_the_admin_stops_the_server_revokes_tokens_and_locks_them_out(stack, client):
+    username = flows.unique_username("leaver")
+    flows.signup(stack, client, username)
+    flows.wait_for_lab(stack, client, username, client.get("/jupyter/"))
+    running = flows.hub_api(stack, f"/users/{username}")
+    assert running.status_code == 200 and running.json()["servers"].get("", {}).get("ready"), explain(
+        stack, f"the server should be running before the deactivation: {running.text[:500]}"
+    )
+    before = flows.oauth_grants(stack, username)
+    assert before["access_tokens"] >= 1 and before["live_refresh_tokens"] >= 1, explain(
+        stack, f"the hub should hold tokens for {username} after logging in: {before}"
+    )
+    assert path_of(client.get("/jupyter/hub/home").url) == "/jupyter/hub/home", explain(
+        stack, "before the deactivation the hub home page must open with these cookies"
+    )
+
+    # A real staff member, in the real admin: the "Deactivate selected users" action on the user list.
+    staff_name = flows.unique_username("teacher")
+    flows.create_user(stack, staff_name, superuser=True)
+    with flows.new_client(stack) as staff:
+        flows.portal_login(stack, staff, staff_name)
+        changelist = staff.get("/admin/accounts/user/", params={"q": username})
+        assert changelist.status_code == 200, explain(stack, f"admin user list: {changelist.status_code}")
+        selected = re.findall(r'name="_selected_action" value="(\d+)"', changelist.text)
+        assert len(selected) == 1, explain(stack, f"searching the admin for {username} found {selected}")
+        done = flows.post_form(
+            stack,
+            staff,
+            changelist,
+            {"action": "deactivate_users", "_selected_action": selected, "index": "0", "select_across": "0"},
+        )
+    deactivated_at = time.monotonic()
+    assert "1 user deactivated." in done.text, explain(stack, f"the admin action did not confirm: {done.text[:2000]}")
+
+    assert flows.wait_until(lambda: _server_is_gone(stack, username), timeout=15), explain(
+        stack,
+        f"{username}'s server still runs 15 s after the deactivation: {flows.hub_api(stack, f'/users/{username}').text}",
+    )
+    after = flows.oauth_grants(stack, username)
+    assert after == {"access_tokens": 0, "live_refresh_tokens": 0, "grants": 0, "id_tokens": 0}, explain(
+        stack, f"OAuth tokens of the deactivated {username} survive: {after}"
+    )
+
+    # Within the hub's auth refresh age, the old hub cookies stop opening the hub: the hub asks the portal,
+    # the portal no longer knows the session, and the browser ends at the portal login.
+    def locked_out():
+        page = client.get("/jupyter/hub/home")
+        return page if path_of(page.url) == "/accounts/login/" else None
+
+    page = flows.wait_until(locked_out, timeout=AUTH_REFRESH_SECONDS + 10)
+    assert page is not None, explain(
+        stack,
+        f"{time.monotonic() - deactivated_at:.0f} s after the deactivation the old cookies "
+        f"still open {path_of(client.get('/jupyter/hub/home').url)}",
+    )
+    assert "/jupyter/hub/home" not in paths(flows.urls_of(page)[1:]), explain(stack, str(flows.urls_of(page)))
+    assert flows.logged_in_as(client.get("/").text) is None, explain(
+        stack, "the portal still shows the deactivated user as logged in"
+    )
+
+    refused = flows.portal_login(stack, client, username)
+    assert path_of(refused.url) == "/accounts/login/" and flows.logged_in_as(refused.text) is None, explain(
+        stack, f"the portal accepted the deactivated user's password: ended at {refused.url}"
+    )
+    assert 'class="errors form-errors"' in refused.text, explain(
+        stack, f"the login form shows no error for the deactivated user:\n{refused.text[:2000]}"
+    )
+
+
+# --- 6. logout ------------------------------------------------------------------------------------------
+def test_hub_logout_also_ends_the_portal_session(stack):
+    username = flows.unique_username("bye")
+    # A browser navigating on one origin sends this on every request, redirects included.
+    with flows.new_client(stack, **{"Sec-Fetch-Site": "same-origin"}) as client:
+        flows.signup(stack, client, username)
+        flows.hub_login(stack, client, username)
+        assert flows.logged_in_as(client.get("/").text) == username, explain(stack, "not logged in before logout")
+
+        out = client.get("/jupyter/hub/logout")
+        visited = flows.urls_of(out)
+        assert "/accounts/logout/" in paths(visited), explain(stack, f"hub logout never reached the portal: {visited}")
+        assert path_of(out.url) == "/" and out.status_code == 200, explain(stack, f"logout ended at {visited}")
+
+        home = client.get("/")
+        assert flows.logged_in_as(home.text) is None and username not in home.text, explain(
+            stack, f"the portal header still shows {flows.logged_in_as(home.text)!r} after the hub logout"
+        )
+        again = client.get("/jupyter/")
+        assert path_of(again.url) == "/accounts/login/", explain(
+            stack, f"after logout /jupyter/ should ask for the portal login, went {flows.urls_of(again)}"
+        )
+
+
+@pytest.mark.parametrize("fetch_site", ["cross-site", "same-site", None], ids=["cross-site", "same-site", "no-header"])
+def test_portal_logout_by_get_from_elsewhere_only_asks_for_confirmation(stack, client, student, fetch_site):
+    headers = {"Sec-Fetch-Site": fetch_site} if fetch_site else {}
+    page = client.get("/accounts/logout/", headers=headers)
+    assert page.status_code == 200 and path_of(page.url) == "/accounts/logout/", explain(
+        stack, f"GET /accounts/logout/ (Sec-Fetch-Site: {fetch_site}) gave {page.status_code} {flows.urls_of(page)}"
+    )
+    assert re.search(r'<form method="post" action="/accounts/logout/">', page.text), explain(
+        stack, f"no confirmation form:\n{page.text[:2000]}"
+    )
+    assert flows.logged_in_as(client.get("/").text) == student, explain(
+        stack, f"a GET with Sec-Fetch-Site: {fetch_site} logged {student} out"
+    )
+
+
+@pytest.mark.parametrize("fetch_site", ["same-origin", "none"], ids=["same-origin", "typed-url"])
+def test_portal_logout_by_get_logs_out_when_no_other_site_started_it(stack, client, student, fetch_site):
+    out = client.get("/accounts/logout/", headers={"Sec-Fetch-Site": fetch_site})
+    assert path_of(out.url) == "/" and flows.logged_in_as(out.text) is None, explain(
+        stack,
+        f"GET /accounts/logout/ (Sec-Fetch-Site: {fetch_site}) ended at {flows.urls_of(out)} "
+        f"showing {flows.logged_in_as(out.text)!r}",
+    )
+    assert flows.logged_in_as(client.get("/").text) is None, explain(stack, f"{student} is still logged in")
