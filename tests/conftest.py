@@ -9,9 +9,28 @@ from django.core.cache import cache
 PASSWORD = "Cfps-analysis-2026"
 
 
+LIVE_DIRS = ("e2e", "browser")  # tests that start their own portal/hub processes, each with its own SQLite
+
+
+def on_mariadb() -> bool:
+    return os.environ.get("DATABASE_URL", "").startswith(("mysql", "mariadb"))
+
+
 def pytest_report_header(config):
-    url = os.environ.get("DATABASE_URL", "")
-    return f"portal database: {'MariaDB/MySQL' if url.startswith(('mysql', 'mariadb')) else 'SQLite'}"
+    header = f"portal database: {'MariaDB/MySQL' if on_mariadb() else 'SQLite'}"
+    if on_mariadb():
+        header += f" (tests/{{{','.join(LIVE_DIRS)}}} run in the SQLite pass: their processes never use this database)"
+    return header
+
+
+def pytest_collection_modifyitems(config, items):
+    """The live tests' processes always use their own SQLite, so a MariaDB pass would only repeat them."""
+    if not on_mariadb():
+        return
+    live = [item for item in items if item.path.parent.name in LIVE_DIRS]
+    if live:
+        config.hook.pytest_deselected(items=live)
+        items[:] = [item for item in items if item not in live]
 
 
 @pytest.fixture(autouse=True)
