@@ -44,7 +44,7 @@ DJANGO_APPS = [
     "django.contrib.staticfiles",
 ]
 THIRD_PARTY_APPS = ["django_ratelimit", "oauth2_provider"]
-LOCAL_APPS = ["accounts"]
+LOCAL_APPS = ["accounts", "portal"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
