@@ -86,6 +86,37 @@ class PortalError(RuntimeError):
     pass
 
 
+def start_logged(cmd: list[str], cwd: Path, env: dict, log_path: Path, new_session: bool = False):
+    """Start `cmd` with its output appended to log_path; returns (process, open log file)."""
+    log_file = open(log_path, "ab")  # noqa: SIM115 - the caller closes it when it stops the process
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=new_session,
+    )  # fmt: skip
+    return proc, log_file
+
+
+def wait_until_ok(urls: list[str], proc: subprocess.Popen, log_path: Path, timeout: float, error=RuntimeError):
+    """Poll until every URL answers 200; raise `error` with the log's tail if proc dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    last = "no attempt yet"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise error(f"{proc.args[0]} exited with {proc.returncode} before answering; log tail:\n{_tail(log_path)}")
+        try:
+            for url in urls:
+                with _LOCAL_OPENER.open(url, timeout=2) as response:
+                    if response.status != 200:
+                        raise urllib.error.HTTPError(url, response.status, "not 200", response.headers, None)
+            return
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code} from {exc.filename}"
+        except OSError as exc:  # connection refused while the server boots
+            last = repr(exc)
+        time.sleep(0.2)
+    raise error(f"no 200 from {urls} within {timeout:.0f}s (last: {last}); log tail:\n{_tail(log_path)}")
+
+
 class PortalProcess:
     """The portal served by gunicorn on 127.0.0.1:<free port>, with its own throwaway SQLite database.
 
@@ -167,44 +198,13 @@ class PortalProcess:
         self.manage("compilemessages", "--ignore=.venv", "--ignore=node_modules", "--ignore=var")
         # STATIC_ROOT is $CFPS_VAR_DIR/static, as ./run.sh collects into var/static.
         self.manage("collectstatic", "--noinput", "-v", "0")
-        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.gunicorn_command(),
-            cwd=REPO,
-            env=self.env,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        self.proc, self._log_file = start_logged(self.gunicorn_command(), REPO, self.env, self.log_path)
         try:
-            self._wait_until_up()
+            wait_until_ok([self.url("/")], self.proc, self.log_path, self.START_TIMEOUT, PortalError)
         except BaseException:
             self.stop()
             raise
         return self
-
-    def _wait_until_up(self) -> None:
-        deadline = time.monotonic() + self.START_TIMEOUT
-        last_error = "no attempt yet"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise PortalError(
-                    f"gunicorn exited with {self.proc.returncode} before answering; log tail:\n{_tail(self.log_path)}"
-                )
-            try:
-                with _LOCAL_OPENER.open(self.url("/"), timeout=2) as response:
-                    if response.status == 200:
-                        return
-                    last_error = f"HTTP {response.status}"
-            except urllib.error.HTTPError as exc:
-                last_error = f"HTTP {exc.code}"
-            except OSError as exc:  # connection refused while gunicorn boots
-                last_error = repr(exc)
-            time.sleep(0.2)
-        raise PortalError(
-            f"portal did not answer GET / with 200 within {self.START_TIMEOUT:.0f}s (last: {last_error}); "
-            f"log tail:\n{_tail(self.log_path)}"
-        )
 
     def url(self, path: str = "/") -> str:
         return self.base_url + "/" + path.lstrip("/")
@@ -282,41 +282,20 @@ class Stack:
         self.portal.start()
         self.manage("bootstrap")  # registers the hub's OAuth client, as ./run.sh does
         self.hub_dir.mkdir(parents=True, exist_ok=True)
-        self._hub_log_file = open(self.hub_log, "ab")  # noqa: SIM115 - closed in stop()
-        self.hub_proc = subprocess.Popen(
+        self.hub_proc, self._hub_log_file = start_logged(
             [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(REPO / "hubconfig" / "jupyterhub_config.py")],
-            cwd=self.hub_dir,
-            env=self.env,
-            stdout=self._hub_log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # so stop() can end the proxy and user servers with it
+            self.hub_dir,
+            self.env,
+            self.hub_log,
+            new_session=True,  # so stop() can end the proxy and user servers with it
         )
         try:
-            self._wait_until_up()
+            urls = [self.url("/jupyter/hub/api"), self.url("/")]
+            wait_until_ok(urls, self.hub_proc, self.hub_log, self.START_TIMEOUT, HubError)
         except BaseException:
             self.stop()
             raise
         return self
-
-    def _wait_until_up(self) -> None:
-        deadline = time.monotonic() + self.START_TIMEOUT
-        last = "no attempt yet"
-        while time.monotonic() < deadline:
-            if self.hub_proc.poll() is not None:
-                raise HubError(f"jupyterhub exited with {self.hub_proc.returncode}; log tail:\n{_tail(self.hub_log)}")
-            try:
-                with _LOCAL_OPENER.open(self.url("/jupyter/hub/api"), timeout=2) as response:
-                    if response.status == 200:
-                        with _LOCAL_OPENER.open(self.url("/"), timeout=2) as portal:
-                            if portal.status == 200:
-                                return
-            except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}"
-            except OSError as exc:
-                last = repr(exc)
-            time.sleep(0.3)
-        raise HubError(f"hub not up within {self.START_TIMEOUT:.0f}s ({last}); log tail:\n{_tail(self.hub_log)}")
 
     def log_tail(self, lines: int = 80) -> str:
         return f"--- hub ---\n{_tail(self.hub_log, lines)}\n--- portal ---\n{self.portal.log_tail(lines)}"
