@@ -1,10 +1,19 @@
 """Production: no defaults for secrets, hosts or the database; refuses to start without them.
 
 Everything comes from `.env`. Missing or placeholder values stop the process with one line naming them.
+
+Rules (see the README's "Deploy to a server"):
+- TLS ends at Nginx (`python manage.py gen_nginx --tls`), which redirects http to https and sets
+  X-Forwarded-Proto; JupyterHub's proxy then appends its own value, and Django reads the left-most one.
+- Django itself never redirects to https: the hub calls /o/token/ and /o/userinfo/ on plain http over
+  loopback (nothing else can reach 127.0.0.1:PORTAL_PORT), and a redirect there would break every login.
+- `python manage.py check --deploy` is clean; each silenced check says why below.
 """
 
+from portal import placeholders
+
 from .base import *  # noqa: F403
-from .base import MISSING_SECRETS, _fail, env
+from .base import HSTS_INCLUDE_SUBDOMAINS, HSTS_SECONDS, MISSING_SECRETS, OAUTH2_PROVIDER, _fail, env
 
 _missing = [key for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL") if not env.get(key)]
 if not (env.get("ALLOWED_HOSTS") or env.get("APP_DOMAIN_NAME")):
@@ -13,16 +22,22 @@ _missing += MISSING_SECRETS
 if _missing:
     _fail(f"APP_PROFILE=prod needs {', '.join(_missing)} in .env")
 
-SECRET_KEY = env.get("SECRET_KEY")
-if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or "change" in SECRET_KEY.lower():
-    _fail(
-        "SECRET_KEY looks like a placeholder; generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'"
-    )
+# The portal's own secrets; the hub checks its own ones the same way (hubconfig/config.py).
+_placeholders = placeholders.placeholders(
+    {key: env.get(key) for key in ("SECRET_KEY", "HUB_CLIENT_SECRET", "HUB_API_TOKEN")}
+)
+if _placeholders:
+    _fail(placeholders.message(_placeholders))
 
+SECRET_KEY = env.get("SECRET_KEY")
 DEBUG = False
 DOMAIN = env.get("APP_DOMAIN_NAME")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS") or [DOMAIN]
-CSRF_TRUSTED_ORIGINS = [f"https://{host}" for host in ALLOWED_HOSTS if host and not host.startswith(".")]
+# The hub's loopback calls (token, userinfo) name 127.0.0.1 as their host.
+ALLOWED_HOSTS = [*ALLOWED_HOSTS, "127.0.0.1"] if "127.0.0.1" not in ALLOWED_HOSTS else ALLOWED_HOSTS
+CSRF_TRUSTED_ORIGINS = [
+    f"https://{host}" for host in ALLOWED_HOSTS if host and not host.startswith(".") and host != "127.0.0.1"
+]
 
 # Several gunicorn workers share one Redis, so rate-limit counts stay exact across processes.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env.get("REDIS_URL")}}
@@ -35,18 +50,23 @@ SILENCED_SYSTEM_CHECKS = [
     # if it can). Preloading is a commitment for the whole domain, not one server's decision.
     "security.W005",
     "security.W021",
+    # SECURE_SSL_REDIRECT is off on purpose: Nginx redirects every http request from outside to https, and
+    # the only plain-http callers left are on loopback (the hub's token and userinfo calls, run.sh's and
+    # systemd's health checks), which a redirect would break. See the module docstring.
+    "security.W008",
 ]
 
 OAUTH2_PROVIDER = {**OAUTH2_PROVIDER, "ALLOWED_REDIRECT_URI_SCHEMES": ["https"]}
 
-# TLS ends at Nginx, which sets X-Forwarded-Proto.
+# TLS ends at Nginx, which sets X-Forwarded-Proto (overwriting whatever the client sent).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", True)
+SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 LANGUAGE_COOKIE_SECURE = True
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+# Nginx sends the same header for every response (hub included); Django's copy matters only to `check --deploy`.
+SECURE_HSTS_SECONDS = HSTS_SECONDS
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

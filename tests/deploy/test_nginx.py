@@ -1,0 +1,128 @@
+"""`manage.py gen_nginx`: the generated site passes `nginx -t`, with and without TLS, alone and inside
+Debian's own nginx.conf; values that could smuggle in a directive are refused; writing is idempotent.
+(test_nginx_live.py runs the same site for real in front of the whole system.)"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.conftest import DOMAIN, manage, nginx_test, require_tool, self_signed_certificate, wrap_site
+
+DEBIAN_NGINX_CONF = Path("/etc/nginx/nginx.conf")
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), DOMAIN)
+
+
+def generate(tmp_path: Path, *args: str, **env: str) -> str:
+    """The site as gen_nginx prints it, with its cache in tmp_path (nginx -t creates that folder)."""
+    env = {"APP_DOMAIN_NAME": DOMAIN, **env}
+    return manage("gen_nginx", "--cache-dir", str(tmp_path / "cache"), *args, env=env).stdout
+
+
+def tls_args(certificate) -> list[str]:
+    cert, key = certificate
+    return ["--tls", "--certificate", str(cert), "--certificate-key", str(key)]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "tls"])
+def test_generated_site_passes_nginx_t(tmp_path, certificate, tls):
+    site = tmp_path / "cfps.conf"
+    site.write_text(generate(tmp_path, *(tls_args(certificate) if tls else [])))
+    result = nginx_test(wrap_site(site, tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr and "[emerg]" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "tls"])
+def test_generated_site_passes_nginx_t_inside_debians_own_nginx_conf(tmp_path, certificate, tls):
+    """As installed: Debian's http block already sets gzip, ssl_protocols and friends; nothing may clash."""
+    require_tool("nginx", "nginx")
+    if not DEBIAN_NGINX_CONF.exists():
+        pytest.skip(f"{DEBIAN_NGINX_CONF} is not here")
+    site = tmp_path / "cfps.conf"
+    site.write_text(generate(tmp_path, *(tls_args(certificate) if tls else [])))
+    conf = DEBIAN_NGINX_CONF.read_text()
+    conf, count = re.subn(r"include\s+/etc/nginx/sites-enabled/\*;", f"include {site};", conf)
+    assert count == 1, "Debian's nginx.conf no longer includes sites-enabled/*"
+    conf = re.sub(r"(?m)^pid\s+\S+;", f"pid {tmp_path / 'nginx.pid'};", conf)
+    (tmp_path / "nginx.conf").write_text(conf)
+    result = nginx_test(tmp_path / "nginx.conf", tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_plain_site_proxies_everything_to_the_front_port_with_the_headers_the_portal_expects(tmp_path):
+    site = generate(tmp_path, PORT="8123")
+    assert f"server_name {DOMAIN};" in site
+    assert "server 127.0.0.1:8123;" in site
+    assert site.count("proxy_pass http://cfps_front;") == 3  # /, /static/, /jupyter/
+    for header in (
+        "X-Real-IP $remote_addr",
+        "X-Forwarded-For $proxy_add_x_forwarded_for",
+        "X-Forwarded-Proto $scheme",
+        "X-Forwarded-Host $http_host",
+        "Upgrade $http_upgrade",
+    ):
+        assert f"proxy_set_header {header};" in site
+    jupyter = site.split("location /jupyter/ {", 1)[1].split("}", 1)[0]
+    assert "proxy_buffering off;" in jupyter
+    assert "location ^~ /.well-known/acme-challenge/" in site and "root /var/www/certbot;" in site
+    assert "client_max_body_size 100m;" in site and "gzip on;" in site
+    assert "ssl_certificate" not in site and "return 301" not in site
+
+
+def test_tls_site_redirects_http_and_uses_the_letsencrypt_paths_by_default(tmp_path):
+    live = Path("/etc/letsencrypt/live") / DOMAIN
+    if (live / "fullchain.pem").exists():
+        pytest.skip("this machine has a real certificate for the test domain")
+    # Without a certificate there, --tls refuses in one line and names where it looked.
+    result = manage("gen_nginx", "--tls", env={"APP_DOMAIN_NAME": DOMAIN}, check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0 and str(live / "fullchain.pem") in result.stderr
+    assert "certbot" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_tls_site_has_modern_tls_and_hsts(tmp_path, certificate):
+    site = generate(tmp_path, *tls_args(certificate), SECURE_HSTS_SECONDS="63072000")
+    http, https = site.split("\nserver {")[1:]
+    assert "return 301 https://hub.example.edu.cn$request_uri;" in http
+    assert "location ^~ /.well-known/acme-challenge/" in http  # renewals still work over http
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in https
+    assert 'add_header Strict-Transport-Security "max-age=63072000" always;' in https
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        ([], {"APP_DOMAIN_NAME": ""}, "APP_DOMAIN_NAME"),
+        ([], {"APP_DOMAIN_NAME": "hub.example.edu.cn; return 200"}, "APP_DOMAIN_NAME"),
+        (["--acme-webroot", "/var/www/x;\n}"], {}, "--acme-webroot"),
+        (["--max-body-size", "100m; allow all"], {}, "--max-body-size"),
+    ],
+    ids=["no-domain", "domain-injection", "webroot-injection", "size-injection"],
+)
+def test_bad_values_are_refused_in_one_line(args, env, named):
+    result = manage("gen_nginx", *args, env={"APP_DOMAIN_NAME": DOMAIN, **env}, check=False)
+    assert result.returncode != 0
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+
+
+def test_writing_twice_changes_nothing_and_dry_run_writes_nothing(tmp_path):
+    target = tmp_path / "sites" / "cfps"
+    env = {"APP_DOMAIN_NAME": DOMAIN}
+    dry = manage("gen_nginx", "--output", str(target), "--dry-run", env=env)
+    assert "would create" in dry.stdout and not target.exists()
+    first = manage("gen_nginx", "--output", str(target), env=env)
+    assert "created" in first.stdout
+    stamp = target.stat().st_mtime_ns
+    again = manage("gen_nginx", "--output", str(target), env=env)
+    assert "unchanged" in again.stdout and target.stat().st_mtime_ns == stamp
+    assert target.read_text() == manage("gen_nginx", env=env).stdout
+    changed = manage("gen_nginx", "--output", str(target), env={**env, "PORT": "8200"})
+    assert "updated" in changed.stdout and "127.0.0.1:8200" in target.read_text()

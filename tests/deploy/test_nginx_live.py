@@ -1,0 +1,231 @@
+"""A real Nginx, configured by `manage.py gen_nginx`, in front of the whole running system (tests/live.py
+`Stack`, with the Node.js proxy as in prod): the login loop, a terminal's websocket, the client's address
+as the portal's rate limits see it, the static-file cache, and with --tls the redirect and HSTS.
+
+PUBLIC_URL is Nginx's URL, so every redirect of the OAuth dance goes through Nginx, as on a server. Nginx
+listens on 127.0.0.1 only (free ports); the clients connect from other loopback addresses (127.0.0.2, ...)
+so that the portal can tell them from its own proxies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import ssl
+import time
+
+import httpx
+import pytest
+import websocket  # websocket-client
+
+from tests.deploy.conftest import Nginx, self_signed_certificate
+from tests.e2e import flows
+from tests.e2e.conftest import STACK_ENV, require_node_proxy
+from tests.live import Stack, free_port
+
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+LOGIN_IP_LIMIT = 5  # per minute, so the rate-limit test needs only a handful of requests
+
+
+class BehindNginx:
+    """The stack as browsers see it on a server: through Nginx. Quacks like `Stack` for tests/e2e/flows.py."""
+
+    def __init__(self, stack: Stack, nginx: Nginx, base_url: str):
+        self.stack, self.nginx, self.base_url = stack, nginx, base_url
+
+    def __getattr__(self, name):
+        return getattr(self.stack, name)
+
+    def url(self, path: str = "/") -> str:
+        return self.base_url + "/" + path.lstrip("/")
+
+    def log_tail(self, lines: int = 80) -> str:
+        return f"{self.stack.log_tail(lines)}\n--- nginx ---\n{self.nginx.error_log()}"
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    """Stack + Nginx (http) + Nginx (--tls), all on loopback; yields (behind_http, tls_nginx, tls_ports)."""
+    require_node_proxy()
+    tmp = tmp_path_factory.mktemp("deploy-live")
+    http_port = free_port()
+    env = {
+        **STACK_ENV,
+        "PUBLIC_URL": f"http://127.0.0.1:{http_port}",
+        "APP_DOMAIN_NAME": "127.0.0.1",
+        "LOGIN_IP_RATE_LIMIT": f"{LOGIN_IP_LIMIT}/m",
+    }
+    with Stack(tmp / "stack", proxy="node", extra_env=env) as stack:
+        site = tmp / "http" / "cfps.conf"
+        site.parent.mkdir()
+        stack.manage(
+            "gen_nginx",
+            "--listen",
+            "127.0.0.1",
+            "--http-port",
+            str(http_port),
+            "--cache-dir",
+            str(tmp / "http" / "cache"),
+            "--acme-webroot",
+            str(tmp / "acme"),
+            "--output",
+            str(site),
+        )
+        cert, key = self_signed_certificate(tmp / "tls" / "live", "127.0.0.1")
+        tls_ports = (free_port(), free_port())
+        tls_site = tmp / "tls" / "cfps.conf"
+        stack.manage(
+            "gen_nginx",
+            "--tls",
+            "--listen",
+            "127.0.0.1",
+            "--http-port",
+            str(tls_ports[0]),
+            "--https-port",
+            str(tls_ports[1]),
+            "--certificate",
+            str(cert),
+            "--certificate-key",
+            str(key),
+            "--cache-dir",
+            str(tmp / "tls" / "cache"),
+            "--acme-webroot",
+            str(tmp / "acme"),
+            "--output",
+            str(tls_site),
+        )
+        plain = Nginx(site, tmp / "http", [http_port]).start()
+        try:
+            tls = Nginx(tls_site, tmp / "tls", list(tls_ports)).start()
+            try:
+                yield BehindNginx(stack, plain, f"http://127.0.0.1:{http_port}"), tls, tls_ports, cert
+            finally:
+                tls.stop()
+        finally:
+            plain.stop()
+
+
+@pytest.fixture(scope="module")
+def site(system):
+    return system[0]
+
+
+def client_from(site, address: str = "127.0.0.1", **headers: str) -> httpx.Client:
+    """A 'browser' on the public origin (Nginx), connecting from the loopback `address`."""
+    return httpx.Client(
+        base_url=site.base_url,
+        transport=httpx.HTTPTransport(local_address=address),
+        trust_env=False,
+        follow_redirects=True,
+        timeout=60,
+        headers={"Accept-Language": "en", **headers},
+    )
+
+
+def test_login_loop_through_nginx_lands_in_a_running_server(site):
+    username = flows.unique_username("nginx")
+    with client_from(site, "127.0.0.4") as other:
+        flows.signup(site, other, username)
+    with client_from(site, "127.0.0.5") as client:
+        first = client.get("/jupyter/")
+        visited = flows.urls_of(first)
+        assert flows.path_of(first.url) == "/accounts/login/", site.log_tail()
+        authorize = [url for url in visited if flows.path_of(url) == "/o/authorize/"]
+        assert authorize and authorize[0].startswith(site.url("/o/authorize/")), (
+            f"the hub did not send the browser to the portal through Nginx: {visited}"
+        )
+        after = flows.portal_login(site, client, username, page=first)
+        visited = flows.wait_for_lab(site, client, username, after)
+        assert all(url.startswith(site.base_url) for url in visited), f"left Nginx's origin: {visited}"
+        status = client.get(f"/jupyter/user/{username}/api/status", headers={"Accept": "application/json"})
+        assert status.status_code == 200 and "started" in status.json(), site.log_tail()
+
+
+def test_terminal_websocket_through_nginx_runs_a_command(site):
+    username = flows.unique_username("ws")
+    with client_from(site, "127.0.0.6") as client:
+        flows.signup(site, client, username)
+        flows.wait_for_lab(site, client, username, client.get("/jupyter/"))
+        prefix = f"/jupyter/user/{username}"
+        xsrf = client.cookies.get("_xsrf", path=f"{prefix}/")
+        assert xsrf, f"no _xsrf cookie for {prefix}/: {list(client.cookies.jar)}"
+        created = client.post(f"{prefix}/api/terminals", headers={"X-XSRFToken": xsrf})
+        assert created.status_code == 200, f"{created.status_code} {created.text[:500]}\n{site.log_tail()}"
+        name = created.json()["name"]
+        cookie = "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar if prefix.startswith(c.path.rstrip("/")))
+        ws_url = site.base_url.replace("http://", "ws://") + f"{prefix}/terminals/websocket/{name}?_xsrf={xsrf}"
+        ws = websocket.create_connection(ws_url, cookie=cookie, origin=site.base_url, timeout=20)
+        try:
+            ws.send(json.dumps(["stdin", "echo cfps-$((6 * 7))\r"]))
+            output, deadline = "", time.monotonic() + 20
+            while "cfps-42" not in output and time.monotonic() < deadline:
+                message = json.loads(ws.recv())
+                if message[0] == "stdout":
+                    output += message[1]
+        finally:
+            ws.close()
+        assert "cfps-42" in output, f"the terminal's output through Nginx was {output!r}"
+        client.delete(f"{prefix}/api/terminals/{name}", headers={"X-XSRFToken": xsrf})
+
+
+def login_attempt(client: httpx.Client, n: int, **headers: str) -> int:
+    page = client.get("/accounts/login/")
+    response = client.post(
+        "/accounts/login/",
+        data={
+            "csrfmiddlewaretoken": flows.csrf_token(client, page.text),
+            "username": f"nobody-{n}",  # a new name each time: only the per-address limit counts
+            "password": "wrong-password-123",
+        },
+        headers={"Referer": str(page.url), **headers},
+    )
+    return response.status_code
+
+
+def test_portal_limits_the_real_client_address_seen_through_nginx_and_the_proxy(site):
+    with client_from(site, "127.0.0.2") as guesser, client_from(site, "127.0.0.3") as neighbour:
+        codes = [login_attempt(guesser, n) for n in range(LOGIN_IP_LIMIT)]
+        assert codes == [200] * LOGIN_IP_LIMIT, codes  # wrong password: the form again
+        assert login_attempt(guesser, 99) == 429
+        # Forged headers do not give the guesser a new address: Nginx appends the real peer after them.
+        forged = {"X-Forwarded-For": "198.51.100.7", "X-Real-IP": "198.51.100.7"}
+        assert login_attempt(guesser, 100, **forged) == 429
+        # Another address still gets in: the portal did not count every request as Nginx's 127.0.0.1.
+        assert login_attempt(neighbour, 1) == 200
+
+
+def test_hashed_static_files_are_cached_by_nginx_for_a_long_time(site):
+    with client_from(site) as client:
+        page = client.get("/accounts/login/")
+        match = re.search(r'href="(/static/css/portal\.[0-9a-f]{12}\.css)"', page.text)
+        assert match, f"no hashed stylesheet in the page: {page.text[:800]}"
+        first, second = client.get(match.group(1)), client.get(match.group(1))
+    assert first.status_code == second.status_code == 200
+    assert "immutable" in first.headers["cache-control"] and "max-age=315360000" in first.headers["cache-control"]
+    assert second.headers.get("x-cache-status") == "HIT", dict(second.headers)
+
+
+def test_tls_nginx_redirects_http_to_https_and_sends_one_hsts_header(system):
+    site, tls, (http_port, https_port), cert = system
+    with httpx.Client(trust_env=False, timeout=30, verify=ssl.create_default_context(cafile=str(cert))) as client:
+        redirect = client.get(f"http://127.0.0.1:{http_port}/accounts/login/?next=/x", follow_redirects=False)
+        assert redirect.status_code == 301
+        assert redirect.headers["location"] == f"https://127.0.0.1:{https_port}/accounts/login/?next=/x"
+        portal = client.get(f"https://127.0.0.1:{https_port}/accounts/login/")
+        hub = client.get(f"https://127.0.0.1:{https_port}/jupyter/hub/api")
+    assert portal.status_code == 200 and hub.status_code == 200, tls.error_log()
+    for response in (portal, hub):
+        assert response.headers.get_list("strict-transport-security") == ["max-age=31536000"]
+        assert response.http_version == "HTTP/1.1"  # httpx without h2; Nginx offers h2 to browsers
+
+
+def test_acme_challenges_are_served_over_plain_http_even_with_tls(system):
+    site, tls, (http_port, _), _ = system
+    webroot = site.stack.tmp_path.parent / "acme" / ".well-known" / "acme-challenge"
+    webroot.mkdir(parents=True, exist_ok=True)
+    (webroot / "token-123").write_text("token-123.thumbprint")
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        response = client.get(f"http://127.0.0.1:{http_port}/.well-known/acme-challenge/token-123")
+    assert response.status_code == 200 and response.text == "token-123.thumbprint"
