@@ -1,0 +1,231 @@
+"""Each user's JupyterLab in its own Docker container: which spawner the hub uses, and how DockerSpawner is
+configured (`apply_docker_config`, set-only like `hubconfig.config.apply_config`).
+
+Rules:
+- SPAWNER=docker|local in .env picks the spawner. Unset: docker in prod; in dev docker when the engine
+  answers and DOCKER_IMAGE exists, else local, and the hub's log says why (`choose_spawner`).
+- Names, mounts and limits come from portal/containers.py (the same values `build_image` and
+  `setup_volumes` use); the team volume of each portal group the user belongs to is added at every start,
+  from the hub user's groups (synced from the portal at login and before each spawn).
+- Networking: DOCKER_NETWORK=bridge (default) or another Docker network: the hub listens on every
+  interface and containers reach it at DOCKER_INTERFACE_IP (default: the network's gateway, docker0's
+  address on the default bridge); users' servers are published on 127.0.0.1 (bridge) or reached at their
+  container address. DOCKER_NETWORK=host: containers share the host's network, the hub stays on 127.0.0.1
+  and each server listens on 127.0.0.1 at a free port; no network isolation, meant for tests.
+- `remove=True`: a stopped server's container is deleted, so a new image or limit applies at the next
+  start; the volumes stay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from pathlib import PurePosixPath
+
+from dockerspawner import DockerSpawner
+from jupyterhub.utils import random_port
+from traitlets import Dict, Unicode
+
+from hubconfig.config import profile
+from portal import containers as ct
+from portal import volumes
+from portal.envfile import Env, EnvError
+
+DOCKER_ENGINE_TIMEOUT = 5
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+# Copies the example notebooks into a new home once, then becomes the single-user server. Never overwrites:
+# once ~/notebooks exists (the student's own copy, edited or not) it is left alone.
+START_SCRIPT = """\
+if [ ! -e "$HOME/notebooks" ] && [ -d "$CFPS_DATA_DIR/notebooks" ]; then
+    rm -rf "$HOME/.notebooks.partial"
+    if cp -R "$CFPS_DATA_DIR/notebooks" "$HOME/.notebooks.partial"; then
+        mv "$HOME/.notebooks.partial" "$HOME/notebooks"
+    else
+        echo "cfps: could not copy the example notebooks into $HOME/notebooks" >&2
+    fi
+fi
+exec "$@"
+"""
+
+
+def engine_problem(image: str) -> str:
+    """Why Docker cannot run `image` here ("" when it can): the engine does not answer or lacks the image."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=DOCKER_ENGINE_TIMEOUT)
+        client.ping()
+    except Exception as exc:  # DockerException, requests' errors, a missing socket...
+        return f"the Docker engine does not answer ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return f"the image {image} does not exist (python manage.py build_image makes it)"
+    except Exception as exc:
+        return f"the Docker engine failed to look up {image} ({exc})"
+    finally:
+        client.close()
+    return ""
+
+
+def choose_spawner(env: Env) -> tuple[str, str]:
+    """(`docker` or `local`, why), for the hub's log and run.sh's banner."""
+    chosen = env.get("SPAWNER").strip().lower()
+    if chosen:
+        return chosen, f"SPAWNER={chosen} in .env"
+    if profile(env) == "prod":
+        return "docker", "APP_PROFILE=prod always uses Docker"
+    image = ct.from_env(env).image
+    problem = engine_problem(image)
+    if problem:
+        return "local", f"SPAWNER is not set and {problem}"
+    return "docker", f"SPAWNER is not set, the Docker engine answers and {image} exists"
+
+
+def network_gateway(network: str) -> str:
+    """The host's address on a Docker network (its gateway): where containers on it reach the hub."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=DOCKER_ENGINE_TIMEOUT)
+        configs = client.networks.get(network).attrs.get("IPAM", {}).get("Config") or []
+    except Exception as exc:
+        raise EnvError(
+            f"cannot ask Docker for the address of network {network} ({str(exc).splitlines()[0]}); "
+            "set DOCKER_INTERFACE_IP in .env"
+        ) from None
+    for config in configs:
+        if config.get("Gateway") and ":" not in config["Gateway"]:
+            return config["Gateway"]
+        subnet = ipaddress.ip_network(config.get("Subnet") or "::/128", strict=False)
+        if subnet.version == 4:
+            return str(next(subnet.hosts()))  # Docker gives the gateway the subnet's first address
+    raise EnvError(f"Docker network {network} has no IPv4 gateway; set DOCKER_INTERFACE_IP in .env")
+
+
+def container_environment(env: Env, interface_ip: str = "") -> dict[str, str]:
+    """What every container's server sees besides JupyterHub's own variables: the data-folder contract
+    (portal/datafolder.py) and the dataset (portal/dataset.py), with the data folder at ~/data. On a Docker
+    network, a dataset server on the host's loopback is reached at the host's address on that network."""
+    from portal import dataset
+
+    account = dataset.from_env(env).read_only
+    host = interface_ip if interface_ip and account and account.host in LOOPBACK else None
+    return dataset.notebook_environment(env, PurePosixPath(ct.DATA_MOUNT), host)
+
+
+def apply_docker_config(c, env: Env, hub_port: int) -> None:
+    """Configure CfpsDockerSpawner from .env; only assignments to `c`."""
+    cfg = ct.from_env(env)
+    c.JupyterHub.spawner_class = "hubconfig.docker.CfpsDockerSpawner"
+    spawner = c.CfpsDockerSpawner
+    spawner.image = cfg.image
+    spawner.pull_policy = "never"  # built here by build_image; there may be no registry to pull from
+    spawner.remove = True
+    spawner.notebook_dir = ct.HOME
+    spawner.volumes = {
+        ct.USER_VOLUME_TEMPLATE: ct.HOME,
+        cfg.data_volume: {"bind": ct.DATA_MOUNT, "mode": "ro"},
+        cfg.team_volume: {"bind": ct.TEAM_MOUNT, "mode": "rw"},
+    }
+    spawner.mem_limit = cfg.mem_limit
+    spawner.cpu_limit = cfg.cpu_limit
+    spawner.group_limits = {
+        group: {"mem_limit": limits.mem_bytes, "cpu_limit": limits.cpus} for group, limits in cfg.group_limits.items()
+    }
+    # JupyterLab's Chinese defaults are inside the image (hubconfig/lab_settings is a path on the host).
+    spawner.args = []
+    spawner.cmd = ["sh", "-c", START_SCRIPT, "cfps-start", "jupyterhub-singleuser"]
+    # docker-init as PID 1 reaps the zombies that kernels and terminals leave behind.
+    spawner.extra_host_config = {"init": True}
+    spawner.network_name = cfg.network
+    if cfg.network == "host":
+        spawner.ip = "127.0.0.1"
+        spawner.use_internal_ip = True  # no port publishing: the server is on the host's loopback already
+        spawner.environment = container_environment(env)
+    else:
+        spawner.ip = "0.0.0.0"
+        interface_ip = cfg.interface_ip or network_gateway(cfg.network)
+        # The portal and the proxy call the hub on 127.0.0.1, containers on the Docker network's gateway;
+        # one listening address serves both. Only the firewall keeps HUB_PORT from other machines.
+        c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{hub_port}"
+        c.JupyterHub.hub_connect_url = f"http://{interface_ip}:{hub_port}"
+        spawner.environment = container_environment(env, interface_ip)
+
+
+class CfpsDockerSpawner(DockerSpawner):
+    """DockerSpawner plus one read-write volume per portal group of the user, per-group limits, checks
+    that name the missing step, and a free loopback port per server on the host network."""
+
+    group_limits = Dict(
+        config=True,
+        help="Portal group → {'mem_limit': bytes or None, 'cpu_limit': CPUs or None}; the largest of a user's groups wins.",
+    )
+    teams_dir = Unicode(ct.TEAMS_MOUNT, config=True, help="Where the group volumes are mounted in the container.")
+
+    _sdk_client = None  # one high-level Docker SDK client per process (DockerSpawner's own is the low-level one)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._configured_limits = (self.mem_limit, self.cpu_limit)
+
+    @property
+    def sdk(self):
+        cls = type(self)
+        if cls._sdk_client is None:
+            import docker
+
+            cls._sdk_client = docker.from_env(version="auto")
+        return cls._sdk_client
+
+    def group_names(self) -> list[str]:
+        return sorted(group.name for group in self.user.groups)
+
+    @property
+    def volume_binds(self):
+        binds = super().volume_binds
+        for group in self.group_names():
+            binds[ct.group_volume(group)] = {"bind": f"{self.teams_dir}/{ct.group_folder(group)}", "mode": "rw"}
+        return binds
+
+    def apply_group_limits(self, groups: list[str]) -> None:
+        mem, cpu = self._configured_limits
+        overrides = [self.group_limits[g] for g in groups if g in self.group_limits]
+        mems = [o["mem_limit"] for o in overrides if o.get("mem_limit")]
+        cpus = [o["cpu_limit"] for o in overrides if o.get("cpu_limit")]
+        self.mem_limit = max(mems, default=mem)
+        self.cpu_limit = max(cpus, default=cpu)
+
+    def _prepare(self, groups: list[str]) -> None:
+        """Blocking checks and set-up, run in the spawner's thread pool."""
+        import docker
+
+        try:
+            self.sdk.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            raise RuntimeError(
+                f"the notebook image {self.image} is missing: run python manage.py build_image"
+            ) from None
+        for name in self.volumes:
+            if "{" in name:
+                continue  # the user's own volume, created by Docker on first use
+            try:
+                self.sdk.volumes.get(name)
+            except docker.errors.NotFound:
+                raise RuntimeError(f"Docker volume {name} is missing: run python manage.py setup_volumes") from None
+        for group in groups:
+            volumes.ensure_team_volume(self.sdk, self.image, group)
+
+    async def start(self):
+        groups = self.group_names()
+        self.apply_group_limits(groups)
+        await asyncio.wrap_future(self.executor.submit(self._prepare, groups))
+        if self.network_name == "host":
+            self.port = random_port()
+        return await super().start()
+
+    async def get_ip_and_port(self):
+        if self.network_name == "host":
+            return self.ip, self.port
+        return await super().get_ip_and_port()

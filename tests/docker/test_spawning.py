@@ -1,0 +1,120 @@
+"""Two students log in through the portal and get their own containers (SPAWNER=docker); what each one can
+see and do is checked from inside the containers, with `docker exec`.
+
+The stack is the session's `docker_stack` (conftest.py); the culler has its own in test_culler.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from portal import containers
+from tests.docker.conftest import COMMON_GROUP, EXAMPLE, EXAMPLE_TEXT, GROUP_CPUS, GROUP_MEM, ONLY_A_GROUP, RUN
+from tests.docker.inside import container_of, log_in_and_spawn, server_api, server_state, sh
+from tests.e2e import flows
+
+
+@pytest.fixture(scope="module")
+def students(docker_stack, docker_client):
+    """Two students, both in COMMON_GROUP, A also in ONLY_A_GROUP; each logged in through the portal with
+    a running JupyterLab in a container."""
+    a, b = f"ds{RUN}-alice", f"ds{RUN}-bob"
+    flows.create_user(docker_stack, a, groups=(COMMON_GROUP, ONLY_A_GROUP))
+    flows.create_user(docker_stack, b, groups=(COMMON_GROUP,))
+    for username in (a, b):
+        log_in_and_spawn(docker_stack, username)
+        assert container_of(docker_client, username).status == "running", flows.explain(docker_stack, username)
+    return a, b
+
+
+def test_each_student_runs_in_an_own_container_as_a_non_root_user(docker_client, students):
+    a, b = students
+    assert container_of(docker_client, a).id != container_of(docker_client, b).id
+    for username in students:
+        code, output = sh(docker_client, username, "id -u; echo $CFPS_DATA_DIR; echo $PYTHONPATH")
+        assert (code, output.splitlines()) == (0, ["1000", "/home/jovyan/data", "/home/jovyan/data/lib"]), output
+
+
+def test_data_folder_is_read_only(docker_client, students):
+    a, _ = students
+    code, listing = sh(docker_client, a, "ls ~/data")
+    assert code == 0 and {"notebooks", "lib", "startup"} <= set(listing.split()), listing
+    code, output = sh(docker_client, a, f"touch ~/data/probe-{RUN} && echo WROTE")
+    assert code != 0 and "WROTE" not in output and "Read-only file system" in output, output
+    mount = next(m for m in container_of(docker_client, a).attrs["Mounts"] if m["Destination"] == containers.DATA_MOUNT)
+    assert mount["RW"] is False
+
+
+def test_example_notebooks_are_copied_into_a_new_home(docker_client, students):
+    for username in students:
+        code, output = sh(docker_client, username, f"cat ~/notebooks/{EXAMPLE}")
+        assert (code, output) == (0, EXAMPLE_TEXT)
+
+
+def test_team_shared_folder_is_shared_between_students(docker_client, students):
+    a, b = students
+    assert sh(docker_client, a, f"echo from-a > ~/team-shared/note-{RUN}.txt")[0] == 0
+    assert sh(docker_client, b, f"cat ~/team-shared/note-{RUN}.txt") == (0, "from-a")
+    assert sh(docker_client, b, f"echo from-b >> ~/team-shared/note-{RUN}.txt")[0] == 0
+    assert sh(docker_client, a, f"cat ~/team-shared/note-{RUN}.txt") == (0, "from-a\nfrom-b")
+
+
+def test_a_student_cannot_see_another_students_home(docker_client, students):
+    a, b = students
+    assert sh(docker_client, b, f"echo secret > ~/private-{RUN}.txt")[0] == 0
+    code, found = sh(docker_client, a, f"find / -path /proc -prune -o -name 'private-{RUN}*' -print 2>/dev/null")
+    assert found == "", f"{a} can see {b}'s file: {found}"
+    assert sh(docker_client, a, "ls /home") == (0, "jovyan")
+    homes = {
+        username: next(
+            m["Name"]
+            for m in container_of(docker_client, username).attrs["Mounts"]
+            if m["Destination"] == containers.HOME
+        )
+        for username in students
+    }
+    assert homes[a] != homes[b]
+
+
+def test_group_team_folder_is_visible_only_to_its_members(docker_client, students):
+    a, b = students
+    assert set(sh(docker_client, a, "ls ~/teams")[1].splitlines()) == {COMMON_GROUP, ONLY_A_GROUP}
+    assert sh(docker_client, b, "ls ~/teams") == (0, COMMON_GROUP)
+    assert sh(docker_client, a, f"echo for-the-class > ~/teams/{COMMON_GROUP}/plan.txt")[0] == 0
+    assert sh(docker_client, b, f"cat ~/teams/{COMMON_GROUP}/plan.txt") == (0, "for-the-class")
+    assert sh(docker_client, a, f"echo only-a > ~/teams/{ONLY_A_GROUP}/x.txt")[0] == 0
+    b_mounts = {m.get("Name") for m in container_of(docker_client, b).attrs["Mounts"]}
+    assert containers.group_volume(ONLY_A_GROUP) not in b_mounts
+    code, output = sh(docker_client, b, f"find / -path /proc -prune -o -name x.txt -path '*{RUN}*' -print 2>/dev/null")
+    assert output == "", output
+
+
+def test_memory_and_cpu_limits_come_from_env_with_group_overrides(docker_client, students):
+    a, b = students
+    a_host, b_host = (container_of(docker_client, u).attrs["HostConfig"] for u in (a, b))
+    assert a_host["Memory"] == GROUP_MEM, "A's group has a 768M override"
+    assert a_host["CpuQuota"] == int(GROUP_CPUS * a_host["CpuPeriod"])
+    assert b_host["Memory"] == 512 * 1024**2, "B gets MEM_LIMIT"
+    assert b_host["CpuQuota"] == b_host["CpuPeriod"]
+    assert a_host["Init"] is True and a_host["AutoRemove"] is True
+
+
+def test_files_in_the_home_and_edited_examples_survive_stop_and_start(docker_stack, docker_client, students):
+    stack = docker_stack
+    a, _ = students
+    assert sh(docker_client, a, f"echo keep > ~/keep-{RUN}.txt && echo edited > ~/notebooks/{EXAMPLE}")[0] == 0
+    first = container_of(docker_client, a).id
+
+    stopped = server_api(stack, "DELETE", a)
+    assert stopped.status_code in (202, 204), flows.explain(stack, f"stop: {stopped.status_code} {stopped.text}")
+    assert flows.wait_until(lambda: server_state(stack, a) is None, 60), flows.explain(stack, "server not stopped")
+    assert flows.wait_until(lambda: not [c for c in docker_client.containers.list(all=True) if c.id == first], 30), (
+        "remove=True: the stopped container should be deleted"
+    )
+
+    started = server_api(stack, "POST", a)
+    assert started.status_code in (201, 202), flows.explain(stack, f"start: {started.status_code} {started.text}")
+    assert flows.wait_until(lambda: (server_state(stack, a) or {}).get("ready"), 60), flows.explain(stack, "no restart")
+    assert container_of(docker_client, a).id != first
+    assert sh(docker_client, a, f"cat ~/keep-{RUN}.txt") == (0, "keep")
+    assert sh(docker_client, a, f"cat ~/notebooks/{EXAMPLE}") == (0, "edited"), "the start hook overwrote an edit"

@@ -1,0 +1,196 @@
+"""hubconfig/docker.py against a plain traitlets Config: which spawner the hub picks and what DockerSpawner
+is told (tests/docker runs the same configuration against the real engine)."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+
+import pytest
+from traitlets.config import Config
+
+from hubconfig.config import HubConfigError, apply_config, startup_warnings
+from hubconfig.docker import START_SCRIPT, choose_spawner
+from portal import containers
+from portal.envfile import Env
+
+TEST_NET_IP = "192.0.2.10"  # RFC 5737 documentation address: only ever a config value here
+
+
+@pytest.fixture(autouse=True)
+def _private_var_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CFPS_VAR_DIR", str(tmp_path / "var"))
+
+
+def configured(**values) -> Config:
+    c = Config()
+    apply_config(c, Env({"SPAWNER": "docker", "DOCKER_NETWORK": "host", **values}))
+    return c
+
+
+def test_docker_spawner_gets_the_image_the_mounts_and_remove_from_env():
+    c = configured(DOCKER_IMAGE="cfps-notebook:2026", DOCKER_DATA_VOLUME="data-x", DOCKER_TEAM_VOLUME="team-x")
+    spawner = c.CfpsDockerSpawner
+    assert c.JupyterHub.spawner_class == "hubconfig.docker.CfpsDockerSpawner"
+    assert spawner.image == "cfps-notebook:2026" and spawner.pull_policy == "never"
+    assert spawner.remove is True
+    assert spawner.volumes == {
+        "jupyterhub-user-{username}": "/home/jovyan",
+        "data-x": {"bind": "/home/jovyan/data", "mode": "ro"},
+        "team-x": {"bind": "/home/jovyan/team-shared", "mode": "rw"},
+    }
+    assert spawner.notebook_dir == "/home/jovyan"
+    # the host's lab_settings path means nothing in a container; the image carries the same overrides.json
+    assert spawner.args == []
+    assert spawner.cmd == ["sh", "-c", START_SCRIPT, "cfps-start", "jupyterhub-singleuser"]
+
+
+def test_volume_defaults_are_the_original_names():
+    volumes = configured().CfpsDockerSpawner.volumes
+    assert {"cfps-common-data", "cfps-team-shared"} <= set(volumes)
+
+
+def test_containers_see_the_data_folder_contract_and_the_dataset():
+    environment = configured().CfpsDockerSpawner.environment
+    assert environment["CFPS_DATA_DIR"] == "/home/jovyan/data"
+    assert environment["PYTHONPATH"] == "/home/jovyan/data/lib"
+    assert environment["CFPS_DATASET_URL"].startswith("sqlite:////home/jovyan/data/")
+
+
+@pytest.mark.parametrize(
+    ("values", "mem", "cpu"),
+    [({}, 2 * 1024**3, 1.0), ({"MEM_LIMIT": "512M", "CPU_LIMIT": "0.5"}, 512 * 1024**2, 0.5)],
+    ids=["defaults", "from-env"],
+)
+def test_memory_and_cpu_limits_default_and_override(values, mem, cpu):
+    spawner = configured(**values).CfpsDockerSpawner
+    assert (spawner.mem_limit, spawner.cpu_limit) == (mem, cpu)
+
+
+def test_group_limits_become_per_group_overrides():
+    spawner = configured(GROUP_LIMITS="class-a:2G:1.0; research:8G:4 ;tutors::2").CfpsDockerSpawner
+    assert spawner.group_limits == {
+        "class-a": {"mem_limit": 2 * 1024**3, "cpu_limit": 1.0},
+        "research": {"mem_limit": 8 * 1024**3, "cpu_limit": 4.0},
+        "tutors": {"mem_limit": None, "cpu_limit": 2.0},
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("GROUP_LIMITS", "class-a:2G", "not group:memory:cpus"),
+        ("GROUP_LIMITS", "class-a:lots:1", "not a size"),
+        ("MEM_LIMIT", "2 gigs", "MEM_LIMIT"),
+        ("CPU_LIMIT", "-1", "CPU_LIMIT"),
+        ("DOCKER_DATA_VOLUME", "my data", "DOCKER_DATA_VOLUME"),
+    ],
+)
+def test_malformed_container_settings_stop_the_hub_with_one_line(key, value, message):
+    with pytest.raises(HubConfigError, match=message) as failure:
+        configured(**{key: value})
+    assert "\n" not in str(failure.value)
+
+
+def test_host_network_keeps_the_hub_and_each_server_on_loopback():
+    c = configured(DOCKER_NETWORK="host", HUB_PORT="8181")
+    assert c.CfpsDockerSpawner.network_name == "host"
+    assert c.CfpsDockerSpawner.ip == "127.0.0.1"
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8181"
+    assert "hub_connect_url" not in c.JupyterHub
+
+
+def test_bridge_network_connects_containers_to_the_hub_at_the_interface_address():
+    c = configured(DOCKER_NETWORK="bridge", DOCKER_INTERFACE_IP=TEST_NET_IP, HUB_PORT="8181")
+    assert c.CfpsDockerSpawner.network_name == "bridge"
+    assert c.CfpsDockerSpawner.ip == "0.0.0.0"  # inside the container; Docker publishes it on 127.0.0.1
+    assert c.JupyterHub.hub_bind_url == "http://0.0.0.0:8181"
+    assert c.JupyterHub.hub_connect_url == f"http://{TEST_NET_IP}:8181"
+
+
+def test_a_dataset_server_on_the_hosts_loopback_is_reached_at_the_interface_address_from_a_bridge():
+    url = "mysql://jupyterhub:pw@127.0.0.1:3306/cfps"
+    bridge = configured(DOCKER_NETWORK="bridge", DOCKER_INTERFACE_IP=TEST_NET_IP, DATASET_DATABASE_URL=url)
+    assert bridge.CfpsDockerSpawner.environment["CFPS_DATASET_URL"] == f"mysql://jupyterhub:pw@{TEST_NET_IP}:3306/cfps"
+    host = configured(DOCKER_NETWORK="host", DATASET_DATABASE_URL=url)
+    assert host.CfpsDockerSpawner.environment["CFPS_DATASET_URL"] == url
+
+
+def test_applying_twice_gives_the_same_docker_config():
+    env = Env({"SPAWNER": "docker", "DOCKER_NETWORK": "bridge", "DOCKER_INTERFACE_IP": TEST_NET_IP})
+    once, twice = Config(), Config()
+    apply_config(once, env)
+    apply_config(twice, env)
+    snapshot = copy.deepcopy(twice)
+    apply_config(twice, env)
+    assert once == twice == snapshot
+
+
+def test_spawner_in_env_wins():
+    assert choose_spawner(Env({"SPAWNER": "local"}))[0] == "local"
+    assert choose_spawner(Env({"SPAWNER": "Docker"}))[0] == "docker"
+
+
+def test_prod_uses_docker_without_asking_the_engine(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert choose_spawner(Env({"APP_PROFILE": "prod"})) == ("docker", "APP_PROFILE=prod always uses Docker")
+
+
+def test_dev_falls_back_to_local_and_says_why_without_a_docker_engine(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    spawner, why = choose_spawner(Env({}))
+    assert spawner == "local" and "Docker engine does not answer" in why
+    assert any(line.startswith("Spawner: local (SPAWNER is not set and") for line in startup_warnings(Env({})))
+
+
+def test_dev_falls_back_to_local_when_the_image_is_missing():
+    # Either the engine is missing here or the image is: both mean local.
+    spawner, why = choose_spawner(Env({"DOCKER_IMAGE": f"cfps-missing-{secrets.token_hex(4)}:none"}))
+    assert spawner == "local" and ("does not exist" in why or "does not answer" in why)
+
+
+def test_unknown_spawner_is_refused_in_one_line():
+    with pytest.raises(HubConfigError, match="SPAWNER must be one of"):
+        configured(SPAWNER="kubernetes")
+
+
+@pytest.mark.parametrize(
+    ("group", "folder", "volume"),
+    [
+        ("class-a", "class-a", "cfps-team-class-a"),
+        ("team_2", "team_2", "cfps-team-team_2"),
+        ("一班", "一班", None),
+        ("Class A", "Class A", None),
+        ("a/b", None, None),
+        (".hidden", None, None),
+    ],
+)
+def test_group_folders_keep_readable_names_and_volumes_get_safe_distinct_ones(group, folder, volume):
+    assert containers.group_folder(group) == (folder or containers.group_slug(group))
+    name = containers.group_volume(group)
+    assert name == volume if volume else name.startswith("cfps-team-") and name != "cfps-team-"
+    assert containers._SAFE_NAME.match(name)
+    assert "/" not in containers.group_folder(group) and not containers.group_folder(group).startswith(".")
+
+
+def test_two_groups_that_differ_only_in_case_get_different_volumes():
+    assert containers.group_volume("Class-A") != containers.group_volume("class-a")
+
+
+def test_debian_mirror_defaults_to_the_one_apt_uses(tmp_path, monkeypatch):
+    from portal import containers
+
+    sources = tmp_path / "campus.sources"
+    sources.write_text(
+        "Types: deb\nURIs: http://mirror.campus.example/debian-security\nSuites: bookworm-security\n"
+        "Components: main\n\nTypes: deb\nURIs: http://mirror.campus.example/debian\nSuites: bookworm\n"
+        "Components: main\n"
+    )
+    monkeypatch.setattr(containers, "APT_DEB822_SOURCES", [sources])
+    monkeypatch.setattr(containers, "APT_SOURCES", [])
+    assert containers.apt_debian_mirror() == "http://mirror.campus.example/debian"
+    legacy = tmp_path / "sources.list"
+    legacy.write_text("# comment\ndeb [arch=amd64] http://mirrors.campus.example/debian bookworm main contrib\n")
+    monkeypatch.setattr(containers, "APT_DEB822_SOURCES", [])
+    monkeypatch.setattr(containers, "APT_SOURCES", [legacy])
+    assert containers.apt_debian_mirror() == "http://mirrors.campus.example/debian"
