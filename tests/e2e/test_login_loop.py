@@ -136,7 +136,11 @@ def test_deactivating_a_user_in_the_admin_stops_the_server_revokes_tokens_and_lo
         changelist = staff.get("/admin/accounts/user/", params={"q": username})
         assert changelist.status_code == 200, explain(stack, f"admin user list: {changelist.status_code}")
         selected = re.findall(r'name="_selected_action" value="(\d+)"', changelist.text)
-        assert len(selected) == 1, explain(stack, f"searching the admin for {username} found {selected}")
+        assert len(selected) == 1, explain(
+            stack,
+            f"searching the admin for {username} found {selected} at {changelist.url} "
+            f"(history {[r.status_code for r in changelist.history]}): {changelist.text[:1500]}",
+        )
         done = flows.post_form(
             stack,
             staff,
