@@ -1,0 +1,307 @@
+"""The CFPS dataset that notebooks query, and the read-only database account they query it with.
+
+Rules:
+- Notebooks get ONE connection string, `CFPS_DATASET_URL`, made here (`notebook_dataset_url`) from `.env`:
+  `DATASET_DATABASE_URL` when set (`mysql://jupyterhub:PASSWORD@HOST:3306/cfps`, the read-only account),
+  else the embedded synthetic sample, a SQLite file in the data folder opened read-only
+  (`sqlite:////<data>/sample/cfps_sample.sqlite3?mode=ro`).
+- `DATASET_ADMIN_URL` (an account allowed to create users and grant) is used only by the operator commands
+  `provision_dataset_user` and `load_sample_data`; it never reaches a notebook.
+- The read-only account has SELECT on the dataset database and nothing else, once per host pattern in
+  `DATASET_USER_HOST` (MySQL accounts are user@host pairs); `provision_dataset_user` makes it so.
+- A password left out of `DATASET_DATABASE_URL` is generated once into var/secrets/ (dev) and is required in
+  prod, like every other secret.
+
+Imports nothing from Django (and MySQLdb only when talking to a server) so that hubconfig/ can use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from portal.envfile import BASE_DIR, Env, EnvError
+
+# Where the read-only account may connect from: this machine, and Docker's bridge networks (172.16.0.0/12
+# holds every default Docker address pool), where the users' containers live.
+DEFAULT_USER_HOSTS = "localhost,127.0.0.1,172.16.0.0/255.240.0.0"
+DEFAULT_USER = "jupyterhub"
+DEFAULT_DATABASE = "cfps"
+SAMPLE_FILE = Path("sample") / "cfps_sample.sqlite3"
+KERNEL_CONFIG = BASE_DIR / "deploy" / "notebook" / "ipython_kernel_config.py"
+
+
+class DatasetError(RuntimeError):
+    """Talking to the dataset server failed; the message is one line meant for an operator."""
+
+
+@dataclass(frozen=True)
+class MysqlURL:
+    user: str
+    password: str
+    host: str
+    port: int
+    database: str
+
+    def url(self) -> str:
+        auth = quote(self.user, safe="")
+        if self.password:
+            auth += ":" + quote(self.password, safe="")
+        return f"mysql://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+
+    def masked(self) -> str:
+        return replace(self, password="****" if self.password else "").url()
+
+    def connect_kwargs(self) -> dict:
+        return {"host": self.host, "port": self.port, "user": self.user, "password": self.password}
+
+
+def parse_mysql_url(url: str, key: str, default_user: str = "", default_database: str = "") -> MysqlURL:
+    parts = urlsplit(url)
+    if parts.scheme not in {"mysql", "mariadb"}:
+        raise EnvError(f"{key} must look like mysql://user:password@host:3306/database, not scheme {parts.scheme!r}")
+    try:
+        port = parts.port or 3306
+    except ValueError:
+        raise EnvError(f"{key} has a bad port: {url.split('@')[-1]!r}") from None
+    return MysqlURL(
+        user=unquote(parts.username or "") or default_user,
+        password=unquote(parts.password or ""),
+        host=parts.hostname or "127.0.0.1",
+        port=port,
+        database=unquote(parts.path.lstrip("/")) or default_database,
+    )
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """What `.env` says about the dataset. `read_only` is None in the embedded default (the SQLite sample)."""
+
+    read_only: MysqlURL | None
+    admin: MysqlURL | None
+    user_hosts: list[str] = field(default_factory=list)
+
+    @property
+    def embedded(self) -> bool:
+        return self.read_only is None
+
+
+def from_env(env: Env) -> DatasetConfig:
+    generate = env.get("APP_PROFILE", "dev").lower() != "prod"
+    read_only = None
+    if raw := env.get("DATASET_DATABASE_URL"):
+        read_only = parse_mysql_url(raw, "DATASET_DATABASE_URL", DEFAULT_USER, DEFAULT_DATABASE)
+        if not read_only.password:
+            # Never an empty password on a database account: generated once in dev, required in prod.
+            if not generate:
+                raise EnvError("DATASET_DATABASE_URL must include the account's password in prod")
+            read_only = replace(read_only, password=env.secret("DATASET_DB_PASSWORD", nbytes=24))
+    admin = None
+    if raw := env.get("DATASET_ADMIN_URL"):
+        admin = parse_mysql_url(raw, "DATASET_ADMIN_URL")
+        if read_only is not None:
+            # The admin works on the notebooks' database unless its URL names one.
+            admin = replace(admin, database=admin.database or read_only.database)
+        elif not admin.database:
+            admin = replace(admin, database=DEFAULT_DATABASE)
+    hosts = env.list("DATASET_USER_HOST", DEFAULT_USER_HOSTS)
+    for host in hosts:
+        if "'" in host or "\\" in host:
+            raise EnvError(f"DATASET_USER_HOST has a bad host pattern: {host!r}")
+    return DatasetConfig(read_only=read_only, admin=admin, user_hosts=hosts)
+
+
+def sample_path(data_dir: Path) -> Path:
+    """The embedded sample inside a data folder (see portal/datafolder.py)."""
+    return Path(data_dir) / SAMPLE_FILE
+
+
+def notebook_dataset_url(env: Env, data_dir: Path, mysql_host: str | None = None) -> str:
+    """CFPS_DATASET_URL as a user's server sees it. `data_dir` is the data folder's path there (the local
+    folder for the embedded spawner, /home/jovyan/data in a container); `mysql_host` replaces the server's
+    host when containers reach it by another address than the hub does."""
+    config = from_env(env)
+    if config.read_only is None:
+        return f"sqlite:///{sample_path(data_dir)}?mode=ro"
+    account = config.read_only
+    return replace(account, host=mysql_host or account.host).url()
+
+
+def notebook_environment(env: Env, data_dir: Path, mysql_host: str | None = None) -> dict[str, str]:
+    """Every variable a user's server (and so every kernel) needs for the data folder and the dataset."""
+    data_dir = Path(data_dir)
+    return {
+        "CFPS_DATA_DIR": str(data_dir),
+        "PYTHONPATH": str(data_dir / "lib"),
+        "CFPS_DATASET_URL": notebook_dataset_url(env, data_dir, mysql_host),
+    }
+
+
+def install_kernel_config(prefix: Path | None = None, dry_run: bool = False) -> tuple[Path, bool]:
+    """Put deploy/notebook/ipython_kernel_config.py on IPython's config path for kernels of this Python
+    (<prefix>/etc/ipython/, which IPython reads for every kernel it starts from that prefix; a container
+    image puts the same file in /etc/ipython/). Returns the target and whether it changed."""
+    target = Path(prefix or sys.prefix) / "etc" / "ipython" / "ipython_kernel_config.py"
+    source = KERNEL_CONFIG.read_bytes()
+    if target.exists() and target.read_bytes() == source:
+        return target, False
+    if not dry_run:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(target.name + ".new")
+        staging.write_bytes(source)
+        staging.replace(target)
+    return target, True
+
+
+# --- the read-only account on MariaDB/MySQL --------------------------------------------------------------
+_UNREACHABLE = {2002, 2003, 2005, 2006, 2013}  # no server, refused, unknown host, gone away, lost
+_ADMIN_REFUSED = {1045}  # wrong user or password
+_NO_RIGHTS = {1044, 1142, 1143, 1227, 1410, 1396}
+
+
+def connect_admin(admin: MysqlURL, database: str | None = None):
+    """A MySQLdb connection as the admin account; one-line DatasetError when that is impossible."""
+    import MySQLdb
+
+    kwargs = admin.connect_kwargs()
+    if database:
+        kwargs["database"] = database
+    try:
+        return MySQLdb.connect(**kwargs, charset="utf8mb4", connect_timeout=5, autocommit=True)
+    except MySQLdb.Error as exc:
+        raise explain(exc, admin) from None
+
+
+def explain(exc, admin: MysqlURL) -> DatasetError:
+    """Turn a MySQLdb error into one line that says what to do."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    message = " ".join(str(exc.args[-1] if exc.args else exc).split())
+    if code in _UNREACHABLE:
+        return DatasetError(
+            f"cannot reach the dataset server at {admin.host}:{admin.port} (DATASET_ADMIN_URL): {message}"
+        )
+    if code in _ADMIN_REFUSED:
+        return DatasetError(f"the dataset server refused the admin account in DATASET_ADMIN_URL: {message}")
+    if code in _NO_RIGHTS:
+        return DatasetError(
+            f"the admin account {admin.user!r} in DATASET_ADMIN_URL lacks the rights for this "
+            f"(it needs CREATE USER, SELECT on mysql.*, and ALL on the dataset database WITH GRANT OPTION, "
+            f"as root has): {message}"
+        )
+    return DatasetError(f"dataset server error {code}: {message}")
+
+
+def native_password_hash(password: str) -> str:
+    """What mysql_native_password stores: '*' + hex(SHA1(SHA1(password))), upper case."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
+
+
+def grant_database(name: str) -> str:
+    """A database name for GRANT: backquoted, with the LIKE wildcards `_` and `%` escaped (GRANT treats
+    them as patterns, so `cfps_x` would also match `cfpsAx`)."""
+    return "`" + name.replace("`", "``").replace("_", r"\_").replace("%", r"\%") + "`"
+
+
+_GRANT = re.compile(r"^GRANT (?P<privs>.+?) ON (?P<db>`(?:[^`]|``)*`|\*)\.(?P<tbl>`(?:[^`]|``)*`|\*) TO (?P<rest>.*)$")
+
+
+def parse_grants(lines: list[str]) -> set[tuple[str, str, str]]:
+    """SHOW GRANTS lines as {(privilege, database, table)}; anything unusual as one ('?', line, '')."""
+    found = set()
+    for line in lines:
+        match = _GRANT.match(line)
+        if not match or "WITH GRANT OPTION" in match["rest"] or "(" in match["privs"]:
+            found.add(("?", line, ""))
+            continue
+        db = match["db"].strip("`").replace("``", "`").replace(r"\_", "_").replace(r"\%", "%")
+        for priv in match["privs"].split(","):
+            found.add((priv.strip().upper(), db, match["tbl"].strip("`")))
+    return found
+
+
+@dataclass
+class AccountState:
+    host: str
+    changes: list[str] = field(default_factory=list)
+    statements: list[tuple[str, str]] = field(default_factory=list)  # (sql, sql with the password masked)
+
+    def add(self, change: str, sql: str, shown: str | None = None) -> None:
+        if change not in self.changes:
+            self.changes.append(change)
+        self.statements.append((sql, shown or sql))
+
+
+@dataclass
+class ProvisionPlan:
+    database_statements: list[str]
+    accounts: list[AccountState]
+    stray_hosts: list[str]
+
+    @property
+    def statements(self) -> list[tuple[str, str]]:
+        return [(s, s) for s in self.database_statements] + [s for a in self.accounts for s in a.statements]
+
+
+def plan_read_only_account(conn, account: MysqlURL, hosts: list[str], admin: MysqlURL) -> ProvisionPlan:
+    """Compare the server with what the account should be and list the SQL that would make it so."""
+    import MySQLdb
+
+    def literal(value: str) -> str:
+        return "'" + conn.escape_string(value.encode()).decode() + "'"
+
+    cursor = conn.cursor()
+    database_statements = []
+    cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (account.database,))
+    if not cursor.fetchone():
+        quoted = "`" + account.database.replace("`", "``") + "`"
+        database_statements.append(
+            f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+    cursor.execute("SELECT Host, plugin, authentication_string FROM mysql.user WHERE User = %s", (account.user,))
+    existing = {host: (plugin or "", auth or "") for host, plugin, auth in cursor.fetchall()}
+    grant_select = f"GRANT SELECT ON {grant_database(account.database)}.*"
+    accounts = []
+    for host in hosts:
+        who = f"{literal(account.user)}@{literal(host)}"
+        state = AccountState(host)
+        identified = f"IDENTIFIED BY {literal(account.password)}"
+        masked = "IDENTIFIED BY '********'"
+        if host not in existing:
+            state.add("created", f"CREATE USER {who} {identified}", f"CREATE USER {who} {masked}")
+            state.add("created", f"{grant_select} TO {who}")
+            accounts.append(state)
+            continue
+        plugin, auth = existing[host]
+        if plugin not in {"", "mysql_native_password"} or auth != native_password_hash(account.password):
+            state.add("password updated", f"ALTER USER {who} {identified}", f"ALTER USER {who} {masked}")
+        try:
+            cursor.execute(f"SHOW GRANTS FOR {who}")
+        except MySQLdb.Error as exc:
+            raise explain(exc, admin) from None
+        grants = parse_grants([row[0] for row in cursor.fetchall()])
+        wanted = {("SELECT", account.database, "*")}
+        extra = {g for g in grants if g not in wanted and g[:2] != ("USAGE", "*")}
+        if extra:
+            state.add("grants reset", f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {who}")
+            state.add("grants reset", f"{grant_select} TO {who}")
+        elif not wanted <= grants:
+            state.add("SELECT granted", f"{grant_select} TO {who}")
+        accounts.append(state)
+    stray = sorted(set(existing) - set(hosts))
+    return ProvisionPlan(database_statements, accounts, stray)
+
+
+def apply_plan(conn, plan: ProvisionPlan, admin: MysqlURL) -> None:
+    import MySQLdb
+
+    cursor = conn.cursor()
+    for sql, shown in plan.statements:
+        try:
+            cursor.execute(sql)
+        except MySQLdb.Error as exc:
+            error = explain(exc, admin)
+            raise DatasetError(f"{error} (while running: {shown})") from None
