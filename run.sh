@@ -10,6 +10,19 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
+# `./run.sh --prepare`: install and prepare everything (Debian packages, .venv, the Node.js proxy when PROXY is
+# node, the database, static files, bootstrap), then exit without starting anything. For a server where
+# systemd runs the processes (README, "Deploy to a server").
+PREPARE_ONLY=""
+case "${1:-}" in
+"") ;;
+--prepare) PREPARE_ONLY=1 ;;
+*)
+    echo "usage: ./run.sh [--prepare]" >&2
+    exit 2
+    ;;
+esac
+
 # Started with SIGINT ignored (`./run.sh &` from another script, nohup): bash can then neither trap it nor give
 # it back to its children, so `kill -INT` would do nothing and the hub's culler would ignore SIGINT too (the
 # hub stops services with SIGINT first, then waits 10 s). Start again with SIGINT at its default.
@@ -46,6 +59,7 @@ import shlex
 
 from portal import topology
 from portal.envfile import Env, EnvError
+from hubconfig.docker import choose_spawner
 
 try:
     env = Env()
@@ -62,7 +76,7 @@ values = {
     "proxy_api_port": topo.proxy_api_port,
     "public_url": topo.public_url,
     "proxy": env.get("PROXY", "node" if profile == "prod" else "python").strip().lower(),
-    "spawner": env.get("SPAWNER", "local").strip().lower(),
+    "spawner": choose_spawner(env)[0],  # the hub's own choice (hubconfig/docker.py)
     "bind": env.get("BIND"),
     "admin_user": env.get("ADMIN_USERNAME", "cfps-admin"),
     "invite_codes": " ".join(codes) or "(none in .env; make one with: .venv/bin/python manage.py create_invite)",
@@ -104,14 +118,21 @@ if ! leftover_proxy >/dev/null; then
     port_busy "$port" && busy+=("$port (PORT)")
     port_busy "$proxy_api_port" && busy+=("$proxy_api_port (PROXY_API_PORT)")
 fi
-if [[ ${#busy[@]} -gt 0 ]]; then
+if [[ -z "$PREPARE_ONLY" && ${#busy[@]} -gt 0 ]]; then
     die "already in use on this machine: ${busy[*]}. Is run.sh already running? Else pick free ports, e.g. PORT=8100 PORTAL_PORT=8110 HUB_PORT=8181 PROXY_API_PORT=8101 ./run.sh"
 fi
 
 prepare_portal
+# Notebooks: chart libraries, the kernel start-up config, and the synthetic sample (embedded default).
+ensure_notebook_env
+prepare_dataset
 if [[ "$proxy" == node ]]; then
     ensure_node
     ensure_node_modules
+fi
+if [[ -n "$PREPARE_ONLY" ]]; then
+    say "Prepared; nothing started (--prepare). Under systemd: systemctl restart cfps-portal cfps-hub"
+    exit 0
 fi
 
 # --- the two processes -------------------------------------------------------------------------------------

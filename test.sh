@@ -9,9 +9,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 . deploy/lib.sh
 
 ensure_apt_packages "${BASE_PACKAGES[@]}" mariadb-server mariadb-client chromium fonts-noto-cjk
+# The real tools that check the generated deploy files (tests/deploy): nginx -t and a live nginx on 127.0.0.1,
+# iptables-restore (and iproute2 for a private network namespace), systemd-analyze, openssl for a test certificate.
+ensure_apt_packages nginx iptables iproute2 systemd openssl
+# The users' containers (tests/docker): the Docker engine (Debian's, unless one is installed: docker-ce
+# conflicts with docker.io), and debootstrap for the offline image build.
+command -v dockerd >/dev/null 2>&1 || ensure_apt_packages docker.io
+ensure_apt_packages debootstrap
 ensure_venv
 ensure_node
 ensure_node_modules
+# Notebooks (tests/dataset): the chart libraries from npm, and IPython's kernel config in .venv.
+ensure_notebook_env
 
 # Tests never read a developer's .env, nor a DATABASE_URL from the calling shell.
 export CFPS_ENV_FILE=/dev/null
@@ -66,6 +75,15 @@ step "ruff check" ruff check .
 step "ruff format" ruff format --check .
 step "migrations are up to date" python manage.py makemigrations --check --dry-run
 step "compilemessages" python manage.py compilemessages --ignore=.venv --ignore=node_modules --ignore=var
+# The notebook image, built here (its progress shows; minutes the first time, a second when nothing changed)
+# so that tests/docker finds it. Without Docker those tests are skipped, except in CI where that fails.
+if ensure_docker_running; then
+    step "notebook image (build_image)" python manage.py build_image
+elif [[ "${CI:-}" == "true" ]]; then
+    failed+=("the Docker engine (required in CI)")
+else
+    warn "the Docker engine cannot be used; the container tests (tests/docker) will be SKIPPED"
+fi
 step "tests on SQLite" python -m pytest "$@"
 if [[ -n "$mariadb_url" ]]; then
     step "tests on MariaDB" env DATABASE_URL="$mariadb_url" python -m pytest "$@"

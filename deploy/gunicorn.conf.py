@@ -8,10 +8,11 @@ nothing from Django), then the defaults below:
 - PORTAL_PORT      port on 127.0.0.1 (default 8010). Not PORT: that one belongs to JupyterHub's proxy, which
                    sends `/` here and `/jupyter/` to the hub (see portal/topology.py); only the proxy should
                    reach gunicorn
-- GUNICORN_WORKERS processes (default 1)
+- GUNICORN_WORKERS processes (default 1; 2 x cores + 1 when APP_PROFILE=prod)
 - GUNICORN_THREADS threads per process (default 8)
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -27,9 +28,10 @@ chdir = str(BASE_DIR)
 bind = [_env.get("BIND") or f"127.0.0.1:{_env.int('PORTAL_PORT', 8010)}"]
 
 # ONE process by default: the embedded default keeps rate-limit counts in the in-process cache
-# (LocMemCache), which is exact only when every request reaches the same process. Production with Redis
-# as the shared cache (APP_PROFILE=prod) may raise GUNICORN_WORKERS.
-workers = _env.int("GUNICORN_WORKERS", 1)
+# (LocMemCache), which is exact only when every request reaches the same process. Production shares its
+# counts through Redis, so it uses gunicorn's usual 2 x cores + 1.
+_prod = _env.get("APP_PROFILE", "dev").strip().lower() == "prod"
+workers = _env.int("GUNICORN_WORKERS", 2 * (os.cpu_count() or 1) + 1 if _prod else 1)
 threads = _env.int("GUNICORN_THREADS", 8)
 worker_class = "gthread"
 

@@ -191,3 +191,89 @@ ensure_mariadb_running() {
     warn "MariaDB did not answer on 127.0.0.1:3306 within 30 s (its log: /var/log/mysql/error.log)"
     return 1
 }
+
+# --- Notebooks: chart libraries, IPython start-up, the synthetic sample (portal/dataset.py) --------------------
+# The ECharts files pyecharts charts load in the browser, from the npm packages pinned in
+# deploy/notebook/package-lock.json, copied to deploy/notebook/lib/cfps/static/ (git-ignored), which
+# sync_data_folder copies into the data folder: students' browsers load them from their own server
+# (~/data/lib/cfps/static/), never from a CDN. Names as pyecharts expects them (pyecharts/datasets/).
+# shellcheck disable=SC2034  # also read by the image build
+NOTEBOOK_ASSETS=(
+    "echarts/dist/echarts.min.js:echarts.min.js"
+    "echarts-gl/dist/echarts-gl.min.js:echarts-gl.min.js"
+    "echarts-wordcloud/dist/echarts-wordcloud.min.js:echarts-wordcloud.min.js"
+    "echarts-4/map/js/china.js:maps/china.js"
+    "echarts/LICENSE:LICENSE-echarts.txt"
+    "echarts/NOTICE:NOTICE-echarts.txt"
+    "echarts-gl/LICENSE:LICENSE-echarts-gl.txt"
+)
+
+# ensure_notebook_assets: fill deploy/notebook/lib/cfps/static/ with NOTEBOOK_ASSETS (npm ci, then copy). Runs
+# npm only when deploy/notebook/package*.json changed since the last copy (sha256 stamp in that folder).
+ensure_notebook_assets() {
+    local dir=deploy/notebook out=deploy/notebook/lib/cfps/static want have="" pair
+    want=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
+    [[ -f $out/.package-lock.sha256 ]] && have=$(<"$out/.package-lock.sha256")
+    [[ "$want" == "$have" ]] && return 0
+    ensure_node
+    say "Installing the chart libraries for notebooks (npm ci in $dir)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in $dir failed (see above)"
+    rm -rf "$out"
+    for pair in "${NOTEBOOK_ASSETS[@]}"; do
+        install -D -m 644 "$dir/node_modules/${pair%%:*}" "$out/${pair#*:}" || die "npm package file ${pair%%:*} is missing"
+    done
+    rm -rf "$dir/node_modules" # 130 MB, of which the four files above are all that is used
+    printf '%s\n' "$want" >"$out/.package-lock.sha256"
+}
+
+# ensure_notebook_env: what kernels of .venv need: the chart libraries, and IPython's kernel config that runs
+# the data folder's startup/ files (deploy/notebook/ipython_kernel_config.py -> .venv/etc/ipython/).
+ensure_notebook_env() {
+    ensure_notebook_assets
+    .venv/bin/python -c 'from portal.dataset import install_kernel_config as i; p, changed = i(); changed and print(f"==> Installed {p}")'
+}
+
+# prepare_dataset: for the embedded default (DATASET_DATABASE_URL empty), (re)write the synthetic sample into
+# the local data folder; with MariaDB/MySQL the operator runs provision_dataset_user and load_sample_data.
+prepare_dataset() {
+    if [[ -z "$(env_value DATASET_DATABASE_URL)" ]]; then
+        say "Writing the synthetic CFPS sample (SQLite, for notebooks)"
+        .venv/bin/python manage.py load_sample_data -v0
+    fi
+}
+
+# --- Users' containers: the Docker engine (portal/containers.py) -------------------------------------------------
+# True when the Docker engine answers this user.
+docker_alive() { docker info >/dev/null 2>&1; }
+
+# ensure_docker_running: start dockerd if the engine does not answer (through systemd where it runs, else in
+# the background with its log in /var/log/cfps-dockerd.log), and wait up to 60 s for it. Returns non-zero
+# (with a warning) when it cannot be used.
+ensure_docker_running() {
+    local i
+    docker_alive && return 0
+    command -v dockerd >/dev/null 2>&1 || {
+        warn "dockerd is not installed (apt-get install docker.io)"
+        return 1
+    }
+    if ! can_be_root; then
+        warn "the Docker engine does not answer and starting it needs root or sudo"
+        return 1
+    fi
+    if [[ $EUID -ne 0 && -S /var/run/docker.sock ]] && as_root docker info >/dev/null 2>&1; then
+        warn "the Docker engine runs, but $USER may not use it: add yourself to the docker group and log in again"
+        return 1
+    fi
+    say "Starting the Docker engine"
+    if [[ -d /run/systemd/system ]]; then
+        as_root systemctl start docker || return 1
+    else
+        as_root sh -c 'setsid dockerd >>/var/log/cfps-dockerd.log 2>&1 </dev/null &' || return 1
+    fi
+    for ((i = 0; i < 60; i++)); do
+        docker_alive && return 0
+        sleep 1
+    done
+    warn "the Docker engine did not answer within 60 s (its log: journalctl -u docker, or /var/log/cfps-dockerd.log)"
+    return 1
+}

@@ -15,12 +15,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from portal import topology
+from portal import placeholders, topology
 from portal.envfile import BASE_DIR, Env, EnvError, var_dir
 
 PROXIES = {"python", "node"}
 LAB_SETTINGS_DIR = Path(__file__).resolve().parent / "lab_settings"
-SPAWNERS = {"local"}
+SPAWNERS = {"local", "docker"}
 
 
 class HubConfigError(SystemExit):
@@ -41,14 +41,25 @@ def crypt_key(env: Env) -> str:
 
 def process_environment(env: Env) -> dict[str, str]:
     """Variables the hub process itself must see (JupyterHub reads the crypt key only from its environment)."""
-    return {"JUPYTERHUB_CRYPT_KEY": crypt_key(env)}
+    try:
+        return {"JUPYTERHUB_CRYPT_KEY": crypt_key(env)}
+    except EnvError as exc:  # prod without the key: one line, not a traceback
+        raise HubConfigError(str(exc)) from None
 
 
 def startup_warnings(env: Env) -> list[str]:
     """Lines the hub prints to its log when it starts."""
+    from hubconfig.docker import choose_spawner, engine_problem
     from hubconfig.spawners import WARNING
+    from portal import containers
 
-    return [f"WARNING: {WARNING}"] if env.get("SPAWNER", "local").lower() == "local" else []
+    spawner, why = choose_spawner(env)
+    lines = [f"Spawner: {spawner} ({why})"]
+    if spawner == "local":
+        lines.append(f"WARNING: {WARNING}")
+    elif spawner == "docker" and (problem := engine_problem(containers.from_env(env).image)):
+        lines.append(f"WARNING: users' servers cannot start: {problem}")
+    return lines
 
 
 def proxy_command(env: Env) -> list[str]:
@@ -61,6 +72,16 @@ def proxy_command(env: Env) -> list[str]:
     if not command.exists():
         raise HubConfigError(f"PROXY=node but {command} is missing; install it with: npm ci (in {BASE_DIR})")
     return [str(command)]
+
+
+# The hub's own secrets; in prod each one must be a real one from .env (the portal checks its own ones).
+HUB_SECRETS = ("HUB_CLIENT_SECRET", "HUB_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN", "JUPYTERHUB_CRYPT_KEY")
+
+
+def refuse_placeholder_secrets(env: Env) -> None:
+    found = placeholders.placeholders({key: env.get(key) for key in HUB_SECRETS})
+    if found:
+        raise HubConfigError(placeholders.message(found))
 
 
 def apply_config(c, env: Env | None = None) -> None:
@@ -77,6 +98,8 @@ def _apply(c, env: Env) -> None:
     generate = profile(env) != "prod"
     prefix = topology.HUB_PREFIX
     bin_dir = Path(sys.executable).parent
+    if not generate:
+        refuse_placeholder_secrets(env)
 
     # --- the hub and the one public origin ---
     # bind_url alone: its path is the hub's base URL. Setting base_url too makes JupyterHub ignore
@@ -88,7 +111,9 @@ def _apply(c, env: Env) -> None:
     c.Proxy.extra_routes = {"/": topo.portal_internal_url}
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
-    c.JupyterHub.cleanup_servers = True
+    # Links, redirects and cookie security come from PUBLIC_URL, not from request headers: behind Nginx's
+    # TLS, the proxy appends "http" to X-Forwarded-Proto and the hub would otherwise set non-Secure cookies.
+    c.JupyterHub.public_url = topo.hub_public_url
 
     # --- proxy ---
     c.ConfigurableHTTPProxy.command = proxy_command(env)
@@ -151,7 +176,10 @@ def _apply(c, env: Env) -> None:
     c.JupyterHub.concurrent_spawn_limit = env.int("HUB_CONCURRENT_SPAWN_LIMIT", 20)
 
     # --- spawner ---
-    spawner = env.get("SPAWNER", "local").lower()
+    from hubconfig.docker import apply_docker_config, choose_spawner
+    from portal import datafolder, dataset
+
+    spawner = choose_spawner(env)[0]
     if spawner not in SPAWNERS:
         raise HubConfigError(f"SPAWNER must be one of {sorted(SPAWNERS)}, not {spawner!r}")
     if spawner == "local":
@@ -162,6 +190,15 @@ def _apply(c, env: Env) -> None:
         c.LocalHomeSpawner.shared_root = str(var_dir() / "shared")
         singleuser = shutil.which("jupyterhub-singleuser", path=str(bin_dir)) or str(bin_dir / "jupyterhub-singleuser")
         c.LocalHomeSpawner.cmd = [singleuser]
+        # The dataset as portal/dataset.py defines it; CFPS_DATA_DIR and PYTHONPATH come from the spawner.
+        c.LocalHomeSpawner.environment = {
+            "CFPS_DATASET_URL": dataset.notebook_dataset_url(env, datafolder.local_data_dir())
+        }
+    else:  # one container per user: hubconfig/docker.py
+        apply_docker_config(c, env, topo.hub_port)
+    # Local servers are the hub's children and must go with it; containers outlive a hub restart (an upgrade,
+    # `systemctl restart cfps-hub`) and the hub finds them again, so students keep their kernels.
+    c.JupyterHub.cleanup_servers = spawner == "local"
     c.Spawner.default_url = "/lab"
     # JupyterLab defaults: Chinese UI (students can switch in Settings → Language) and no news or update
     # checks fetched from outside, which campus networks may block.

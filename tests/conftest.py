@@ -9,7 +9,9 @@ from django.core.cache import cache
 PASSWORD = "Cfps-analysis-2026"
 
 
-LIVE_DIRS = ("e2e", "browser")  # tests that start their own portal/hub processes, each with its own SQLite
+# Tests that start their own portal/hub processes, each with its own SQLite (tests/dataset: their own scratch
+# databases on MariaDB, whichever database the suite runs on).
+LIVE_DIRS = ("e2e", "browser", "docker", "deploy", "dataset")
 
 
 def on_mariadb() -> bool:

@@ -2,6 +2,7 @@
 
 import re
 import sys
+from urllib.parse import urlsplit
 
 from django.utils.translation import gettext_lazy as _
 
@@ -239,3 +240,41 @@ OAUTH2_PROVIDER = {
     # http only for the embedded default on 127.0.0.1; prod allows https alone.
     "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
 }
+
+# --- Production deploy files (python manage.py gen_nginx, gen_systemd, gen_firewall) -------------------
+# The public host name; Nginx's server_name and the certificate folder come from it.
+APP_DOMAIN_NAME = env.get("APP_DOMAIN_NAME")
+# The machine account the systemd units run the portal and the hub as (never root).
+SERVICE_USER = env.get("SERVICE_USER", "cfps")
+# Firewall: the host interfaces user containers come from (iptables names; `+` is a wildcard: br-+ is every
+# user-defined Docker network) and the host address they reach the hub at.
+DOCKER_BRIDGE_INTERFACES = env.list("DOCKER_BRIDGE_INTERFACES", "docker0,br-+")
+DOCKER_INTERFACE_IP = env.get("DOCKER_INTERFACE_IP")
+try:
+    # HSTS lifetime; Nginx sends the header for the hub too, and prod tells Django the same value.
+    HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31536000)
+    HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+    # The MySQL port containers may reach: the one notebooks use for the dataset (never typed twice).
+    FIREWALL_MYSQL_PORT = urlsplit(env.get("DATASET_DATABASE_URL")).port or 3306
+except (EnvError, ValueError) as exc:
+    _fail(f"{exc} (SECURE_HSTS_* or the port in DATASET_DATABASE_URL)")
+
+# --- Users' notebook containers (build_image, setup_volumes; the hub reads the same, see portal/containers.py)
+try:
+    from portal import containers as _containers
+
+    CONTAINERS = _containers.from_env(env)
+except EnvError as exc:
+    _fail(str(exc))
+
+# --- The CFPS dataset (provision_dataset_user, load_sample_data; rules in portal/dataset.py) -------------
+try:
+    from portal import dataset as _dataset
+    from portal.datafolder import local_data_dir as _local_data_dir
+
+    # DATASET_DATABASE_URL (the notebooks' read-only account), DATASET_ADMIN_URL, DATASET_USER_HOST.
+    DATASET = _dataset.from_env(env)
+    # The embedded default: the synthetic sample in the local data folder, opened read-only by notebooks.
+    DATASET_SAMPLE_PATH = _dataset.sample_path(_local_data_dir())
+except EnvError as exc:
+    _fail(str(exc))

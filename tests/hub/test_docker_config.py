@@ -194,3 +194,7 @@ def test_debian_mirror_defaults_to_the_one_apt_uses(tmp_path, monkeypatch):
     monkeypatch.setattr(containers, "APT_DEB822_SOURCES", [])
     monkeypatch.setattr(containers, "APT_SOURCES", [legacy])
     assert containers.apt_debian_mirror() == "http://mirrors.campus.example/debian"
+
+
+def test_containers_outlive_a_hub_restart():
+    assert configured().JupyterHub.cleanup_servers is False
