@@ -6,6 +6,9 @@ import os
 import pytest
 from django.core.cache import cache
 
+# One set of browser fixtures for every folder (see tests/browser_plugin.py for why only one).
+pytest_plugins = ["tests.browser_plugin"]
+
 PASSWORD = "Cfps-analysis-2026"
 
 

@@ -4,7 +4,7 @@ Why a subprocess and not pytest-django's live_server: the browser must talk to t
 settings and static-file pipeline (collectstatic + whitenoise) that `./run.sh` uses, and later tests start
 JupyterHub next to it, which needs a portal that outlives a single Django test transaction.
 
-Plain functions and classes; fixtures (e.g. tests/browser/conftest.py) import them.
+Plain functions and classes; fixtures (e.g. tests/browser_plugin.py) use them.
 """
 
 from __future__ import annotations

@@ -19,13 +19,6 @@ import pytest
 
 from portal import dataset
 from portal.datafolder import sync_data_folder
-from tests.browser.conftest import (  # noqa: F401 - the browser fixtures (test_charts_browser.py) and their report hook
-    browser,
-    new_context,
-    pytest_runtest_makereport,
-    results_dir,
-    screenshot,
-)
 from tests.live import REPO, in_ci
 
 ADMIN_URL = os.environ.get("CFPS_TEST_MARIADB_ADMIN_URL", "mysql://root@127.0.0.1:3306")

@@ -22,15 +22,6 @@ import sys
 import pytest
 
 from portal import containers
-
-# The browser fixtures (Chromium through Playwright) for test_browser.py, and the hook their teardown reads.
-from tests.browser.conftest import (  # noqa: F401
-    browser,
-    new_context,
-    pytest_runtest_makereport,
-    results_dir,
-    screenshot,
-)
 from tests.e2e import flows
 from tests.live import REPO, Stack, in_ci
 

@@ -1,5 +1,8 @@
 """Browser fixtures: the real portal under gunicorn (tests/live.py) driven by Debian's Chromium.
 
+A plugin registered once in tests/conftest.py (pytest_plugins), so every folder shares ONE session-wide
+browser: two Playwright sync instances cannot live in one process at the same time.
+
 Never downloads a browser: Playwright launches /usr/bin/chromium. Without it the tests skip locally and
 FAIL when CI=true. The browser can only reach 127.0.0.1: host names other than localhost do not resolve and
 every request URL a test makes is checked at teardown.
