@@ -47,6 +47,9 @@ def test_rules_allow_only_the_hub_api_and_mysql_from_the_docker_bridges():
         "-A CFPS-CONTAINERS -p tcp -m tcp --dport 8181 -j ACCEPT",
         "-A CFPS-CONTAINERS -p tcp -m tcp --dport 3307 -j ACCEPT",
     ]
+    # Other machines never reach the hub directly (it listens on 0.0.0.0 in bridge mode): after the bridges' jumps.
+    closed = "-A CFPS-INPUT ! -i lo -p tcp -m tcp --dport 8181 -j REJECT --reject-with tcp-reset"
+    assert lines.index(closed) > lines.index("-A CFPS-INPUT -i br-+ -j CFPS-CONTAINERS")
     assert lines[-3:-1] == [
         "-A CFPS-CONTAINERS -j REJECT --reject-with icmp-port-unreachable",
         "-I INPUT 1 -j CFPS-INPUT",

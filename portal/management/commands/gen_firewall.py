@@ -68,4 +68,5 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
             "interfaces_text": ", ".join(interfaces),
             "destination": destination,
             "ports": ports,
+            "hub_port": settings.TOPOLOGY.hub_port,
         }
