@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.conftest import DOMAIN, manage, nginx_test, require_tool, self_signed_certificate, wrap_site
+from tests.live import in_ci
 
 DEBIAN_NGINX_CONF = Path("/etc/nginx/nginx.conf")
 
@@ -44,7 +45,10 @@ def test_generated_site_passes_nginx_t_inside_debians_own_nginx_conf(tmp_path, c
     """As installed: Debian's http block already sets gzip, ssl_protocols and friends; nothing may clash."""
     require_tool("nginx", "nginx")
     if not DEBIAN_NGINX_CONF.exists():
-        pytest.skip(f"{DEBIAN_NGINX_CONF} is not here")
+        message = f"{DEBIAN_NGINX_CONF} is not here (Debian's nginx package installs it)"
+        if in_ci():
+            pytest.fail(f"CI=true but {message}", pytrace=False)
+        pytest.skip(message)
     site = tmp_path / "cfps.conf"
     site.write_text(generate(tmp_path, *(tls_args(certificate) if tls else [])))
     conf = DEBIAN_NGINX_CONF.read_text()
@@ -79,7 +83,10 @@ def test_plain_site_proxies_everything_to_the_front_port_with_the_headers_the_po
 def test_tls_site_redirects_http_and_uses_the_letsencrypt_paths_by_default(tmp_path):
     live = Path("/etc/letsencrypt/live") / DOMAIN
     if (live / "fullchain.pem").exists():
-        pytest.skip("this machine has a real certificate for the test domain")
+        message = f"this machine has a real certificate for the test domain in {live}"
+        if in_ci():
+            pytest.fail(f"CI=true but {message}", pytrace=False)
+        pytest.skip(message)
     # Without a certificate there, --tls refuses in one line and names where it looked.
     result = manage("gen_nginx", "--tls", env={"APP_DOMAIN_NAME": DOMAIN}, check=False)
     assert result.returncode != 0
