@@ -92,15 +92,20 @@ def test_dry_run_prints_the_sql_with_the_password_masked_and_changes_nothing(ser
     assert server.sql("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (user,))[0][0] == 0
 
 
-def test_changed_password_is_updated_and_only_then(server, tmp_path):
-    import MySQLdb
-
-    user = server.new_name("ro")
-    env = {
+def loopback_account_env(server, user: str) -> dict[str, str]:
+    """Configuration for a test account `user` allowed from 127.0.0.1 only."""
+    return {
         "DATASET_DATABASE_URL": server.url(user=user),
         "DATASET_ADMIN_URL": ADMIN_URL,
         "DATASET_USER_HOST": "127.0.0.1",
     }
+
+
+def test_changed_password_is_updated_and_only_then(server, tmp_path):
+    import MySQLdb
+
+    user = server.new_name("ro")
+    env = loopback_account_env(server, user)
     manage("provision_dataset_user", env=env, tmp=tmp_path)
     env["DATASET_DATABASE_URL"] = server.url(user=user, password="New-" + server.password)
     assert "127.0.0.1: password updated" in manage("provision_dataset_user", env=env, tmp=tmp_path).stdout
@@ -112,11 +117,7 @@ def test_changed_password_is_updated_and_only_then(server, tmp_path):
 
 def test_extra_privileges_are_revoked(server, tmp_path):
     user = server.new_name("ro")
-    env = {
-        "DATASET_DATABASE_URL": server.url(user=user),
-        "DATASET_ADMIN_URL": ADMIN_URL,
-        "DATASET_USER_HOST": "127.0.0.1",
-    }
+    env = loopback_account_env(server, user)
     manage("provision_dataset_user", env=env, tmp=tmp_path)
     server.sql(f"GRANT INSERT, DELETE ON `{server.database}`.* TO '{user}'@'127.0.0.1'")
     server.sql(f"GRANT SELECT ON mysql.* TO '{user}'@'127.0.0.1'")
@@ -129,11 +130,7 @@ def test_extra_privileges_are_revoked(server, tmp_path):
 def test_account_on_a_host_not_listed_is_reported(server, tmp_path):
     user = server.new_name("ro")
     server.sql(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'x'")
-    env = {
-        "DATASET_DATABASE_URL": server.url(user=user),
-        "DATASET_ADMIN_URL": ADMIN_URL,
-        "DATASET_USER_HOST": "127.0.0.1",
-    }
+    env = loopback_account_env(server, user)
     result = manage("provision_dataset_user", env=env, tmp=tmp_path)
     assert f"warning: {user}@% exists too but is not in DATASET_USER_HOST" in result.stderr
 
