@@ -48,6 +48,12 @@ class User(AbstractUser):
         error_messages={"unique": _("This username is already taken.")},
     )
 
+    must_change_password = models.BooleanField(
+        _("must change password"),
+        default=False,
+        help_text=_("Set by a temporary password from staff: the user must choose a new one at the next login."),
+    )
+
     objects = AccountUserManager()
 
     class Meta(AbstractUser.Meta):
@@ -65,6 +71,16 @@ class User(AbstractUser):
         self.username = usernames.normalize(self.username)
         usernames.UsernameValidator()(self.username)
         super().save(*args, **kwargs)
+
+    def set_password(self, raw_password):
+        # Any password the user chooses (change, reset, set-password link) ends a temporary one.
+        super().set_password(raw_password)
+        self.must_change_password = False
+
+    def set_temporary_password(self, raw_password):
+        """Staff-given password: works for one login, then the user must choose their own."""
+        super().set_password(raw_password)
+        self.must_change_password = True
 
 
 class InviteCodeQuerySet(models.QuerySet):
