@@ -53,6 +53,14 @@ class User(AbstractUser):
         default=False,
         help_text=_("Set by a temporary password from staff: the user must choose a new one at the next login."),
     )
+    # Accounts from an invite code that needs approval start inactive with this set; staff approval turns
+    # both around. Being inactive is what keeps them out everywhere (login, OAuth, the hub), so no separate
+    # check can be forgotten; this flag only tells "waiting" apart from "deactivated by staff".
+    awaiting_approval = models.BooleanField(
+        _("waiting for approval"),
+        default=False,
+        help_text=_("Signed up with an invite code that needs approval; cannot log in until staff approve."),
+    )
 
     objects = AccountUserManager()
 
@@ -122,6 +130,11 @@ class InviteCode(models.Model):
         on_delete=models.SET_NULL,
         related_name="invite_codes",
         help_text=_("New users who sign up with this code join this group (their team)."),
+    )
+    needs_approval = models.BooleanField(
+        _("needs approval"),
+        default=False,
+        help_text=_("Accounts made with this code cannot log in until staff approve them."),
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
