@@ -4,6 +4,7 @@ from oauth2_provider import urls as oauth2_urls
 from oauth2_provider import views as oauth2_views
 
 from accounts import views
+from accounts.password_views import SetPasswordView
 
 # Only what an authorization-code + OIDC provider needs. DOT's self-service application pages, device flow
 # and dynamic client registration stay off: staff register clients in the admin.
@@ -22,6 +23,7 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/login/", views.login_view, name="login"),
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
+    path("accounts/set-password/<uidb64>/<token>/", SetPasswordView.as_view(), name="set_password"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("o/", include(oauth2_patterns)),
     path("admin/", admin.site.urls),

@@ -1,0 +1,85 @@
+"""Passwords that staff hand out on paper: one-time set-password links and temporary passwords.
+
+Rules:
+- A set-password link is valid for `LINK_DAYS` days and only once: its token is an HMAC over the user's
+  password hash and last login (Django's PasswordResetTokenGenerator), so setting a password or logging in
+  ends it. It has its own salt and its own lifetime, independent of the e-mail reset's
+  `PASSWORD_RESET_TIMEOUT`, so a reset link can never be replayed as a 7-day link or the other way round.
+- Links and temporary passwords are only for active accounts, and for staff accounts only when a superuser
+  asks: a staff member with "change user" rights must not be able to take over an administrator's account.
+- A temporary password sets `must_change_password`; `accounts.middleware` keeps the user on the
+  password-change page until they choose their own.
+"""
+
+import datetime
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+from django.utils.encoding import force_bytes
+from django.utils.http import base36_to_int, urlsafe_base64_encode
+
+LINK_DAYS = 7
+# Read from paper: no 0/O, 1/I/l.
+TEMPORARY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+TEMPORARY_LENGTH = 10
+
+
+class SetPasswordTokenGenerator(PasswordResetTokenGenerator):
+    key_salt = "accounts.setpassword.SetPasswordTokenGenerator"
+    timeout = LINK_DAYS * 24 * 3600
+
+    def check_token(self, user, token):
+        # Django's own check compares the age with settings.PASSWORD_RESET_TIMEOUT (the e-mail reset's
+        # lifetime); these links have their own, so the check is repeated here with `timeout`.
+        if not (user and token):
+            return False
+        try:
+            ts = base36_to_int(token.split("-", 1)[0])
+        except ValueError:
+            return False
+        if not any(
+            constant_time_compare(self._make_token_with_timestamp(user, ts, secret), token)
+            for secret in [self.secret, *self.secret_fallbacks]
+        ):
+            return False
+        return 0 <= self._num_seconds(self._now()) - ts <= self.timeout
+
+
+token_generator = SetPasswordTokenGenerator()
+
+
+def may_issue(staff_user, user) -> bool:
+    """Whether `staff_user` may give `user` a link or a temporary password (see the module rules)."""
+    if not user.is_active:
+        return False
+    return staff_user.is_superuser or not (user.is_staff or user.is_superuser)
+
+
+def link_path(user) -> str:
+    uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
+    return reverse("set_password", kwargs={"uidb64": uidb64, "token": token_generator.make_token(user)})
+
+
+def link(user) -> str:
+    """The absolute link printed on the student's slip (the portal's public address, not the request's)."""
+    return settings.PUBLIC_URL + link_path(user)
+
+
+def link_expiry() -> datetime.datetime:
+    return timezone.now() + datetime.timedelta(days=LINK_DAYS)
+
+
+def temporary_password() -> str:
+    return "".join(secrets.choice(TEMPORARY_ALPHABET) for _ in range(TEMPORARY_LENGTH))
+
+
+def set_temporary_password(user) -> str:
+    """Give `user` a fresh temporary password (saved, signals fire) and return it for the slip."""
+    raw = temporary_password()
+    user.set_temporary_password(raw)
+    user.save(update_fields=["password", "must_change_password"])
+    return raw
