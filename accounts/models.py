@@ -78,6 +78,9 @@ class User(AbstractUser):
     def save(self, *args, **kwargs):
         self.username = usernames.normalize(self.username)
         usernames.UsernameValidator()(self.username)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "username" in update_fields:
+            usernames.check_not_retired(self.username)
         super().save(*args, **kwargs)
 
     def set_password(self, raw_password):
@@ -249,3 +252,52 @@ class InviteRedemption(models.Model):
 
     def __str__(self):
         return f"{self.user} ← {self.invite}"
+
+
+class RetiredUsername(models.Model):
+    """A name that belonged to a deleted (or renamed) account: it is never given to anyone again.
+
+    The hub knows people by name only, and their files live in the Docker volume `jupyterhub-user-<name>`
+    (`var/users/<name>/` with the local spawner), which deleting the account keeps. A new account with the
+    same name would open them; so the name stays taken (see `usernames.check_not_retired`).
+    """
+
+    class Reason(models.TextChoices):
+        DELETED = "deleted", _("account deleted")
+        RENAMED = "renamed", _("account renamed")
+
+    username = models.CharField(_("username"), max_length=150, unique=True)
+    reason = models.CharField(_("reason"), max_length=16, choices=Reason.choices)
+    retired_at = models.DateTimeField(_("retired at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("retired username")
+        verbose_name_plural = _("retired usernames")
+        ordering = ["-retired_at"]
+
+    def __str__(self):
+        return self.username
+
+
+class PendingHubRemoval(models.Model):
+    """A hub user the portal must delete (with its server and every hub token), kept until the hub confirms.
+
+    Written in the same transaction as the deactivation, deletion, rename or password change that needs it,
+    so an unreachable hub never loses the action; `accounts.hub` carries it out after the commit and retries
+    (see its docstring for when).
+    """
+
+    username = models.CharField(_("hub username"), max_length=150, unique=True)
+    reason = models.CharField(_("reason"), max_length=32)
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("pending hub removal")
+        verbose_name_plural = _("pending hub removals")
+        ordering = ["requested_at"]
+
+    def __str__(self):
+        return self.username
