@@ -4,6 +4,9 @@
 - 3 to 32 characters from a-z, 0-9, `-` and `_`, starting with a letter or digit (the name becomes part
   of Docker container and volume names, which must start that way).
 - Names that collide with system accounts, URL paths or roles are reserved.
+- The name of a deleted or renamed account is retired for good (`accounts.models.RetiredUsername`): the
+  hub and the users' file volumes know people by name, so a new owner of the name would get the old
+  owner's files. `check_not_retired` needs the database, so it is separate from the pure validator.
 """
 
 import re
@@ -66,3 +69,13 @@ class UsernameValidator:
 
     def __eq__(self, other):
         return isinstance(other, UsernameValidator)
+
+
+def check_not_retired(value) -> None:
+    """Refuse a name that belonged to a deleted or renamed account; sign-up, admin and imports all call it."""
+    from django.apps import apps
+
+    if apps.get_model("accounts", "RetiredUsername").objects.filter(username=value).exists():
+        raise ValidationError(
+            _("This username belonged to an account that was deleted and cannot be used again."), code="retired"
+        )
