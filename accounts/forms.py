@@ -31,6 +31,15 @@ class UsernameField(auth_forms.UsernameField):
         }
 
 
+class NewUsernameField(UsernameField):
+    """A username being given to an account (sign-up, admin): also refused when it is retired."""
+
+    def validate(self, value):
+        super().validate(value)
+        if value:
+            usernames.check_not_retired(value)
+
+
 class SignupForm(auth_forms.UserCreationForm):
     invite_code = forms.CharField(
         label=_("Invite code"),
@@ -42,7 +51,7 @@ class SignupForm(auth_forms.UserCreationForm):
     class Meta(auth_forms.UserCreationForm.Meta):
         model = User
         fields = ("username",)
-        field_classes = {"username": UsernameField}
+        field_classes = {"username": NewUsernameField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -92,13 +101,13 @@ class AdminUserCreationForm(auth_forms.AdminUserCreationForm):
     class Meta(auth_forms.AdminUserCreationForm.Meta):
         model = User
         fields = ("username",)
-        field_classes = {"username": UsernameField}
+        field_classes = {"username": NewUsernameField}
 
 
 class AdminUserChangeForm(auth_forms.UserChangeForm):
     class Meta(auth_forms.UserChangeForm.Meta):
         model = User
-        field_classes = {"username": UsernameField}
+        field_classes = {"username": NewUsernameField}
 
 
 class GenerateInvitesForm(forms.Form):
