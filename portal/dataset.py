@@ -9,6 +9,11 @@ Rules:
   `provision_dataset_user` and `load_sample_data`; it never reaches a notebook.
 - The read-only account has SELECT on the dataset database and nothing else, once per host pattern in
   `DATASET_USER_HOST` (MySQL accounts are user@host pairs); `provision_dataset_user` makes it so.
+- Every one of those accounts has resource limits, so one student's code cannot starve the others or the
+  server: at most `DATASET_MAX_CONNECTIONS` connections at once (MAX_USER_CONNECTIONS; the account is
+  shared by the whole class, so this is the class's total) and `DATASET_MAX_STATEMENT_SECONDS` per
+  statement (MariaDB's MAX_STATEMENT_TIME; the server interrupts a longer one with error 1969). 0 means no
+  limit. MySQL has no per-account statement time: there the command says so and sets the connections only.
 - A password left out of `DATASET_DATABASE_URL` is generated once into var/secrets/ (dev) and is required in
   prod, like every other secret.
 
@@ -31,6 +36,13 @@ from portal.envfile import BASE_DIR, Env, EnvError
 DEFAULT_USER_HOSTS = "localhost,127.0.0.1,172.16.0.0/255.240.0.0"
 DEFAULT_USER = "jupyterhub"
 DEFAULT_DATABASE = "cfps"
+# The account is shared by every student (one account per host pattern, and all containers come from one),
+# so this is a class's total: about 2 per student (a notebook's connection plus a second kernel) for a class
+# of 50, and still below MariaDB's default max_connections (151), which leaves room for the admin and others.
+DEFAULT_MAX_CONNECTIONS = 100
+# Long enough for any honest query on the CFPS tables (a full scan takes well under a second), short enough
+# that a runaway cross join is cut off before it holds the server for long.
+DEFAULT_MAX_STATEMENT_SECONDS = 60.0
 SAMPLE_FILE = Path("sample") / "cfps_sample.sqlite3"
 KERNEL_CONFIG = BASE_DIR / "deploy" / "notebook" / "ipython_kernel_config.py"
 
@@ -84,6 +96,8 @@ class DatasetConfig:
     read_only: MysqlURL | None
     admin: MysqlURL | None
     user_hosts: list[str] = field(default_factory=list)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # per account; 0: no limit
+    max_statement_seconds: float = DEFAULT_MAX_STATEMENT_SECONDS  # 0: no limit
 
     @property
     def embedded(self) -> bool:
@@ -112,7 +126,26 @@ def from_env(env: Env) -> DatasetConfig:
     for host in hosts:
         if "'" in host or "\\" in host:
             raise EnvError(f"DATASET_USER_HOST has a bad host pattern: {host!r}")
-    return DatasetConfig(read_only=read_only, admin=admin, user_hosts=hosts)
+    max_connections = env.int("DATASET_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)
+    if max_connections < 0:
+        raise EnvError(f"DATASET_MAX_CONNECTIONS must be 0 (no limit) or more, not {max_connections}")
+    raw_seconds = env.get("DATASET_MAX_STATEMENT_SECONDS", str(DEFAULT_MAX_STATEMENT_SECONDS))
+    try:
+        max_seconds = float(raw_seconds)
+    except ValueError:
+        max_seconds = -1.0
+    if not 0 <= max_seconds < 10**7:  # also refuses nan and inf
+        raise EnvError(
+            f"DATASET_MAX_STATEMENT_SECONDS must be a number of seconds such as 60 or 0.5 (0: no limit), "
+            f"not {raw_seconds!r}"
+        )
+    return DatasetConfig(
+        read_only=read_only,
+        admin=admin,
+        user_hosts=hosts,
+        max_connections=max_connections,
+        max_statement_seconds=max_seconds,
+    )
 
 
 def sample_path(data_dir: Path) -> Path:
@@ -240,13 +273,28 @@ class ProvisionPlan:
     database_statements: list[str]
     accounts: list[AccountState]
     stray_hosts: list[str]
+    warnings: list[str] = field(default_factory=list)
+    limits: str = ""  # the limits every account gets, in words
 
     @property
     def statements(self) -> list[tuple[str, str]]:
         return [(s, s) for s in self.database_statements] + [s for a in self.accounts for s in a.statements]
 
 
-def plan_read_only_account(conn, account: MysqlURL, hosts: list[str], admin: MysqlURL) -> ProvisionPlan:
+def describe_limits(max_connections: int, max_statement_seconds: float) -> str:
+    connections = f"at most {max_connections} connections" if max_connections else "no connection limit"
+    seconds = f"{max_statement_seconds:g} s per statement" if max_statement_seconds else "no statement time limit"
+    return f"{connections}, {seconds}"
+
+
+def plan_read_only_account(
+    conn,
+    account: MysqlURL,
+    hosts: list[str],
+    admin: MysqlURL,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_statement_seconds: float = DEFAULT_MAX_STATEMENT_SECONDS,
+) -> ProvisionPlan:
     """Compare the server with what the account should be and list the SQL that would make it so."""
     import MySQLdb
 
@@ -254,6 +302,24 @@ def plan_read_only_account(conn, account: MysqlURL, hosts: list[str], admin: Mys
         return "'" + conn.escape_string(value.encode()).decode() + "'"
 
     cursor = conn.cursor()
+    warnings = []
+    cursor.execute("SELECT VERSION(), @@max_connections")
+    version, server_max_connections = cursor.fetchone()
+    mariadb = "mariadb" in version.lower()
+    if not mariadb and max_statement_seconds:
+        warnings.append(
+            f"{version} is MySQL, which has no per-account statement time: DATASET_MAX_STATEMENT_SECONDS is "
+            "not applied (set max_execution_time in the server's configuration instead)"
+        )
+        max_statement_seconds = 0.0
+    if max_connections >= server_max_connections or not max_connections:
+        warnings.append(
+            f"DATASET_MAX_CONNECTIONS={max_connections} does not keep the students below the server's "
+            f"max_connections ({server_max_connections}): their code could use up every connection"
+        )
+    limits = f"WITH MAX_USER_CONNECTIONS {max_connections}"
+    if mariadb:
+        limits += f" MAX_STATEMENT_TIME {max_statement_seconds:g}"
     database_statements = []
     cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (account.database,))
     if not cursor.fetchone():
@@ -261,8 +327,14 @@ def plan_read_only_account(conn, account: MysqlURL, hosts: list[str], admin: Mys
         database_statements.append(
             f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         )
-    cursor.execute("SELECT Host, plugin, authentication_string FROM mysql.user WHERE User = %s", (account.user,))
-    existing = {host: (plugin or "", auth or "") for host, plugin, auth in cursor.fetchall()}
+    # MariaDB's mysql.user (a view over mysql.global_priv) shows both limits; MySQL's has no statement time.
+    statement_time = "max_statement_time" if mariadb else "0"
+    cursor.execute(
+        f"SELECT Host, plugin, authentication_string, max_user_connections, {statement_time} "
+        "FROM mysql.user WHERE User = %s",
+        (account.user,),
+    )
+    existing = {row[0]: (row[1] or "", row[2] or "", int(row[3] or 0), float(row[4] or 0)) for row in cursor}
     grant_select = f"GRANT SELECT ON {grant_database(account.database)}.*"
     accounts = []
     for host in hosts:
@@ -271,13 +343,16 @@ def plan_read_only_account(conn, account: MysqlURL, hosts: list[str], admin: Mys
         identified = f"IDENTIFIED BY {literal(account.password)}"
         masked = "IDENTIFIED BY '********'"
         if host not in existing:
-            state.add("created", f"CREATE USER {who} {identified}", f"CREATE USER {who} {masked}")
+            state.add("created", f"CREATE USER {who} {identified} {limits}", f"CREATE USER {who} {masked} {limits}")
             state.add("created", f"{grant_select} TO {who}")
             accounts.append(state)
             continue
-        plugin, auth = existing[host]
+        plugin, auth, connections, seconds = existing[host]
         if plugin not in {"", "mysql_native_password"} or auth != native_password_hash(account.password):
             state.add("password updated", f"ALTER USER {who} {identified}", f"ALTER USER {who} {masked}")
+        # The server keeps the statement time as DECIMAL(12,6).
+        if connections != max_connections or round(seconds, 6) != round(max_statement_seconds, 6):
+            state.add("limits set", f"ALTER USER {who} {limits}")
         try:
             cursor.execute(f"SHOW GRANTS FOR {who}")
         except MySQLdb.Error as exc:
@@ -292,7 +367,9 @@ def plan_read_only_account(conn, account: MysqlURL, hosts: list[str], admin: Mys
             state.add("SELECT granted", f"{grant_select} TO {who}")
         accounts.append(state)
     stray = sorted(set(existing) - set(hosts))
-    return ProvisionPlan(database_statements, accounts, stray)
+    return ProvisionPlan(
+        database_statements, accounts, stray, warnings, describe_limits(max_connections, max_statement_seconds)
+    )
 
 
 def apply_plan(conn, plan: ProvisionPlan, admin: MysqlURL) -> None:

@@ -62,7 +62,8 @@ def test_running_twice_changes_nothing(loaded, dataset_env, tmp_path):
     result = manage("provision_dataset_user", env=dataset_env, tmp=tmp_path)
     assert loaded.grants() == before
     lines = result.stdout.splitlines()
-    assert lines == [f"{loaded.user}@{h}: unchanged (SELECT on {loaded.database} only)" for h in HOSTS]
+    limits = "at most 100 connections, 60 s per statement"
+    assert lines == [f"{loaded.user}@{h}: unchanged (SELECT on {loaded.database} only; {limits})" for h in HOSTS]
 
 
 def test_new_account_is_created_for_every_host_and_database_if_missing(server, tmp_path):
@@ -86,7 +87,10 @@ def test_dry_run_prints_the_sql_with_the_password_masked_and_changes_nothing(ser
         "DATASET_USER_HOST": "localhost",
     }
     result = manage("provision_dataset_user", "--dry-run", env=env, tmp=tmp_path)
-    assert f"CREATE USER '{user}'@'localhost' IDENTIFIED BY '********';" in result.stdout
+    assert (
+        f"CREATE USER '{user}'@'localhost' IDENTIFIED BY '********' WITH MAX_USER_CONNECTIONS 100 MAX_STATEMENT_TIME 60;"
+        in result.stdout
+    )
     assert "GRANT SELECT ON" in result.stdout and "dry run: nothing was changed" in result.stdout
     assert server.password not in result.stdout + result.stderr
     assert server.sql("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (user,))[0][0] == 0
@@ -175,3 +179,110 @@ def test_wrong_admin_password_is_one_line(server, tmp_path):
 def test_embedded_default_needs_no_account(tmp_path):
     line = one_line_error(manage("provision_dataset_user", env={}, tmp=tmp_path, check=False))
     assert "DATASET_DATABASE_URL is empty" in line
+
+
+# --- resource limits: one student's code cannot hold every connection or the server's time -----------------
+
+
+def limits_of(server, user: str, host: str) -> tuple[int, float]:
+    """(max_user_connections, max_statement_time) as MariaDB stores them, in mysql.global_priv."""
+    rows = server.sql(
+        "SELECT JSON_VALUE(Priv, '$.max_user_connections'), JSON_VALUE(Priv, '$.max_statement_time') "
+        "FROM mysql.global_priv WHERE User = %s AND Host = %s",
+        (user, host),
+    )
+    assert rows, f"no account {user}@{host}"
+    return int(rows[0][0] or 0), float(rows[0][1] or 0)
+
+
+def test_account_gets_connection_and_statement_time_limits_by_default(loaded):
+    for host, grants in loaded.grants().items():
+        assert limits_of(loaded, loaded.user, host) == (100, 60.0)
+        usage = next(line for line in grants if line.startswith("GRANT USAGE"))
+        assert "WITH MAX_USER_CONNECTIONS 100 MAX_STATEMENT_TIME 60" in usage, usage
+
+
+def limited_account(server, tmp_path, **limits: str) -> str:
+    user = server.new_name("ro")
+    env = {**loopback_account_env(server, user), **limits}
+    manage("provision_dataset_user", env=env, tmp=tmp_path)
+    return user
+
+
+def test_a_statement_longer_than_the_limit_is_interrupted_by_the_server(server, tmp_path):
+    import time
+
+    import MySQLdb
+
+    user = limited_account(server, tmp_path, DATASET_MAX_STATEMENT_SECONDS="1")
+    conn = server.connect_as(user=user)
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT SLEEP(0.2)")  # shorter than the limit: runs to the end
+        assert cursor.fetchone() == (0,)
+        started = time.monotonic()
+        with pytest.raises(MySQLdb.OperationalError) as interrupted:
+            cursor.execute("SELECT SLEEP(3)")
+        elapsed = time.monotonic() - started
+        code, message = interrupted.value.args
+        assert code == 1969 and "max_statement_time exceeded" in message, message
+        assert elapsed < 2.5, f"the statement ran {elapsed:.1f} s, past the 1 s limit"
+        # A heavy query, not just SLEEP, is cut off the same way.
+        with pytest.raises(MySQLdb.OperationalError) as heavy:
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.COLUMNS a, information_schema.COLUMNS b, "
+                "information_schema.COLUMNS c"
+            )
+        assert heavy.value.args[0] == 1969, heavy.value.args
+        cursor.execute("SELECT 1")  # the connection stays usable afterwards
+        assert cursor.fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+def test_connections_beyond_the_limit_are_refused(server, tmp_path):
+    import MySQLdb
+
+    user = limited_account(server, tmp_path, DATASET_MAX_CONNECTIONS="2")
+    held = [server.connect_as(user=user) for _ in range(2)]
+    try:
+        with pytest.raises(MySQLdb.OperationalError) as refused:
+            server.connect_as(user=user)
+        code, message = refused.value.args
+        assert code == 1226 and "max_user_connections" in message, message
+    finally:
+        for conn in held:
+            conn.close()
+    server.connect_as(user=user).close()  # a freed connection can be used again
+
+
+def test_changed_limits_are_updated_and_only_then(server, tmp_path):
+    user = limited_account(server, tmp_path)
+    env = {**loopback_account_env(server, user), "DATASET_MAX_CONNECTIONS": "7", "DATASET_MAX_STATEMENT_SECONDS": "2.5"}
+    assert f"{user}@127.0.0.1: limits set" in manage("provision_dataset_user", env=env, tmp=tmp_path).stdout
+    assert limits_of(server, user, "127.0.0.1") == (7, 2.5)
+    again = manage("provision_dataset_user", env=env, tmp=tmp_path).stdout
+    assert (
+        again.strip()
+        == f"{user}@127.0.0.1: unchanged (SELECT on {server.database} only; at most 7 connections, 2.5 s per statement)"
+    )
+
+
+def test_zero_means_no_limit_and_a_warning_about_connections(server, tmp_path):
+    user = server.new_name("ro")
+    env = {**loopback_account_env(server, user), "DATASET_MAX_CONNECTIONS": "0", "DATASET_MAX_STATEMENT_SECONDS": "0"}
+    result = manage("provision_dataset_user", env=env, tmp=tmp_path)
+    assert limits_of(server, user, "127.0.0.1") == (0, 0.0)
+    assert "warning: DATASET_MAX_CONNECTIONS=0 does not keep the students below the server's max_connections" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("DATASET_MAX_CONNECTIONS", "many"), ("DATASET_MAX_CONNECTIONS", "-1"), ("DATASET_MAX_STATEMENT_SECONDS", "1m")],
+)
+def test_malformed_limit_is_one_line(server, tmp_path, key, value):
+    env = {**loopback_account_env(server, server.new_name("ro")), key: value}
+    line = one_line_error(manage("provision_dataset_user", env=env, tmp=tmp_path, check=False))
+    assert key in line

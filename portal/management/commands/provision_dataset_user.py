@@ -3,7 +3,9 @@
 Why: students' code runs arbitrary SQL, so the account in DATASET_DATABASE_URL must be able to read the
 dataset and do nothing else. This command makes the server match `.env`: the user (default `jupyterhub`) with
 the URL's password, for every host pattern in DATASET_USER_HOST, with SELECT on the URL's database (default
-`cfps`, created if missing) and no other privilege (extra ones are revoked). It works through
+`cfps`, created if missing) and no other privilege (extra ones are revoked), and with resource limits so
+that students' code cannot starve the server: DATASET_MAX_CONNECTIONS connections at once and
+DATASET_MAX_STATEMENT_SECONDS per statement (rules in portal/dataset.py). It works through
 DATASET_ADMIN_URL, an account allowed to create users and grant.
 
 Idempotent: it reads the current accounts and grants first and changes only what differs (the password only
@@ -37,7 +39,9 @@ class Command(BaseCommand):
         account, admin = config.read_only, config.admin
         conn = self.connect(admin)
         try:
-            plan = dataset.plan_read_only_account(conn, account, config.user_hosts, admin)
+            plan = dataset.plan_read_only_account(
+                conn, account, config.user_hosts, admin, config.max_connections, config.max_statement_seconds
+            )
             if dry_run:
                 for _, shown in plan.statements:
                     self.stdout.write(shown + ";")
@@ -59,6 +63,8 @@ class Command(BaseCommand):
 
     def report(self, plan, account, dry_run, verbosity):
         suffix = " (dry run: not done)" if dry_run else ""
+        for warning in plan.warnings:
+            self.stderr.write(self.style.WARNING(f"warning: {warning}"))
         if plan.database_statements:
             self.stdout.write(self.style.SUCCESS(f"database {account.database}: created{suffix}"))
         for state in plan.accounts:
@@ -66,7 +72,7 @@ class Command(BaseCommand):
             if state.changes:
                 self.stdout.write(self.style.SUCCESS(f"{who}: {', '.join(state.changes)}{suffix}"))
             elif verbosity >= 1:
-                self.stdout.write(f"{who}: unchanged (SELECT on {account.database} only)")
+                self.stdout.write(f"{who}: unchanged (SELECT on {account.database} only; {plan.limits})")
         for host in plan.stray_hosts:
             self.stderr.write(
                 self.style.WARNING(
