@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts.approval import AwaitingApprovalFilter, approve_users
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, GenerateInvitesForm
 from accounts.models import InviteCode, InviteRedemption, User
 
@@ -31,10 +32,10 @@ class UserAdmin(DjangoUserAdmin):
     add_form = AdminUserCreationForm
     inlines = [RedemptionInline]
     list_display = ("username", "is_active", "is_staff", "invite_used", "group_names", "date_joined", "last_login")
-    list_filter = ("is_active", "is_staff", "groups", "redemption__invite")
+    list_filter = (AwaitingApprovalFilter, "is_active", "is_staff", "groups", "redemption__invite")
     search_fields = ("username", "email", "first_name", "last_name", "redemption__invite__code")
     list_select_related = ("redemption__invite",)
-    actions = ["deactivate_users"]
+    actions = ["deactivate_users", approve_users]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")
@@ -89,10 +90,21 @@ class InviteStatusFilter(admin.SimpleListFilter):
 @admin.register(InviteCode)
 class InviteCodeAdmin(admin.ModelAdmin):
     list_display = ("code", "uses", "expires_at", "is_active", "status", "group", "note", "created_by", "created_at")
-    list_filter = (InviteStatusFilter, "is_active", "group")
+    list_filter = (InviteStatusFilter, "is_active", "needs_approval", "group")
     search_fields = ("code", "note")
     readonly_fields = ("use_count", "created_by", "created_at")
-    fields = ("code", "max_uses", "use_count", "expires_at", "is_active", "group", "note", "created_by", "created_at")
+    fields = (
+        "code",
+        "max_uses",
+        "use_count",
+        "expires_at",
+        "is_active",
+        "needs_approval",
+        "group",
+        "note",
+        "created_by",
+        "created_at",
+    )
     actions = ["deactivate"]
     list_select_related = ("group", "created_by")
     change_list_template = "admin/accounts/invitecode/change_list.html"

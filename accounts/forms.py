@@ -5,6 +5,7 @@ leaves neither an account without a redemption nor a use without an account.
 """
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -50,13 +51,26 @@ class SignupForm(auth_forms.UserCreationForm):
 
     class Meta(auth_forms.UserCreationForm.Meta):
         model = User
-        fields = ("username",)
+        fields = ("username", "email")
         field_classes = {"username": NewUsernameField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["username"].max_length = usernames.MAX_LENGTH
         self.fields["username"].widget.attrs["maxlength"] = usernames.MAX_LENGTH
+        # SIGNUP_EMAIL: off (no field), optional or required. The address is only for password reset mails.
+        mode = settings.SIGNUP_EMAIL
+        if mode == "off":
+            del self.fields["email"]
+        else:
+            email = self.fields["email"]
+            email.required = mode == "required"
+            email.widget.attrs["autocomplete"] = "email"
+            email.help_text = (
+                _("Used only to reset your password if you forget it.")
+                if mode == "required"
+                else _("Optional. Used only to reset your password if you forget it.")
+            )
 
     def clean_username(self):
         username = self.cleaned_data.get("username")
@@ -80,7 +94,14 @@ class SignupForm(auth_forms.UserCreationForm):
         """
         try:
             with transaction.atomic():
-                user = super().save(commit=True)
+                user = super().save(commit=False)
+                # A code that needs approval makes an account that starts inactive (see User.awaiting_approval).
+                needs_approval = InviteCode.objects.filter(
+                    code=self.cleaned_data["invite_code"], needs_approval=True
+                ).exists()
+                user.is_active = not needs_approval
+                user.awaiting_approval = needs_approval
+                user.save()
                 InviteCode.redeem(self.cleaned_data["invite_code"], user)
         except InviteError as exc:
             self.add_error("invite_code", forms.ValidationError(exc.messages[0], code=exc.code))
@@ -95,6 +116,22 @@ class LoginForm(auth_forms.AuthenticationForm):
     """Django's login form, with the username folded the same way sign-up folds it."""
 
     username = UsernameField(widget=forms.TextInput(attrs={"autofocus": True}))
+
+    def clean(self):
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            # Inactive accounts never authenticate. One still waiting for approval, with the right password,
+            # is told so (the view shows the waiting page) instead of "wrong password"; nobody else learns
+            # anything, since the password must match first.
+            waiting = User.objects.filter(
+                username=self.cleaned_data.get("username") or "", is_active=False, awaiting_approval=True
+            ).first()
+            if waiting is not None and waiting.check_password(self.cleaned_data.get("password") or ""):
+                raise forms.ValidationError(
+                    _("Your account is waiting for approval."), code="awaiting_approval"
+                ) from None
+            raise
 
 
 class AdminUserCreationForm(auth_forms.AdminUserCreationForm):

@@ -32,16 +32,29 @@ def signup(request):
     form = SignupForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():
         user = form.save()
+        if user is not None and not user.is_active:  # made with a code that needs approval
+            return redirect("awaiting_approval")
         if user is not None:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect(_safe_next(request) or "home")
     return render(request, "registration/signup.html", {"form": form, "next": _safe_next(request)})
 
 
+class LoginView(auth_views.LoginView):
+    def form_invalid(self, form):
+        if form.has_error("__all__", "awaiting_approval"):
+            return awaiting_approval(self.request)
+        return super().form_invalid(form)
+
+
+def awaiting_approval(request):
+    return render(request, "registration/awaiting_approval.html")
+
+
 login_view = method_decorator(
     limit_posts("login", [(username_key, "LOGIN_RATE_LIMIT"), (ip_key, "LOGIN_IP_RATE_LIMIT")]),
     name="dispatch",
-)(auth_views.LoginView).as_view(authentication_form=LoginForm, redirect_authenticated_user=True)
+)(LoginView).as_view(authentication_form=LoginForm, redirect_authenticated_user=True)
 
 
 class LogoutView(auth_views.LogoutView):

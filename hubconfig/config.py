@@ -146,7 +146,9 @@ def _apply(c, env: Env) -> None:
 
     # --- services: the portal (stops servers of deactivated users) and the idle culler ---
     services = [{"name": "portal", "api_token": env.secret("HUB_API_TOKEN", generate=generate)}]
-    roles = [{"name": "portal", "scopes": ["servers", "read:users:name"], "services": ["portal"]}]
+    # list:users + read:users:activity: the staff usage page (staff/usage.py) lists every user's servers.
+    portal_scopes = ["servers", "read:users:name", "list:users", "read:users:activity"]
+    roles = [{"name": "portal", "scopes": portal_scopes, "services": ["portal"]}]
     idle_timeout = env.int("HUB_IDLE_TIMEOUT_SECONDS", 3600)
     if idle_timeout > 0:
         services.append(

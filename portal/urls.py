@@ -3,8 +3,9 @@ from django.urls import include, path
 from oauth2_provider import urls as oauth2_urls
 from oauth2_provider import views as oauth2_views
 
-from accounts import views
+from accounts import password_reset, views
 from accounts.password_views import SetPasswordView
+from staff import views as staff_views
 
 # Only what an authorization-code + OIDC provider needs. DOT's self-service application pages, device flow
 # and dynamic client registration stay off: staff register clients in the admin.
@@ -23,10 +24,15 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/login/", views.login_view, name="login"),
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
+    path("accounts/waiting/", views.awaiting_approval, name="awaiting_approval"),
+    path("accounts/password_reset/", password_reset.password_reset, name="password_reset"),
     path("accounts/set-password/<uidb64>/<token>/", SetPasswordView.as_view(), name="set_password"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("o/", include(oauth2_patterns)),
+    path("admin/usage/", staff_views.usage, name="staff_usage"),
+    path("admin/usage/stop/", staff_views.stop_server, name="staff_stop_server"),
     path("admin/", admin.site.urls),
+    path("api/announcements/", staff_views.announcements_json, name="announcements_json"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
 

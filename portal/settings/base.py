@@ -45,7 +45,7 @@ DJANGO_APPS = [
     "django.contrib.staticfiles",
 ]
 THIRD_PARTY_APPS = ["django_ratelimit", "oauth2_provider"]
-LOCAL_APPS = ["accounts", "portal"]
+LOCAL_APPS = ["accounts", "portal", "staff"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
@@ -77,6 +77,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "staff.context_processors.announcements",
             ],
         },
     },
@@ -137,6 +138,19 @@ ADMIN_USERNAME = env.get("ADMIN_USERNAME", "cfps-admin")
 ADMIN_PASSWORD = env.get("ADMIN_PASSWORD")
 ADMIN_EMAIL = env.get("ADMIN_EMAIL")
 INVITE_CODES = env.list("INVITE_CODES", sep=";")
+
+# --- E-mail: password reset by mail only when a mail server is configured (rules in portal/mailconfig.py) ---
+try:
+    from portal import mailconfig as _mailconfig
+
+    globals().update(_mailconfig.from_env(env))  # EMAIL_ENABLED, EMAIL_BACKEND, EMAIL_HOST, ...
+    # Sign-up asks for an e-mail address (only used for password reset): optional, required or off.
+    SIGNUP_EMAIL = _mailconfig.signup_email(env)
+except EnvError as exc:
+    _fail(str(exc))
+# Reset mails per e-mail address (what stops mail-bombing one student) and per client IP.
+PASSWORD_RESET_RATE_LIMIT = _rate("PASSWORD_RESET_RATE_LIMIT", "3/h")
+PASSWORD_RESET_IP_RATE_LIMIT = _rate("PASSWORD_RESET_IP_RATE_LIMIT", "30/h")
 
 LOGGING = {
     "version": 1,

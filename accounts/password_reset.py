@@ -1,0 +1,120 @@
+"""Password reset by e-mail, on the portal's own pages; without a mail server, a page that says "ask staff".
+
+Rules:
+- The same answer whether or not an account uses the address: "if an account uses it, a link is on its
+  way". When no account matches, the mail server is still contacted (connection opened and closed), so a
+  dead server gives the same failure answer for every address.
+- When the mail server fails the student is told so (never a false "sent"), and staff find it in the admin
+  (staff.MailFailure).
+- Throttled per e-mail address and per account (several addresses can be typed for one account:
+  differently cased, with spaces): PASSWORD_RESET_RATE_LIMIT for both.
+- The link in the mail uses PUBLIC_URL, not the request's Host header, so a forged Host cannot make the
+  portal mail a link to someone else's site.
+"""
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import forms as auth_forms
+from django.contrib.auth import views as auth_views
+from django.core.mail import EmailMultiAlternatives
+from django.shortcuts import render
+from django.template import loader
+from django.utils.translation import gettext_lazy as _
+
+from accounts.throttle import limit_posts
+
+PURPOSE = "password_reset"
+
+
+def _email(request) -> str:
+    return " ".join(request.POST.get("email", "").split()).lower()[:254]
+
+
+def email_key(group, request):
+    return "email:" + _email(request)
+
+
+def account_key(group, request):
+    from django.contrib.auth import get_user_model
+
+    email = _email(request)
+    pks = get_user_model().objects.filter(email__iexact=email).order_by("pk").values_list("pk", flat=True)[:1]
+    # No account: count under the address, so the limit bites at the same point either way.
+    return f"user:{pks[0]}" if pks else "email:" + email
+
+
+class PasswordResetForm(auth_forms.PasswordResetForm):
+    email = forms.EmailField(
+        label=_("E-mail address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+        help_text=_("The address you gave when you signed up."),
+    )
+
+    def save(self, **kwargs):
+        """Send the mails; True when every one went out (or none was due and the server answers)."""
+        self.failed = False
+        self.matched = False
+        super().save(**kwargs)
+        if not self.matched:
+            self.failed = not _mail().check_server(PURPOSE, self.cleaned_data["email"])
+        return not self.failed
+
+    def send_mail(
+        self, subject_template_name, email_template_name, context, from_email, to_email, html_email_template_name=None
+    ):
+        self.matched = True
+        subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
+        body = loader.render_to_string(email_template_name, context)
+        message = EmailMultiAlternatives(subject, body, from_email, [to_email])
+        if not _mail().send(message, PURPOSE, user=context.get("user")):
+            self.failed = True
+
+
+def _mail():
+    from staff import mail  # the app registry is ready by the time a form is saved
+
+    return mail
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    form_class = PasswordResetForm
+    template_name = "registration/password_reset_form.html"
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+
+    def get_extra_email_context(self):
+        # The mail's link starts with PUBLIC_URL (see the module rules).
+        return {"portal_url": settings.PUBLIC_URL}
+
+    def form_valid(self, form):
+        sent = form.save(
+            use_https=self.request.is_secure(),
+            token_generator=self.token_generator,
+            from_email=self.from_email,
+            email_template_name=self.email_template_name,
+            subject_template_name=self.subject_template_name,
+            request=self.request,
+            extra_email_context=self.get_extra_email_context(),
+        )
+        if not sent:
+            form.add_error(
+                None,
+                _(
+                    "The e-mail could not be sent: the mail server did not accept it. Please try again in a few "
+                    "minutes, or ask your teacher for a set-password link."
+                ),
+            )
+            return self.render_to_response(self.get_context_data(form=form, mail_failed=True), status=503)
+        return super(auth_views.PasswordResetView, self).form_valid(form)  # FormView: redirect to "done"
+
+
+_view = limit_posts(
+    "password_reset", [(email_key, "PASSWORD_RESET_RATE_LIMIT"), (account_key, "PASSWORD_RESET_RATE_LIMIT")]
+)(PasswordResetView.as_view())
+
+
+def password_reset(request):
+    if not settings.EMAIL_ENABLED:
+        return render(request, "registration/password_reset_unavailable.html")
+    return _view(request)
