@@ -40,7 +40,7 @@ def account_key(group, request):
     email = _email(request)
     pks = get_user_model().objects.filter(email__iexact=email).order_by("pk").values_list("pk", flat=True)[:1]
     # No account: count under the address, so the limit bites at the same point either way.
-    return f"user:{pks[0]}" if pks else "email:" + email
+    return f"user:{pks[0]}" if pks else "no-account:" + email
 
 
 class PasswordResetForm(auth_forms.PasswordResetForm):
