@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import F
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -9,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts import admin_tools
 from accounts.approval import AwaitingApprovalFilter, approve_users
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, GenerateInvitesForm
 from accounts.models import InviteCode, InviteRedemption, User
@@ -35,10 +37,14 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = (AwaitingApprovalFilter, "is_active", "is_staff", "groups", "redemption__invite")
     search_fields = ("username", "email", "first_name", "last_name", "redemption__invite__code")
     list_select_related = ("redemption__invite",)
-    actions = ["deactivate_users", approve_users]
+    change_list_template = "admin/accounts/user/change_list.html"
+    actions = ["deactivate_users", approve_users, *admin_tools.USER_ACTIONS]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")
+
+    def get_urls(self):
+        return admin_tools.user_urls(self) + super().get_urls()
 
     @admin.display(description=_("invite code"), ordering="redemption__invite__code")
     def invite_used(self, obj):
@@ -105,7 +111,8 @@ class InviteCodeAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     )
-    actions = ["deactivate"]
+    actions = ["deactivate", admin_tools.print_invite_slips]
+    inlines = [admin_tools.InviteUsedByInline]
     list_select_related = ("group", "created_by")
     change_list_template = "admin/accounts/invitecode/change_list.html"
 
@@ -133,9 +140,11 @@ class InviteCodeAdmin(admin.ModelAdmin):
         )
 
     def get_urls(self):
-        return [
-            path("generate/", self.admin_site.admin_view(self.generate_view), name="accounts_invitecode_generate")
-        ] + super().get_urls()
+        return (
+            [path("generate/", self.admin_site.admin_view(self.generate_view), name="accounts_invitecode_generate")]
+            + admin_tools.invite_urls(self)
+            + super().get_urls()
+        )
 
     def generate_view(self, request):
         if not self.has_add_permission(request):
@@ -173,6 +182,10 @@ class InviteRedemptionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+
+# Django's group admin, plus who is in each group.
+admin.site.unregister(Group)
+admin.site.register(Group, admin_tools.GroupAdmin)
 
 admin.site.site_header = _("CFPS JupyterHub administration")
 admin.site.site_title = _("CFPS JupyterHub")
