@@ -4,12 +4,11 @@ from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.shortcuts import redirect, render
-from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 
+from accounts import throttle
 from accounts.forms import LoginForm, SignupForm
-from accounts.throttle import ip_key, limit_posts, username_key
 
 
 def home(request):
@@ -24,10 +23,13 @@ def _safe_next(request):
 
 
 @sensitive_post_parameters("password1", "password2")
-@limit_posts("signup", [(ip_key, "SIGNUP_RATE_LIMIT")])
 def signup(request):
     if request.user.is_authenticated and request.method == "GET":
         return redirect(_safe_next(request) or "home")
+    # Wrong invite codes are limited per address; everything else about sign-up is not (accounts/throttle.py).
+    attempt = throttle.signup_attempt(request) if request.method == "POST" else None
+    if attempt and (refused := attempt.refusal()):
+        return refused
     # Bind on every POST, even an empty one, so the student sees "required" errors rather than a blank form.
     form = SignupForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():
@@ -37,10 +39,12 @@ def signup(request):
         if user is not None:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect(_safe_next(request) or "home")
+    if attempt and throttle.is_wrong_invite_code(form) and (refused := attempt.failed()):
+        return refused
     return render(request, "registration/signup.html", {"form": form, "next": _safe_next(request)})
 
 
-class LoginView(auth_views.LoginView):
+class LoginView(throttle.LoginThrottleMixin, auth_views.LoginView):
     def form_invalid(self, form):
         if form.has_error("__all__", "awaiting_approval"):
             return awaiting_approval(self.request)
@@ -51,10 +55,7 @@ def awaiting_approval(request):
     return render(request, "registration/awaiting_approval.html")
 
 
-login_view = method_decorator(
-    limit_posts("login", [(username_key, "LOGIN_RATE_LIMIT"), (ip_key, "LOGIN_IP_RATE_LIMIT")]),
-    name="dispatch",
-)(LoginView).as_view(authentication_form=LoginForm, redirect_authenticated_user=True)
+login_view = LoginView.as_view(authentication_form=LoginForm, redirect_authenticated_user=True)
 
 
 class LogoutView(auth_views.LogoutView):

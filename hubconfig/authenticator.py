@@ -3,8 +3,10 @@
 from oauthenticator.generic import GenericOAuthenticator
 from traitlets import Unicode
 
+from hubconfig.templating import PortalUnavailableMixin
 
-class PortalOAuthenticator(GenericOAuthenticator):
+
+class PortalOAuthenticator(PortalUnavailableMixin, GenericOAuthenticator):
     """GenericOAuthenticator plus one rule: the portal's `is_staff` claim decides hub admin rights.
 
     Set on every login and every auth refresh, so granting or removing staff status in the Django admin

@@ -207,3 +207,12 @@ def _apply(c, env: Env) -> None:
     c.Spawner.args = [f"--LabApp.app_settings_dir={LAB_SETTINGS_DIR}"]
     c.Spawner.start_timeout = env.int("HUB_SPAWN_TIMEOUT_SECONDS", 120)
     c.Spawner.http_timeout = env.int("HUB_SPAWN_TIMEOUT_SECONDS", 120)
+
+    # --- the hub's pages: the portal's look, Chinese by default, announcements (hubconfig/templating.py) ---
+    _apply_templates(c, topo)
+
+
+def _apply_templates(c, topo) -> None:
+    from hubconfig.templating import apply_templates
+
+    apply_templates(c, topo)

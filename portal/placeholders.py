@@ -18,6 +18,7 @@ SECRETS = {
     "HUB_CLIENT_SECRET": (32, r"\S+", "secrets.token_urlsafe(48)"),
     "HUB_API_TOKEN": (32, r"\S+", "secrets.token_urlsafe(48)"),
     "CONFIGPROXY_AUTH_TOKEN": (32, r"\S+", "secrets.token_urlsafe(48)"),
+    "PROXY_SECRET": (32, r"\S+", "secrets.token_urlsafe(48)"),
     # JupyterHub wants 32-byte keys; hex is the form .env.example documents (`new;old` while rotating).
     "JUPYTERHUB_CRYPT_KEY": (64, HEX_KEYS, "secrets.token_hex(32)"),
 }

@@ -19,9 +19,9 @@ def _fail(message: str):
 
 
 def _rate(key: str, default: str) -> str:
-    """django-ratelimit rates look like `5/m`, `100/h` or `20/10m`; check them at start-up, not per request."""
+    """Rates look like `5/m`, `100/h` or `20/10m` (accounts/throttle.py); check them at start-up, not per request."""
     value = env.get(key, default).replace(" ", "")
-    if not re.fullmatch(r"[1-9][0-9]*/[1-9]?[0-9]*[smhd]", value):
+    if not re.fullmatch(r"[1-9][0-9]*/([1-9][0-9]*)?[smhd]", value):
         _fail(f"{key} must look like 10/m, 100/h or 20/10m, not {value!r}")
     return value
 
@@ -44,7 +44,7 @@ DJANGO_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
 ]
-THIRD_PARTY_APPS = ["django_ratelimit", "oauth2_provider"]
+THIRD_PARTY_APPS = ["oauth2_provider"]
 LOCAL_APPS = ["accounts", "portal", "staff"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -121,17 +121,36 @@ STORAGES = {
 # in-process LocMemCache sees every request and the counts are exact. With several processes each would
 # count alone (N processes => N x the limit), which is why `prod` uses Redis, shared by all of them.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "cfps"}}
-RATELIMIT_ENABLE = True
-# Sign-ups per client IP. A whole classroom often shares one NAT address, hence the generous default.
-SIGNUP_RATE_LIMIT = _rate("SIGNUP_RATE_LIMIT", "60/h")
-# Login attempts per username: this is what stops password guessing against one account.
-LOGIN_RATE_LIMIT = _rate("LOGIN_RATE_LIMIT", "10/m")
-# Login attempts per client IP, across usernames (again generous because of campus NAT).
-LOGIN_IP_RATE_LIMIT = _rate("LOGIN_IP_RATE_LIMIT", "120/m")
-# X-Real-IP is believed only from these peers (the local reverse proxy); anyone else could forge it.
-TRUSTED_PROXIES = set(env.list("TRUSTED_PROXIES", "127.0.0.1,::1"))
-# LocMemCache is not shared between processes; see the comment above for why that is right here.
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+# Only failed guesses count (rules in accounts/throttle.py); each window starts with its first failure.
+THROTTLE_ENABLED = True
+# Wrong (unknown) invite codes per client address: stops enumerating codes. Correct codes are bounded only
+# by each code's max_uses, so a class behind one NAT address can all sign up.
+SIGNUP_CODE_FAILURE_LIMIT = _rate("SIGNUP_CODE_FAILURE_LIMIT", "20/10m")
+# Failed logins per username from browsers without that user's device cookie: stops guessing one password.
+LOGIN_USER_FAILURE_LIMIT = _rate("LOGIN_USER_FAILURE_LIMIT", "10/m")
+# Failed logins per client address, across usernames (correct logins never count).
+LOGIN_IP_FAILURE_LIMIT = _rate("LOGIN_IP_FAILURE_LIMIT", "100/10m")
+# Failed logins per device cookie (a browser that logged in to that account before; OWASP device cookies).
+LOGIN_DEVICE_FAILURE_LIMIT = _rate("LOGIN_DEVICE_FAILURE_LIMIT", "10/m")
+try:
+    DEVICE_COOKIE_DAYS = env.int("DEVICE_COOKIE_DAYS", 365)
+    if DEVICE_COOKIE_DAYS < 1:
+        raise EnvError(f"DEVICE_COOKIE_DAYS must be 1 or more, not {DEVICE_COOKIE_DAYS}")
+except EnvError as exc:
+    _fail(str(exc))
+# Accounts one browser remembers as its devices (a shared lab computer serves several students).
+DEVICE_COOKIE_USERS = 8
+# The old names counted every attempt; their values would mean something else now, so say so once.
+for _old, _new in {
+    "SIGNUP_RATE_LIMIT": "SIGNUP_CODE_FAILURE_LIMIT",
+    "LOGIN_RATE_LIMIT": "LOGIN_USER_FAILURE_LIMIT",
+    "LOGIN_IP_RATE_LIMIT": "LOGIN_IP_FAILURE_LIMIT",
+    "TRUSTED_PROXIES": "PROXY_SECRET",
+}.items():
+    if env.get(_old):
+        _fail(f"{_old} is no longer read: remove it from .env (see {_new} in .env.example; only failures count now)")
+# PROXY_SECRET (the X-Cfps-Proxy header our own proxies add, the only reason to believe X-Forwarded-For)
+# is with the other generated secrets below, after _secret().
 
 # --- Accounts ------------------------------------------------------------------------------------------
 ADMIN_USERNAME = env.get("ADMIN_USERNAME", "cfps-admin")
@@ -198,6 +217,9 @@ HUB_CLIENT_ID = TOPOLOGY.hub_client_id
 HUB_CLIENT_SECRET = _secret("HUB_CLIENT_SECRET")
 # The portal's own token as a JupyterHub service, used to stop a deactivated student's server at once.
 HUB_API_TOKEN = _secret("HUB_API_TOKEN")
+# Our own proxies (JupyterHub's, Nginx) send it as `X-Cfps-Proxy`; only then is X-Forwarded-For believed
+# (accounts/throttle.py client_ip).
+PROXY_SECRET = _secret("PROXY_SECRET")
 HUB_API_URL = TOPOLOGY.hub_api_url
 
 

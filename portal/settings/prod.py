@@ -24,7 +24,7 @@ if _missing:
 
 # The portal's own secrets; the hub checks its own ones the same way (hubconfig/config.py).
 _placeholders = placeholders.placeholders(
-    {key: env.get(key) for key in ("SECRET_KEY", "HUB_CLIENT_SECRET", "HUB_API_TOKEN")}
+    {key: env.get(key) for key in ("SECRET_KEY", "HUB_CLIENT_SECRET", "HUB_API_TOKEN", "PROXY_SECRET")}
 )
 if _placeholders:
     _fail(placeholders.message(_placeholders))
@@ -39,12 +39,17 @@ CSRF_TRUSTED_ORIGINS = [
     f"https://{host}" for host in ALLOWED_HOSTS if host and not host.startswith(".") and host != "127.0.0.1"
 ]
 
-# Several gunicorn workers share one Redis, so rate-limit counts stay exact across processes.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env.get("REDIS_URL")}}
+# Several gunicorn workers share one Redis, so rate-limit counts stay exact across processes and restarts.
+# Short socket timeouts: a Redis that hangs must refuse guesses within seconds (accounts/throttle.py), not
+# hold a worker thread until gunicorn kills it.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env.get("REDIS_URL"),
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
 SILENCED_SYSTEM_CHECKS = [
-    # Django's own RedisCache increments with Redis INCRBY, atomic across processes, which is all
-    # django-ratelimit needs; the warning only says it is not on that project's tested list.
-    "django_ratelimit.W001",
     # HSTS is per host by default: a campus hub usually lives on a subdomain of the university's domain,
     # and this server cannot promise that every sibling host serves HTTPS (set SECURE_HSTS_INCLUDE_SUBDOMAINS
     # if it can). Preloading is a commitment for the whole domain, not one server's decision.

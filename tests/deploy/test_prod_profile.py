@@ -34,7 +34,7 @@ def oidc_key_file(tmp_path_factory):
     return str(path)
 
 
-@pytest.mark.parametrize("key", ["HUB_CLIENT_SECRET", "HUB_API_TOKEN"])
+@pytest.mark.parametrize("key", ["HUB_CLIENT_SECRET", "HUB_API_TOKEN", "PROXY_SECRET"])
 @pytest.mark.parametrize("value", ["change-me-to-a-long-random-string-0123456789", "x" * 64, "short"])
 def test_portal_refuses_placeholder_hub_secrets_in_one_line(key, value, oidc_key_file):
     result = manage("check", **{**PROD_OK, "OIDC_RSA_PRIVATE_KEY_FILE": oidc_key_file, key: value})

@@ -91,6 +91,7 @@ PROD_OK = {
     "APP_PROFILE": "prod",
     "HUB_CLIENT_SECRET": "hub-client-secret-for-tests-only-0123456789abcdefghijklmnopqrstuv",
     "HUB_API_TOKEN": "hub-api-token-for-tests-only-0123456789abcdefghijklmnopqrstuvwxyz",
+    "PROXY_SECRET": "proxy-secret-for-tests-only-0123456789abcdefghijklmnopqrstuvwxyz",
     "SECRET_KEY": "k9R2vX7mQ4tL8pZ1wN6cY3bH5jF0sD2aG7eU4iO9rT1yP6lK3xM8nB5vC0zQ",
     "DATABASE_URL": "mysql://portal:secret@127.0.0.1:3306/cfps_portal",  # `check` does not connect
     "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -107,6 +108,7 @@ PROD_OK = {
         "APP_DOMAIN_NAME",
         "HUB_CLIENT_SECRET",
         "HUB_API_TOKEN",
+        "PROXY_SECRET",
         "OIDC_RSA_PRIVATE_KEY_FILE",
     ],
 )
@@ -133,7 +135,14 @@ def test_unknown_profile_is_refused_in_one_line():
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("LOGIN_RATE_LIMIT", "ten per minute"), ("PORT", "eighty"), ("DEBUG", "maybe")]
+    ("key", "value"),
+    [
+        ("LOGIN_USER_FAILURE_LIMIT", "ten per minute"),
+        ("SIGNUP_CODE_FAILURE_LIMIT", "20/0m"),
+        ("DEVICE_COOKIE_DAYS", "0"),
+        ("PORT", "eighty"),
+        ("DEBUG", "maybe"),
+    ],
 )
 def test_malformed_values_are_refused_in_one_line(key, value):
     result = manage("check", APP_PROFILE="dev", **{key: value})
@@ -141,10 +150,19 @@ def test_malformed_values_are_refused_in_one_line(key, value):
     assert key in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("old", ["SIGNUP_RATE_LIMIT", "LOGIN_RATE_LIMIT", "LOGIN_IP_RATE_LIMIT", "TRUSTED_PROXIES"])
+def test_a_throttle_setting_that_changed_meaning_is_refused_in_one_line(old):
+    result = manage("check", APP_PROFILE="dev", **{old: "60/h"})
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and old in lines[0] and "Traceback" not in result.stderr
+
+
 def test_prod_reports_every_missing_setting_at_once():
     result = manage("check", APP_PROFILE="prod")
     line = result.stderr.strip()
-    for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "HUB_CLIENT_SECRET", "OIDC_RSA_PRIVATE_KEY_FILE"):
+    expected = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "HUB_CLIENT_SECRET", "PROXY_SECRET")
+    for key in (*expected, "OIDC_RSA_PRIVATE_KEY_FILE"):
         assert key in line
     assert "\n" not in line
 
