@@ -49,16 +49,15 @@ def process_environment(env: Env) -> dict[str, str]:
 
 def startup_warnings(env: Env) -> list[str]:
     """Lines the hub prints to its log when it starts."""
-    from hubconfig.docker import choose_spawner, engine_problem
+    from hubconfig.docker import choose_spawner, docker_warnings
     from hubconfig.spawners import WARNING
-    from portal import containers
 
     spawner, why = choose_spawner(env)
     lines = [f"Spawner: {spawner} ({why})"]
     if spawner == "local":
         lines.append(f"WARNING: {WARNING}")
-    elif spawner == "docker" and (problem := engine_problem(containers.from_env(env).image)):
-        lines.append(f"WARNING: users' servers cannot start: {problem}")
+    elif spawner == "docker":
+        lines += docker_warnings(env)
     return lines
 
 

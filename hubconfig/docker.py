@@ -7,11 +7,17 @@ Rules:
 - Names, mounts and limits come from portal/containers.py (the same values `build_image` and
   `setup_volumes` use); the team volume of each portal group the user belongs to is added at every start,
   from the hub user's groups (synced from the portal at login and before each spawn).
-- Networking: DOCKER_NETWORK=bridge (default) or another Docker network: the hub listens on every
-  interface and containers reach it at DOCKER_INTERFACE_IP (default: the network's gateway, docker0's
-  address on the default bridge); users' servers are published on 127.0.0.1 (bridge) or reached at their
-  container address. DOCKER_NETWORK=host: containers share the host's network, the hub stays on 127.0.0.1
-  and each server listens on 127.0.0.1 at a free port; no network isolation, meant for tests.
+- Networking: DOCKER_NETWORK=cfps-users (default), the bridge network setup_volumes creates with
+  inter-container traffic off (portal/isolation.py), or another Docker network: the hub listens on every
+  interface and containers reach it at DOCKER_INTERFACE_IP (default: the network's gateway); users' servers
+  are published on 127.0.0.1 only, where the proxy reaches them and other containers cannot.
+  DOCKER_NETWORK=host: containers share the host's network, the hub stays on 127.0.0.1 and each server
+  listens on 127.0.0.1 at a free port; no network isolation, meant for tests. A network that lets
+  containers talk to each other (Docker's default `bridge`, host) is a warning in the hub's log.
+- Confinement (every network): no capabilities (`cap_drop: ALL`; the server runs as jovyan and needs
+  none, and the bounding set is empty too, so a setuid program gains nothing), `no-new-privileges`, at most
+  PIDS_LIMIT tasks, the memory and CPU limits. USER_DISK_QUOTA where the engine enforces it, else one line
+  in the log at start and at the first spawn.
 - `remove=True`: a stopped server's container is deleted, so a new image or limit applies at the next
   start; the volumes stay.
 """
@@ -49,8 +55,9 @@ exec "$@"
 """
 
 
-def engine_problem(image: str) -> str:
-    """Why Docker cannot run `image` here ("" when it can): the engine does not answer or lacks the image."""
+def engine_problem(image: str, network: str = "host") -> str:
+    """Why Docker cannot run `image` on `network` here ("" when it can): the engine does not answer, or lacks
+    the image or the network."""
     try:
         import docker
 
@@ -60,13 +67,40 @@ def engine_problem(image: str) -> str:
         return f"the Docker engine does not answer ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
     try:
         client.images.get(image)
+        if network != "host":
+            client.networks.get(network)
     except docker.errors.ImageNotFound:
         return f"the image {image} does not exist (python manage.py build_image makes it)"
+    except docker.errors.NotFound:
+        return f"the Docker network {network} does not exist (python manage.py setup_volumes makes it)"
     except Exception as exc:
-        return f"the Docker engine failed to look up {image} ({exc})"
+        return f"the Docker engine failed to look up {image} or network {network} ({exc})"
     finally:
         client.close()
     return ""
+
+
+def docker_warnings(env: Env) -> list[str]:
+    """The hub log's lines about Docker at start: what stops servers from starting, a network that does not
+    keep containers apart, a disk quota the engine cannot enforce."""
+    import docker
+
+    from portal import isolation
+
+    cfg = ct.from_env(env)
+    problem = engine_problem(cfg.image, cfg.network)
+    if problem:
+        return [f"WARNING: users' servers cannot start: {problem}"]
+    lines = []
+    client = docker.from_env(timeout=DOCKER_ENGINE_TIMEOUT)
+    try:
+        if network := isolation.network_problem(client, cfg.network):
+            lines.append(f"WARNING: {network}")
+        if cfg.disk_quota:
+            lines += [f"WARNING: {line}" for line in isolation.quota_report(client, cfg.image, cfg.disk_quota)[2]]
+    finally:
+        client.close()
+    return lines
 
 
 def choose_spawner(env: Env) -> tuple[str, str]:
@@ -76,11 +110,11 @@ def choose_spawner(env: Env) -> tuple[str, str]:
         return chosen, f"SPAWNER={chosen} in .env"
     if profile(env) == "prod":
         return "docker", "APP_PROFILE=prod always uses Docker"
-    image = ct.from_env(env).image
-    problem = engine_problem(image)
+    cfg = ct.from_env(env)
+    problem = engine_problem(cfg.image, cfg.network)
     if problem:
         return "local", f"SPAWNER is not set and {problem}"
-    return "docker", f"SPAWNER is not set, the Docker engine answers and {image} exists"
+    return "docker", f"SPAWNER is not set, the Docker engine answers and {cfg.image} exists"
 
 
 def network_gateway(network: str) -> str:
@@ -90,6 +124,10 @@ def network_gateway(network: str) -> str:
     try:
         client = docker.from_env(timeout=DOCKER_ENGINE_TIMEOUT)
         configs = client.networks.get(network).attrs.get("IPAM", {}).get("Config") or []
+    except docker.errors.NotFound:
+        raise EnvError(
+            f"the Docker network {network} (DOCKER_NETWORK) does not exist: python manage.py setup_volumes creates it"
+        ) from None
     except Exception as exc:
         raise EnvError(
             f"cannot ask Docker for the address of network {network} ({str(exc).splitlines()[0]}); "
@@ -137,8 +175,15 @@ def apply_docker_config(c, env: Env, hub_port: int) -> None:
     # JupyterLab's Chinese defaults are inside the image (hubconfig/lab_settings is a path on the host).
     spawner.args = []
     spawner.cmd = ["sh", "-c", START_SCRIPT, "cfps-start", "jupyterhub-singleuser"]
-    # docker-init as PID 1 reaps the zombies that kernels and terminals leave behind.
-    spawner.extra_host_config = {"init": True}
+    spawner.extra_host_config = {
+        # docker-init as PID 1 reaps the zombies that kernels and terminals leave behind.
+        "init": True,
+        # jovyan needs no capability; an empty bounding set also leaves the image's setuid programs powerless.
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "pids_limit": cfg.pids_limit,
+    }
+    spawner.disk_quota = cfg.disk_quota
     spawner.network_name = cfg.network
     if cfg.network == "host":
         spawner.ip = "127.0.0.1"
@@ -163,8 +208,15 @@ class CfpsDockerSpawner(DockerSpawner):
         help="Portal group → {'mem_limit': bytes or None, 'cpu_limit': CPUs or None}; the largest of a user's groups wins.",
     )
     teams_dir = Unicode(ct.TEAMS_MOUNT, config=True, help="Where the group volumes are mounted in the container.")
+    disk_quota = Unicode(
+        "",
+        config=True,
+        help="USER_DISK_QUOTA (e.g. 5G) for the user's home volume and the container's writable layer, each where "
+        "the engine supports it; empty: no quota.",
+    )
 
     _sdk_client = None  # one high-level Docker SDK client per process (DockerSpawner's own is the low-level one)
+    _quota_support: tuple[bool, bool] | None = None  # (home volumes, writable layers), asked once per process
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -214,8 +266,34 @@ class CfpsDockerSpawner(DockerSpawner):
                 self.sdk.volumes.get(name)
             except docker.errors.NotFound:
                 raise RuntimeError(f"Docker volume {name} is missing: run python manage.py setup_volumes") from None
+        if self.network_name != "host":
+            try:
+                self.sdk.networks.get(self.network_name)
+            except docker.errors.NotFound:
+                raise RuntimeError(
+                    f"Docker network {self.network_name} is missing: run python manage.py setup_volumes"
+                ) from None
         for group in groups:
             volumes.ensure_team_volume(self.sdk, self.image, group)
+        if self.disk_quota:
+            self._apply_disk_quota()
+
+    def _apply_disk_quota(self) -> None:
+        from portal import isolation
+
+        cls = type(self)
+        if cls._quota_support is None:
+            volume_ok, layer_ok, lines = isolation.quota_report(self.sdk, self.image, self.disk_quota)
+            for line in lines:
+                self.log.warning(line)
+            cls._quota_support = (volume_ok, layer_ok)
+        volume_ok, layer_ok = cls._quota_support
+        if volume_ok:
+            home = self.format_volume_name(ct.USER_VOLUME_TEMPLATE, self)
+            if isolation.create_sized_volume(self.sdk, home, self.disk_quota):
+                self.log.info("Created %s with a %s quota", home, self.disk_quota)
+        if layer_ok:
+            self.extra_host_config = {**self.extra_host_config, "storage_opt": {"size": self.disk_quota}}
 
     async def start(self):
         groups = self.group_names()

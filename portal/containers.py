@@ -14,6 +14,16 @@ Rules:
 - `GROUP_LIMITS` is `group:memory:cpus` entries separated by `;`, either limit may be empty
   (`class-a:2G:1.0;research:8G:4;tutors::2`). A user in several listed groups gets the largest of each.
 - Relative paths (DATA_ROOT) are relative to the repository, like DATABASE_URL's SQLite paths.
+- Every container runs with no capabilities at all (the server runs as jovyan and needs none), with
+  `no-new-privileges` (the image's setuid programs, su and mount, stay powerless), at most PIDS_LIMIT
+  processes and threads, and MEM_LIMIT/CPU_LIMIT (or its group's).
+- DOCKER_NETWORK (default `cfps-users`) is a bridge network that `setup_volumes` creates with
+  inter-container traffic off, so one student's container cannot reach another's server; the hub and the
+  dataset server on the host stay reachable (the host's firewall, `gen_firewall`, narrows that to their
+  ports). `host` is for tests only; Docker's default `bridge` lets containers reach each other.
+- USER_DISK_QUOTA (e.g. 5G; empty: none) caps each user's home volume and the container's own writable
+  layer where the engine can enforce it (Docker's root on xfs mounted with pquota); elsewhere the hub and
+  `setup_volumes` say in one line that it is not enforced, and servers start without it.
 
 This module imports nothing from Django so that `hubconfig/` can use it too.
 """
@@ -37,6 +47,12 @@ TEAMS_MOUNT = f"{HOME}/teams"
 USER_VOLUME_TEMPLATE = "jupyterhub-user-{username}"
 GROUP_VOLUME_PREFIX = "cfps-team-"
 DEFAULT_IMAGE = "cfps-notebook:latest"
+DEFAULT_NETWORK = "cfps-users"
+# A JupyterLab server with a few kernels uses ~100 tasks (threads count: every numpy kernel starts a BLAS
+# thread per visible CPU); 512 leaves room for that and for a terminal, and stops a fork bomb.
+DEFAULT_PIDS_LIMIT = 512
+# The bridge option that turns off traffic between two containers of one network (Docker's --icc, per network).
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
 # Empty: the Debian mirror this machine's apt already uses (see apt_debian_mirror), so a campus server
 # behind a local mirror needs no setting.
 DEFAULT_MIRROR = ""
@@ -151,6 +167,8 @@ class Containers:
     mem_limit: int
     cpu_limit: float
     group_limits: dict[str, Limits] = field(default_factory=dict)
+    pids_limit: int = DEFAULT_PIDS_LIMIT
+    disk_quota: str = ""  # as written in .env (e.g. 5G), which is what Docker's size options take; "" = none
     debian_mirror: str = DEFAULT_MIRROR
     pip_index_url: str = ""  # empty: whatever pip on this machine is configured with
 
@@ -176,8 +194,22 @@ def _volume_name(env: Env, key: str, default: str) -> str:
     return name
 
 
+def _pids_limit(env: Env) -> int:
+    value = env.int("PIDS_LIMIT", DEFAULT_PIDS_LIMIT)
+    if value < 32:  # below that JupyterLab itself cannot start its threads
+        raise EnvError(f"PIDS_LIMIT must be 32 or more (processes and threads per container), not {value}")
+    return value
+
+
+def _disk_quota(env: Env) -> str:
+    text = env.get("USER_DISK_QUOTA").strip()
+    if text:
+        parse_size(text, "USER_DISK_QUOTA")
+    return text.upper().removesuffix("B")  # Docker reads 5G, not 5GB
+
+
 def from_env(env: Env) -> Containers:
-    network = env.get("DOCKER_NETWORK", "bridge")
+    network = env.get("DOCKER_NETWORK", DEFAULT_NETWORK)
     if not _SAFE_NAME.match(network):
         raise EnvError(f"DOCKER_NETWORK={network!r} is not a Docker network name")
     return Containers(
@@ -190,6 +222,8 @@ def from_env(env: Env) -> Containers:
         mem_limit=parse_size(env.get("MEM_LIMIT", "2G"), "MEM_LIMIT"),
         cpu_limit=parse_cpus(env.get("CPU_LIMIT", "1.0"), "CPU_LIMIT"),
         group_limits=parse_group_limits(env.get("GROUP_LIMITS")),
+        pids_limit=_pids_limit(env),
+        disk_quota=_disk_quota(env),
         debian_mirror=(env.get("DEBIAN_MIRROR") or apt_debian_mirror()).rstrip("/"),
         pip_index_url=env.get("PIP_INDEX_URL"),
     )

@@ -29,6 +29,10 @@ RUN = secrets.token_hex(3)
 IMAGE = containers.DEFAULT_IMAGE
 BUILD_TIMEOUT = 1800
 MEM_LIMIT = "512M"
+# Small enough that the fork test reaches it quickly, large enough for JupyterLab and a kernel (~40 tasks).
+PIDS_LIMIT = 160
+# Enforced only where the engine can (xfs with pquota); elsewhere the hub says so and servers start anyway.
+DISK_QUOTA = "1G"
 GROUP_MEM = 768 * 1024**2
 GROUP_CPUS = 0.5
 COMMON_GROUP = f"class-{RUN}"
@@ -61,6 +65,9 @@ def remove_what_this_run_made(client) -> None:
     for volume in client.volumes.list():
         if RUN in volume.name:
             volume.remove(force=True)
+    for network in client.networks.list():
+        if RUN in network.name:
+            network.remove()
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +106,8 @@ def docker_env(tag: str, **overrides: str) -> dict[str, str]:
         "MEM_LIMIT": MEM_LIMIT,
         "CPU_LIMIT": "1",
         "GROUP_LIMITS": f"{ONLY_A_GROUP}:768M:{GROUP_CPUS}",
+        "PIDS_LIMIT": str(PIDS_LIMIT),
+        "USER_DISK_QUOTA": DISK_QUOTA,
         "HUB_IDLE_TIMEOUT_SECONDS": "0",
         **overrides,
     }

@@ -9,7 +9,16 @@ from __future__ import annotations
 import pytest
 
 from portal import containers
-from tests.docker.conftest import COMMON_GROUP, EXAMPLE, EXAMPLE_TEXT, GROUP_CPUS, GROUP_MEM, ONLY_A_GROUP, RUN
+from tests.docker.conftest import (
+    COMMON_GROUP,
+    EXAMPLE,
+    EXAMPLE_TEXT,
+    GROUP_CPUS,
+    GROUP_MEM,
+    ONLY_A_GROUP,
+    PIDS_LIMIT,
+    RUN,
+)
 from tests.docker.inside import container_of, log_in_and_spawn, server_api, server_state, sh
 from tests.e2e import flows
 
@@ -97,6 +106,92 @@ def test_memory_and_cpu_limits_come_from_env_with_group_overrides(docker_client,
     assert b_host["Memory"] == 512 * 1024**2, "B gets MEM_LIMIT"
     assert b_host["CpuQuota"] == b_host["CpuPeriod"]
     assert a_host["Init"] is True and a_host["AutoRemove"] is True
+
+
+def process_status(docker_client, username: str, pid: str) -> dict[str, str]:
+    """The capability and privilege lines of /proc/<pid>/status in the user's container."""
+    code, output = sh(docker_client, username, f"grep -E '^(Cap|NoNewPrivs)' /proc/{pid}/status")
+    assert code == 0, output
+    return dict(line.split(":\t", 1) for line in output.splitlines())
+
+
+def server_pid(docker_client, username: str) -> str:
+    """The process id of jupyterhub-singleuser (the child of docker-init, PID 1)."""
+    script = "for p in /proc/[0-9]*; do grep -qs singleuser $p/cmdline && echo ${p#/proc/}; done | head -n 1"
+    code, pid = sh(docker_client, username, script)
+    assert code == 0 and pid.isdigit(), pid
+    return pid
+
+
+NO_CAPABILITIES = {f"Cap{kind}": "0000000000000000" for kind in ("Inh", "Prm", "Eff", "Bnd", "Amb")}
+
+
+def test_servers_have_no_capabilities_and_cannot_gain_privileges(docker_client, students):
+    # Before: jovyan's CapEff was already 0, but the bounding set held Docker's default 14 capabilities
+    # (CapBnd a80425fb) and NoNewPrivs was 0, so the image's setuid programs (su, mount...) ran with them.
+    for username in students:
+        for pid in ("1", server_pid(docker_client, username), "self"):
+            status = process_status(docker_client, username, pid)
+            assert {k: v for k, v in status.items() if k.startswith("Cap")} == NO_CAPABILITIES, (pid, status)
+            assert status["NoNewPrivs"] == "1", (pid, status)
+        host = container_of(docker_client, username).attrs["HostConfig"]
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"] and host["Privileged"] is False
+        assert host["SecurityOpt"] == ["no-new-privileges"]
+
+
+def cgroup_value(docker_client, username: str, v1: str, v2: str) -> str:
+    """A cgroup file as the container sees it (cgroup v1 layout first, then the unified v2 one)."""
+    code, output = sh(docker_client, username, f"cat /sys/fs/cgroup/{v1} 2>/dev/null || cat /sys/fs/cgroup/{v2}")
+    assert code == 0, output
+    return output
+
+
+def test_the_process_count_is_limited_and_a_fork_bomb_stops_at_it(docker_stack, docker_client, students):
+    _, b = students
+    assert container_of(docker_client, b).attrs["HostConfig"]["PidsLimit"] == PIDS_LIMIT
+    assert cgroup_value(docker_client, b, "pids/pids.max", "pids.max") == str(PIDS_LIMIT)
+    # Bounded: at most PIDS_LIMIT + 50 sleeps, each killed at once; the shell's own processes count too.
+    bomb = (
+        "import subprocess\n"
+        "procs = []\n"
+        "try:\n"
+        f"    for _ in range({PIDS_LIMIT + 50}):\n"
+        "        procs.append(subprocess.Popen(['sleep', '60']))\n"
+        "    print('no limit', len(procs))\n"
+        "except OSError as exc:\n"
+        "    print('refused', len(procs), exc.errno)\n"
+        "finally:\n"
+        "    for proc in procs:\n"
+        "        proc.kill()\n"
+        "        proc.wait()\n"
+    )
+    code, output = sh(docker_client, b, f'python3 -c "{bomb}"')
+    assert code == 0, output
+    verdict, started, *errno = output.split()
+    assert verdict == "refused" and errno == ["11"], output  # EAGAIN: the cgroup's pids.max
+    assert int(started) < PIDS_LIMIT, output
+    # The server survives its user's fork bomb.
+    assert (server_state(docker_stack, b) or {}).get("ready"), flows.explain(docker_stack, "server died")
+    assert sh(docker_client, b, "echo alive") == (0, "alive")
+
+
+def test_memory_limit_is_what_the_container_sees(docker_client, students):
+    a, b = students
+    for username, limit in ((a, GROUP_MEM), (b, 512 * 1024**2)):
+        seen = cgroup_value(docker_client, username, "memory/memory.limit_in_bytes", "memory.max")
+        assert int(seen) == limit, (username, seen)
+
+
+def test_disk_quota_that_the_engine_cannot_enforce_is_one_line_in_the_hub_log(docker_stack, docker_client, students):
+    from portal import isolation
+
+    log = docker_stack.hub_log.read_text(errors="replace")
+    unsupported = isolation.volume_quota_problem(docker_client, "1G")
+    if unsupported:  # this machine: overlay2 on ext4
+        lines = [line for line in log.splitlines() if "USER_DISK_QUOTA=1G is not enforced on the home volumes" in line]
+        assert lines and "xfs" in lines[0], log[-3000:]
+    # Servers start either way (the students fixture has both running).
+    assert all(container_of(docker_client, u).status == "running" for u in students)
 
 
 def test_files_in_the_home_and_edited_examples_survive_stop_and_start(docker_stack, docker_client, students):

@@ -84,12 +84,48 @@ def test_group_limits_become_per_group_overrides():
         ("MEM_LIMIT", "2 gigs", "MEM_LIMIT"),
         ("CPU_LIMIT", "-1", "CPU_LIMIT"),
         ("DOCKER_DATA_VOLUME", "my data", "DOCKER_DATA_VOLUME"),
+        ("PIDS_LIMIT", "lots", "PIDS_LIMIT"),
+        ("PIDS_LIMIT", "8", "PIDS_LIMIT must be 32 or more"),
+        ("USER_DISK_QUOTA", "5 gigs", "USER_DISK_QUOTA"),
     ],
 )
 def test_malformed_container_settings_stop_the_hub_with_one_line(key, value, message):
     with pytest.raises(HubConfigError, match=message) as failure:
         configured(**{key: value})
     assert "\n" not in str(failure.value)
+
+
+def test_containers_get_no_capabilities_no_new_privileges_and_a_pids_limit():
+    host_config = configured().CfpsDockerSpawner.extra_host_config
+    assert host_config == {
+        "init": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "pids_limit": 512,
+    }
+    assert "cap_add" not in host_config and "privileged" not in host_config
+
+
+@pytest.mark.parametrize(("network", "extra"), [("host", {}), ("cfps-users", {"DOCKER_INTERFACE_IP": TEST_NET_IP})])
+def test_confinement_is_the_same_on_every_network(network, extra):
+    host_config = configured(DOCKER_NETWORK=network, PIDS_LIMIT="256", **extra).CfpsDockerSpawner.extra_host_config
+    assert (host_config["cap_drop"], host_config["security_opt"], host_config["pids_limit"]) == (
+        ["ALL"],
+        ["no-new-privileges"],
+        256,
+    )
+
+
+def test_users_network_defaults_to_the_isolated_cfps_users():
+    c = configured(DOCKER_NETWORK="", DOCKER_INTERFACE_IP=TEST_NET_IP)
+    assert c.CfpsDockerSpawner.network_name == containers.DEFAULT_NETWORK == "cfps-users"
+    # Published on the host's loopback only: other containers cannot reach a server through the host.
+    assert "host_ip" not in c.CfpsDockerSpawner and c.CfpsDockerSpawner.use_internal_ip is not True
+
+
+@pytest.mark.parametrize(("value", "quota"), [("", ""), ("5G", "5G"), ("512mb", "512M"), ("1.5g", "1.5G")])
+def test_disk_quota_is_off_by_default_and_passed_as_docker_reads_it(value, quota):
+    assert configured(USER_DISK_QUOTA=value).CfpsDockerSpawner.disk_quota == quota
 
 
 def test_host_network_keeps_the_hub_and_each_server_on_loopback():
@@ -147,6 +183,13 @@ def test_dev_falls_back_to_local_when_the_image_is_missing():
     # Either the engine is missing here or the image is: both mean local.
     spawner, why = choose_spawner(Env({"DOCKER_IMAGE": f"cfps-missing-{secrets.token_hex(4)}:none"}))
     assert spawner == "local" and ("does not exist" in why or "does not answer" in why)
+
+
+def test_dev_falls_back_to_local_when_the_users_network_is_missing():
+    spawner, why = choose_spawner(Env({"DOCKER_NETWORK": f"cfps-missing-{secrets.token_hex(4)}"}))
+    # Either the engine or the image is missing here, or the network is: all mean local, with the next step.
+    assert spawner == "local", why
+    assert "setup_volumes" in why or "does not exist" in why or "does not answer" in why
 
 
 def test_unknown_spawner_is_refused_in_one_line():

@@ -6,15 +6,18 @@ read-only data volume (DOCKER_DATA_VOLUME, ~/data) and the read-write team volum
 on the host. This creates them, gives the team folder to the notebook user (uid 1000) and copies the example
 notebooks, the notebook helpers and the kernels' start-up files into the data folder
 (portal.datafolder.sync_data_folder), and, when the dataset is the embedded sample (DATASET_DATABASE_URL
-empty), writes the synthetic sample into its sample/ (load_sample_data --sqlite). Idempotent: run it again after pulling new notebooks. A volume that
-already exists but points elsewhere is left alone and reported.
+empty), writes the synthetic sample into its sample/ (load_sample_data --sqlite). It also creates the users'
+network (DOCKER_NETWORK, default cfps-users: a bridge with inter-container traffic off, portal/isolation.py)
+and says whether the engine can enforce USER_DISK_QUOTA. Idempotent: run it again after pulling new
+notebooks. A volume that already exists but points elsewhere is left alone and reported; so is a network
+that lets containers reach each other.
 """
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from portal import datafolder, dataset, volumes
+from portal import datafolder, dataset, isolation, volumes
 from portal.imagebuild import BuildError, docker_client
 
 
@@ -43,6 +46,7 @@ class Command(BaseCommand):
                 self.say(verbose, f"{config.team_dir}: given to the notebook user (uid 1000, mode 2775)")
         except volumes.VolumeError as exc:
             raise CommandError(str(exc)) from None
+        self.network_and_quota(client, config, dry_run, verbose)
         for line in datafolder.sync_data_folder(config.data_dir, dry_run=dry_run):
             self.say(verbose, ("would copy " if dry_run else "copied ") + line)
         if settings.DATASET.embedded:
@@ -55,6 +59,26 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(f"Volumes ready: {config.data_volume} (read-only), {config.team_volume}.")
             )
+
+    def network_and_quota(self, client, config, dry_run, verbose):
+        try:
+            self.say(verbose, isolation.ensure_users_network(client, config.network, dry_run=dry_run))
+        except isolation.NetworkError as exc:
+            # Left to the operator (running servers may use it); the hub's log repeats this at every start.
+            self.stderr.write(self.style.WARNING(f"warning: {exc}"))
+        if not config.disk_quota:
+            return
+        if dry_run:
+            self.say(verbose, f"would check whether the Docker engine can enforce USER_DISK_QUOTA={config.disk_quota}")
+            return
+        volume_ok, layer_ok, lines = isolation.quota_report(client, config.image, config.disk_quota)
+        for line in lines:
+            self.stderr.write(self.style.WARNING(f"warning: {line}"))
+        if volume_ok or layer_ok:
+            where = " and ".join(
+                part for part, ok in (("new home volumes", volume_ok), ("the containers' own files", layer_ok)) if ok
+            )
+            self.say(verbose, f"USER_DISK_QUOTA={config.disk_quota}: enforced on {where}")
 
     def say(self, verbose, message):
         if verbose:
