@@ -7,4 +7,5 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Accounts and invitations")
 
     def ready(self):
-        from accounts import signals  # noqa: F401
+        # The lifecycle's admin pages live next to its models' rules, not in the shared admin.py.
+        from accounts import lifecycle_admin, signals  # noqa: F401

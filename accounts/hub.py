@@ -1,23 +1,56 @@
-"""The portal's narrow client for the JupyterHub REST API (as the hub service `portal`).
+"""The portal's narrow client for the JupyterHub REST API (as the hub service `portal`), and the queue of hub
+users the portal must remove.
 
-Only what the portal needs: stop a user's server when staff deactivate the account. The hub may be down
-(e.g. portal-only maintenance); then the call logs and returns False, and the hub's own auth refresh still
-locks the user out within its refresh age, because their tokens are already revoked.
+Rules:
+- Deactivating, deleting or renaming an account, and changing its password, remove the person's hub user
+  (`DELETE /users/<name>`, scope `delete:users`, after `DELETE /users/<name>/server`, scope `servers`). That
+  stops their server and deletes every hub token they hold: the API tokens they made themselves, the ones of
+  their server and of its browser sessions, and the hub cookie's identity. Their files stay (the Docker
+  volume or `var/users/<name>/`). Logging in again, with an active account, makes a fresh hub user: no old
+  token comes back.
+- The removal is written to `PendingHubRemoval` in the same transaction as the change (accounts.signals) and
+  carried out after the commit, in a background thread so that staff deactivating a class never wait for 30
+  servers to stop. Whatever the hub does not confirm (it is down, or a server is still stopping) stays in the
+  table and is retried, at most every RETRY_SECONDS:
+  - on the next request to the portal (`RetryHubRemovalsMiddleware`). A hub back from an outage asks the
+    portal about every user it serves at least every HUB_AUTH_REFRESH_SECONDS (its auth refresh, on cookie
+    and token requests alike), so the first use of a hub token soon triggers the retry;
+  - by `manage.py retry_hub_removals` (run.sh runs it once the hub answers; cron or an operator may too).
+- Every step may be repeated: the hub answering 404 (no such user, no server) counts as done.
 """
+
+from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import timedelta
 
 from django.conf import settings
+from django.db import connections, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 log = logging.getLogger(__name__)
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
 
+# A removal the hub did not confirm is tried again after this long (and never more often).
+RETRY_SECONDS = 10
+# How often one portal process looks for due removals while serving requests.
+CHECK_SECONDS = 5
+# The hub waits up to its slow_stop_timeout (10 s) for a server to stop before it answers.
+TIMEOUT_SECONDS = 20
 
-def _request(method: str, path: str, timeout: float = 5.0):
+
+class HubError(Exception):
+    """The hub could not be asked, or did not do it; the message is one line for the log and the admin."""
+
+
+def _request(method: str, path: str, timeout: float = TIMEOUT_SECONDS):
     request = urllib.request.Request(
         settings.HUB_API_URL + path,
         method=method,
@@ -28,18 +61,146 @@ def _request(method: str, path: str, timeout: float = 5.0):
         return response.status, json.loads(body) if body else None
 
 
+def _call(method: str, path: str, done: tuple[int, ...]) -> int:
+    """One API call; returns the status when it is in `done` (404 always counts), else raises HubError."""
+    try:
+        status, _ = _request(method, path)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404 or exc.code in done:
+            return exc.code
+        detail = exc.read(300).decode("utf-8", "replace").strip()
+        raise HubError(f"{method} {path}: HTTP {exc.code} {detail}"[:300]) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise HubError(f"hub unreachable: {getattr(exc, 'reason', exc)}"[:300]) from None
+    if status not in done:
+        raise HubError(f"{method} {path}: HTTP {status}")
+    return status
+
+
 def stop_server(username: str) -> bool:
     """Ask the hub to stop the user's default server now. True if the hub accepted or had nothing to stop."""
-    path = f"/users/{urllib.parse.quote(username)}/server"
     try:
-        status, _ = _request("DELETE", path)
-    except urllib.error.HTTPError as exc:
-        if exc.code in (400, 404):  # no such hub user, or no server running
-            return True
-        log.warning("hub refused to stop the server of %s: HTTP %s", username, exc.code)
+        _call("DELETE", f"/users/{urllib.parse.quote(username)}/server", done=(202, 204, 400))
+    except HubError as exc:
+        log.warning("could not stop the server of %s: %s", username, exc)
         return False
-    except (urllib.error.URLError, OSError) as exc:
-        log.warning("hub unreachable, could not stop the server of %s: %s", username, exc)
-        return False
-    log.info("asked the hub to stop the server of %s (HTTP %s)", username, status)
     return True
+
+
+def delete_hub_user(username: str) -> None:
+    """Remove the hub user with its server and tokens; raises HubError unless the hub confirms it is gone."""
+    quoted = urllib.parse.quote(username)
+    # Stopping first also interrupts a server that is still starting, which DELETE /users refuses.
+    if _call("DELETE", f"/users/{quoted}/server", done=(202, 204, 400)) == 202:
+        raise HubError("the server is still stopping; the hub user is removed at the next attempt")
+    _call("DELETE", f"/users/{quoted}", done=(204,))
+
+
+# --- the queue -------------------------------------------------------------------------------------------
+def queue_removal(username: str, reason: str) -> None:
+    """Record that the hub user must go, in the caller's transaction; it is carried out after the commit."""
+    from accounts.models import PendingHubRemoval
+
+    PendingHubRemoval.objects.update_or_create(
+        username=username,
+        defaults={"reason": reason, "requested_at": timezone.now(), "attempts": 0, "last_attempt_at": None},
+    )
+    transaction.on_commit(kick)
+
+
+def _due(now=None, force: bool = False):
+    from accounts.models import PendingHubRemoval
+
+    rows = PendingHubRemoval.objects.all()
+    if not force:
+        cutoff = (now or timezone.now()) - timedelta(seconds=RETRY_SECONDS)
+        rows = rows.filter(Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=cutoff))
+    return rows
+
+
+def process_pending(force: bool = False) -> tuple[list[str], list[tuple[str, str]]]:
+    """Carry out the due removals; returns (names removed, [(name, error)] still pending)."""
+    from accounts.models import PendingHubRemoval
+
+    removed, failed = [], []
+    for row in list(_due(force=force)):
+        attempted_at = timezone.now()
+        try:
+            delete_hub_user(row.username)
+        except HubError as exc:
+            PendingHubRemoval.objects.filter(pk=row.pk, requested_at=row.requested_at).update(
+                attempts=row.attempts + 1, last_attempt_at=attempted_at, last_error=str(exc)
+            )
+            log.warning("hub user %s not removed yet (%s): %s", row.username, row.reason, exc)
+            failed.append((row.username, str(exc)))
+            continue
+        # A request made again meanwhile (requested_at changed) stays for its own attempt.
+        PendingHubRemoval.objects.filter(pk=row.pk, requested_at=row.requested_at).delete()
+        log.info("removed hub user %s (%s): server stopped, hub tokens deleted", row.username, row.reason)
+        removed.append(row.username)
+    return removed, failed
+
+
+# --- when: after a commit, on later requests -------------------------------------------------------------
+_lock = threading.Lock()
+_worker: threading.Thread | None = None
+_again = False
+_last_check = 0.0
+
+
+def _work():
+    global _worker, _again
+    while True:
+        with _lock:
+            _again = False
+        try:
+            process_pending()
+        except Exception:  # a broken database must not kill the thread silently: say so, retry later
+            log.exception("processing pending hub removals failed")
+        finally:
+            connections.close_all()  # this thread's own connections
+        with _lock:
+            if not _again:
+                _worker = None
+                return
+
+
+def kick() -> None:
+    """Process the due removals now: in a background thread (one per process), or inline when
+    HUB_REMOVALS_IN_BACKGROUND is off (the test settings). Non-daemon, so `manage.py shell` waits for it."""
+    global _worker, _again
+    if not getattr(settings, "HUB_REMOVALS_IN_BACKGROUND", True):
+        process_pending()
+        return
+    with _lock:
+        if _worker is not None:
+            _again = True  # the running pass may have read the table before this row was committed
+            return
+        _worker = threading.Thread(target=_work, name="hub-removals", daemon=False)
+        _worker.start()
+
+
+def kick_if_due() -> None:
+    """Cheap enough for every request: looks at the table at most every CHECK_SECONDS per process."""
+    global _last_check
+    now = time.monotonic()
+    if now - _last_check < CHECK_SECONDS:
+        return
+    _last_check = now
+    if _due().exists():
+        kick()
+
+
+class RetryHubRemovalsMiddleware:
+    """Retries removals the hub did not confirm, on the portal's requests (see the module docstring)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        try:
+            kick_if_due()
+        except Exception:  # never fail a page because of the queue
+            log.exception("could not look for pending hub removals")
+        return response

@@ -60,3 +60,39 @@ def revoke_all_tokens(user) -> int:
     get_grant_model().objects.filter(user=user).delete()
     get_id_token_model().objects.filter(user=user).delete()
     return count
+
+
+# Credentials that must never travel in a URL under /o/: URLs land in access logs, browser history and Referer
+# headers. RFC 6750 allows bearer tokens in the query only as a last resort, and DOT's userinfo view still
+# reads them there (its ACCESS_TOKEN_TRANSPORT setting guards only the protected-resource decorator).
+QUERY_CREDENTIALS = frozenset({"access_token", "refresh_token", "client_secret", "code_verifier", "code", "token"})
+
+
+class RefuseQueryCredentialsMiddleware:
+    """Answers 400 invalid_request to any provider endpoint (the `oauth2_provider` URL namespace) that is
+    sent a credential in its query string, before the endpoint reads it. Headers and POST bodies only."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        if match is None or "oauth2_provider" not in match.namespaces:
+            return None
+        found = sorted(QUERY_CREDENTIALS.intersection(request.GET))
+        if not found:
+            return None
+        from django.http import JsonResponse
+
+        return JsonResponse(
+            {
+                "error": "invalid_request",
+                "error_description": f"send {', '.join(found)} in the Authorization header or the POST body, "
+                "never in the URL",
+            },
+            status=400,
+            headers={"Cache-Control": "no-store"},
+        )

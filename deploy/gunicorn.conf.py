@@ -44,6 +44,9 @@ keepalive = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = "info"
+# The access log masks tokens, codes and secrets in request lines and Referers (/o/authorize/?state=,
+# the hub's /oauth_callback?code=, one-time links): portal/logscrub.py.
+logger_class = "portal.logscrub.ScrubbingLogger"
 
 # No gunicornc control socket: its default path is per user ($HOME/.gunicorn/gunicorn.ctl), so two
 # instances (run.sh and a test server, or two checkouts) would fight over it.

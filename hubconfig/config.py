@@ -143,10 +143,15 @@ def _apply(c, env: Env) -> None:
     auth.login_service = "CFPS"
     auth.logout_redirect_url = f"{topo.public_url}/accounts/logout/"
 
-    # --- services: the portal (stops servers of deactivated users) and the idle culler ---
+    # --- services: the portal (removes hub users, stops servers) and the idle culler ---
     services = [{"name": "portal", "api_token": env.secret("HUB_API_TOKEN", generate=generate)}]
-    # list:users + read:users:activity: the staff usage page (staff/usage.py) lists every user's servers.
-    portal_scopes = ["servers", "read:users:name", "list:users", "read:users:activity"]
+    # What the portal's token may do, and why (accounts/hub.py, staff/usage.py):
+    # - servers: stop a server (deactivation, the usage page's stop button) and read its state;
+    # - delete:users: remove a deactivated, deleted or renamed person's hub user, which deletes every hub
+    #   token they hold (their own API tokens included). Narrower than `tokens` or `admin:users`: it cannot
+    #   create tokens, create users or grant admin rights;
+    # - read:users:name, list:users, read:users:activity: the staff usage page lists every user's servers.
+    portal_scopes = ["servers", "delete:users", "read:users:name", "list:users", "read:users:activity"]
     roles = [{"name": "portal", "scopes": portal_scopes, "services": ["portal"]}]
     idle_timeout = env.int("HUB_IDLE_TIMEOUT_SECONDS", 3600)
     if idle_timeout > 0:

@@ -54,11 +54,13 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "accounts.oauth.RefuseQueryCredentialsMiddleware",  # no token, code or secret in a URL under /o/
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.PasswordChangeRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.hub.RetryHubRemovalsMiddleware",  # hub users the hub has not confirmed removing yet
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -174,7 +176,11 @@ PASSWORD_RESET_IP_RATE_LIMIT = _rate("PASSWORD_RESET_IP_RATE_LIMIT", "30/h")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler", "stream": sys.stderr}},
+    # Tokens, codes and secrets in a logged URL are masked (portal/logscrub.py).
+    "filters": {"scrub_secrets": {"()": "portal.logscrub.ScrubSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "stream": sys.stderr, "filters": ["scrub_secrets"]}
+    },
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -18,3 +18,5 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+# Hub-user removals run inline, so a test sees their outcome without waiting for a thread (accounts/hub.py).
+HUB_REMOVALS_IN_BACKGROUND = False

@@ -1,0 +1,43 @@
+"""Carry out the hub-user removals the hub has not confirmed yet (accounts.hub, PendingHubRemoval).
+
+Why: deactivating, deleting or renaming an account, or changing its password, removes the person's hub user
+(server, hub tokens). When the hub was down at that moment, the removal waits in the database; the portal
+retries it on its next requests, and this command does it at once: run.sh runs it when the hub answers, an
+operator after maintenance. Idempotent: a hub user already gone counts as removed. Exits non-zero while a
+removal is still refused or the hub is unreachable.
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts import hub
+from accounts.models import PendingHubRemoval
+
+
+class Command(BaseCommand):
+    help = "Remove the hub users whose removal the hub has not confirmed yet (deactivated/deleted accounts)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true", help="List the pending removals; change nothing.")
+
+    def handle(self, *args, dry_run=False, **options):
+        verbose = options["verbosity"] >= 1
+        pending = list(PendingHubRemoval.objects.all())
+        if not pending:
+            if verbose:
+                self.stdout.write("No pending hub removals.")
+            return
+        if dry_run:
+            for row in pending:
+                error = f", last error: {row.last_error}" if row.last_error else ""
+                self.stdout.write(
+                    f"would remove hub user {row.username} ({row.reason}, {row.attempts} attempts{error})"
+                )
+            return
+        removed, failed = hub.process_pending(force=True)
+        for name in removed:
+            if verbose:
+                self.stdout.write(self.style.SUCCESS(f"removed hub user {name}"))
+        for name, error in failed:
+            self.stderr.write(f"hub user {name} not removed: {error}")
+        if failed:
+            raise CommandError(f"{len(failed)} hub removal(s) still pending; the portal keeps retrying them")

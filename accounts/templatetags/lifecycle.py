@@ -1,0 +1,19 @@
+"""Template helpers for the admin's account pages (the delete confirmation)."""
+
+from django import template
+
+from portal.containers import USER_VOLUME_TEMPLATE
+
+register = template.Library()
+
+
+@register.filter
+def home_volume(username: str) -> str:
+    """The Docker volume that holds the user's home (the name DockerSpawner gives it)."""
+    return USER_VOLUME_TEMPLATE.format(username=username)
+
+
+@register.filter
+def as_list(value) -> list:
+    """One object as a list, so a template written for several (the bulk delete) shows one too."""
+    return [value]
