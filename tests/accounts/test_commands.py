@@ -31,7 +31,18 @@ def test_create_invite_prints_the_code_alone_on_the_last_line():
 @pytest.mark.django_db
 def test_create_invite_with_every_option():
     day = (date.today() + timedelta(days=30)).isoformat()
-    output = run("create_invite", "--code", " my code ", "--expires", day, "--group", "class-a", "--note", "spring")
+    output = run(
+        "create_invite",
+        "--code",
+        " my code ",
+        "--expires",
+        day,
+        "--group",
+        "class-a",
+        "--create-group",
+        "--note",
+        "spring",
+    )
     invite = InviteCode.objects.get()
     assert output.strip().splitlines()[-1] == "MYCODE" == invite.code
     assert invite.group.name == "class-a" and invite.note == "spring" and invite.max_uses is None
