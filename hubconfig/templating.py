@@ -158,6 +158,10 @@ class HubPageContext:
     def current_announcements(self) -> list[dict]:
         return self.announcements.current()
 
+    def __deepcopy__(self, memo):
+        # traitlets copies config values; this object holds a thread and a lock and is meant to be shared.
+        return self
+
     def __eq__(self, other):  # two applications of the config compare equal (set-only, idempotent)
         return isinstance(other, HubPageContext) and other.portal_url == self.portal_url
 

@@ -164,3 +164,14 @@ def test_the_error_page_says_the_portal_is_unavailable_on_a_portal_outage():
     assert "门户暂时无法访问" not in render(
         "error.html", "zh-CN", status_code=503, status_message="Service Unavailable"
     )
+
+
+def test_the_template_variable_survives_the_config_copies_jupyterhub_makes():
+    import copy
+
+    c = configured()
+    copied = copy.deepcopy(c)
+    context = c.JupyterHub.template_vars["cfps"]
+    context.current_announcements()  # starts its thread: copies must still work afterwards
+    assert copy.deepcopy(c).JupyterHub.template_vars["cfps"] is context
+    assert copied.JupyterHub.template_vars["cfps"] is context
