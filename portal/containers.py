@@ -48,8 +48,9 @@ USER_VOLUME_TEMPLATE = "jupyterhub-user-{username}"
 GROUP_VOLUME_PREFIX = "cfps-team-"
 DEFAULT_IMAGE = "cfps-notebook:latest"
 DEFAULT_NETWORK = "cfps-users"
-# A JupyterLab server with a few kernels uses ~100 tasks (threads count: every numpy kernel starts a BLAS
-# thread per visible CPU); 512 leaves room for that and for a terminal, and stops a fork bomb.
+# Threads count as tasks. Measured: the server and 3 kernels that ran numpy/pandas used 60 on a 2-CPU host;
+# each numpy kernel starts a BLAS thread per CPU of the host, so a 64-CPU server needs ~70 per kernel.
+# 512 leaves room for a handful of kernels and a terminal there, and stops a fork bomb.
 DEFAULT_PIDS_LIMIT = 512
 # The bridge option that turns off traffic between two containers of one network (Docker's --icc, per network).
 ICC_OPTION = "com.docker.network.bridge.enable_icc"

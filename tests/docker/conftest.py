@@ -29,7 +29,7 @@ RUN = secrets.token_hex(3)
 IMAGE = containers.DEFAULT_IMAGE
 BUILD_TIMEOUT = 1800
 MEM_LIMIT = "512M"
-# Small enough that the fork test reaches it quickly, large enough for JupyterLab and a kernel (~40 tasks).
+# Small enough that the fork test reaches it quickly, large enough for JupyterLab and a kernel (~20 tasks here).
 PIDS_LIMIT = 160
 # Enforced only where the engine can (xfs with pquota); elsewhere the hub says so and servers start anyway.
 DISK_QUOTA = "1G"
