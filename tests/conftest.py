@@ -14,7 +14,7 @@ PASSWORD = "Cfps-analysis-2026"
 
 # Tests that start their own portal/hub processes, each with its own SQLite (tests/dataset: their own scratch
 # databases on MariaDB, whichever database the suite runs on).
-LIVE_DIRS = ("e2e", "browser", "docker", "deploy", "dataset")
+LIVE_DIRS = ("e2e", "browser", "docker", "deploy", "dataset", "ops")
 
 
 def on_mariadb() -> bool:
