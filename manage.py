@@ -6,7 +6,10 @@ import sys
 
 
 def main():
+    from portal.filemodes import for_command
     from portal.settings import module_for_profile
+
+    for_command(sys.argv)  # owner-only files under var/, except for commands that share theirs
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", module_for_profile())
     from django.core.management import execute_from_command_line

@@ -274,6 +274,9 @@ check_processes() {
     done
 }
 
+# From here on, whatever this script and its processes create (logs, databases, the hub's state) is for this
+# user only; .venv, node_modules and the notebooks' files above were made readable on purpose.
+umask 077
 say "Starting the portal (gunicorn, 127.0.0.1:$portal_port) and JupyterHub (proxy: $proxy, $check_url)"
 start "the portal (gunicorn)" "$LOG_DIR/portal.log" "$ROOT" \
     "$ROOT/.venv/bin/gunicorn" -c "$ROOT/deploy/gunicorn.conf.py" portal.wsgi
@@ -304,6 +307,8 @@ if [[ -z "$ready" ]]; then
     stop_all
     exit 1
 fi
+# Hub users whose removal (a deactivated or deleted account) waited for the hub while it was down.
+.venv/bin/python manage.py retry_hub_removals -v0 || warn "some hub removals are still pending; the portal keeps retrying"
 
 cat <<EOF
 

@@ -21,8 +21,11 @@ if str(BASE_DIR) not in sys.path:
     sys.path.insert(0, str(BASE_DIR))
 
 from portal.envfile import Env  # noqa: E402
+from portal.filemodes import restrict_umask  # noqa: E402
 
 _env = Env()
+# The SQLite database and its journals, and anything else the portal writes: owner-only (portal/filemodes.py).
+restrict_umask()
 
 chdir = str(BASE_DIR)
 bind = [_env.get("BIND") or f"127.0.0.1:{_env.int('PORTAL_PORT', 8010)}"]

@@ -3,7 +3,8 @@
 Why: `./run.sh` and deploy scripts call this after `migrate` instead of asking the operator to click
 through the admin. It creates the staff account `ADMIN_USERNAME` (password from `ADMIN_PASSWORD`, or
 generated and printed once), every invite code in `INVITE_CODES` (`;`-separated, unlimited uses) and the
-hub's OAuth client (`ensure_hub_client`).
+hub's OAuth client (`ensure_hub_client`), and takes group and other permissions off what var/ holds
+(portal/filemodes.py: databases, logs, secrets, homes are owner-only).
 It never changes an existing password or an existing code's settings.
 """
 
@@ -33,6 +34,18 @@ class Command(BaseCommand):
             call_command("ensure_hub_client", dry_run=dry_run, verbosity=options["verbosity"], stdout=self.stdout)
             if dry_run:
                 transaction.set_rollback(True)
+        self.tighten_var(dry_run, verbose)
+
+    def tighten_var(self, dry_run, verbose):
+        from portal import filemodes
+        from portal.envfile import var_dir
+
+        # Public or shared on purpose: static files, the image build, the containers' shared volumes.
+        shared = [settings.STATIC_ROOT, var_dir() / "image-build", settings.CONTAINERS.data_root]
+        changed = filemodes.tighten(var_dir(), exclude=shared, dry_run=dry_run)
+        if changed:
+            verb = "would make" if dry_run else "made"
+            self.say(verbose, f"{var_dir()}: {verb} {len(changed)} file(s) and folder(s) owner-only.")
 
     def ensure_admin(self, dry_run, verbose):
         User = get_user_model()
