@@ -75,7 +75,8 @@ def _usage(request):
         ],
         "running_count": sum(row["running"] for row in rows),
         "hub_problem": data.hub_problem,
-        "memory_known": data.memory is not None,
+        # Known when the engine answered and has a container for at least one running server.
+        "memory_known": bool(data.memory) or not any(row["running"] for row in rows),
         "memory_problem": data.memory_problem,
     }
     return render(request, "admin/staff/usage.html", context)

@@ -169,9 +169,8 @@ try:
     SIGNUP_EMAIL = _mailconfig.signup_email(env)
 except EnvError as exc:
     _fail(str(exc))
-# Reset mails per e-mail address (what stops mail-bombing one student) and per client IP.
+# Reset requests per e-mail address and per account (stops mail-bombing a student; accounts/password_reset.py).
 PASSWORD_RESET_RATE_LIMIT = _rate("PASSWORD_RESET_RATE_LIMIT", "3/h")
-PASSWORD_RESET_IP_RATE_LIMIT = _rate("PASSWORD_RESET_IP_RATE_LIMIT", "30/h")
 
 LOGGING = {
     "version": 1,
