@@ -365,6 +365,15 @@ def archive_name(now: dt.datetime | None = None) -> str:
     return f"cfps-backup-{now.strftime('%Y%m%dT%H%M%SZ')}.tar"
 
 
+def prune(output: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` archives in `output` (names sort by time); returns the deleted ones."""
+    archives = sorted(output.glob("cfps-backup-*.tar"))
+    old = archives[:-keep] if keep > 0 else []
+    for path in old:
+        path.unlink()
+    return old
+
+
 def backup(sources: Sources, output: Path, say: Say) -> Path:
     output.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = output / archive_name()

@@ -13,7 +13,7 @@ import pytest
 from tests.deploy.conftest import manage, require_tool
 from tests.live import REPO
 
-UNITS = ("cfps-portal.service", "cfps-hub.service", "cfps-firewall.service")
+UNITS = ("cfps-portal.service", "cfps-hub.service", "cfps-firewall.service", "cfps-backup.service", "cfps-backup.timer")
 
 
 def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -88,7 +88,7 @@ def test_portal_and_hub_run_as_the_service_user_with_the_env_file_and_restart_on
     assert "cfps-firewall.service" in hub["Unit"]["Wants"][0].split()
 
 
-@pytest.mark.parametrize("name", ["cfps-portal.service", "cfps-hub.service"])
+@pytest.mark.parametrize("name", ["cfps-portal.service", "cfps-hub.service", "cfps-backup.service"])
 def test_services_stay_hardened(generated, name):
     """systemd's own score (0 = locked down, 10 = unprotected); 1.7 and 1.9 when written."""
     systemd_analyze = require_tool("systemd-analyze", "systemd")
@@ -102,6 +102,19 @@ def test_services_stay_hardened(generated, name):
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert match, result.stdout + result.stderr
     assert float(match.group(1)) <= 2.5, result.stdout
+
+
+def test_nightly_backup_runs_manage_backup_as_the_service_user_with_docker_and_catches_up_after_downtime(generated):
+    out, env_file, var = generated
+    service = parse_unit(out / "cfps-backup.service")["Service"]
+    timer = parse_unit(out / "cfps-backup.timer")
+    assert service["Type"] == ["oneshot"] and service["User"] == ["cfps-svc"]
+    assert service["SupplementaryGroups"] == ["docker"]  # the volumes are read through a container
+    assert service["ExecStart"] == [f"{Path(sys.executable).parent}/python {REPO}/manage.py backup --keep 7"]
+    assert service["EnvironmentFile"] == [str(env_file)] and service["ReadWritePaths"] == [str(var)]
+    assert service["UMask"] == ["0077"]  # nothing it writes is readable by others
+    assert timer["Timer"]["OnCalendar"] == ["*-*-* 03:00:00"] and timer["Timer"]["Persistent"] == ["true"]
+    assert timer["Install"]["WantedBy"] == ["timers.target"]
 
 
 def test_firewall_unit_replaces_its_jump_instead_of_adding_a_second_one(generated, tmp_path):
@@ -141,5 +154,5 @@ def test_writing_twice_changes_nothing(generated, tmp_path):
         str(tmp_path / "firewall.rules"),
         env={"CFPS_ENV_FILE": str(env_file), "CFPS_VAR_DIR": str(var)},
     )
-    assert again.stdout.count("unchanged") == 3
+    assert again.stdout.count("unchanged") == len(UNITS)
     assert stamps == {name: (out / name).stat().st_mtime_ns for name in UNITS}

@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 import stat
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -256,6 +257,17 @@ def test_backup_without_homes_leaves_out_homes_and_volumes(tmp_path):
     with tarfile.open(archive) as tar:
         kinds = {p["kind"] for p in json.load(tar.extractfile("manifest.json"))["parts"]}
     assert kinds == {"portal-db", "file"}
+
+
+def test_keep_deletes_all_but_the_newest_archives(tmp_path):
+    portal = prepared(tmp_path)
+    out = tmp_path / "out"
+    for _ in range(3):
+        portal.manage("backup", "--without-homes", "--output", str(out), "--keep", "2")
+        time.sleep(1.1)  # archive names have one-second resolution
+    assert len(list(out.glob("cfps-backup-*.tar"))) == 2
+    assert not list(out.glob(".*")), "no scratch or partial file is left behind"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
 
 
 def test_restore_dry_run_changes_nothing(term, new_machine, tmp_path):

@@ -3,7 +3,8 @@
 Why: accounts, invite history, groups, the hub's state and every student's home live on one server. This
 saves them while the system runs, students included, into `var/backups/cfps-backup-<UTC time>.tar` (or
 --output), with a manifest of checksums that `restore` verifies. Copy the archive off the machine afterwards
-(README: Backup and restore). Each run writes a new archive; nothing else changes.
+(README: Backup and restore). Each run writes a new archive; nothing else changes, except that --keep N
+then deletes all but the newest N archives in that folder (the nightly timer keeps 7).
 
     sudo .venv/bin/python manage.py backup --output /srv/cfps-backups
 """
@@ -54,8 +55,14 @@ class Command(BaseCommand):
             action="store_true",
             help="Leave out the homes and team folders (databases and secrets only).",
         )
+        parser.add_argument(
+            "--keep",
+            type=int,
+            default=0,
+            help="Then delete all but the newest KEEP archives in that folder (default: keep every one).",
+        )
 
-    def handle(self, *args, output=None, without_homes=False, **options):
+    def handle(self, *args, output=None, without_homes=False, keep=0, **options):
         say = self.stdout.write if options["verbosity"] >= 1 else (lambda message: None)
         output = (output or var_dir() / "backups").resolve()
         try:
@@ -65,4 +72,6 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot write the backup into {output}: {exc.strerror or exc}") from None
         size = backup.human_size(path.stat().st_size)
+        for old in backup.prune(output, keep):
+            say(f"deleted the older archive {old.name} (--keep {keep})")
         self.stdout.write(self.style.SUCCESS(f"Backup written: {path} ({size})"))

@@ -3,7 +3,8 @@
 Why: on a server nothing should depend on a terminal staying open. `cfps-portal` runs gunicorn,
 `cfps-hub` runs JupyterHub (which starts its proxy, the idle culler and the users' containers),
 `cfps-firewall` loads the container firewall (`gen_firewall`). Both services run as SERVICE_USER (never
-root), read the same `.env` (EnvironmentFile=), restart on failure and log to the journal. Paths are this
+root), read the same `.env` (EnvironmentFile=), restart on failure and log to the journal; `cfps-backup.timer`
+runs `manage.py backup` every night (the newest BACKUP_KEEP archives stay in var/backups/). Paths are this
 checkout's, so generate the units from the checkout the server runs. Safe to run again: unchanged units are
 left alone.
 
@@ -24,7 +25,10 @@ from django.core.management.base import BaseCommand, CommandError
 from portal import deploygen
 from portal.envfile import BASE_DIR, env_path, var_dir
 
-UNITS = ("cfps-portal.service", "cfps-hub.service", "cfps-firewall.service")
+UNITS = ("cfps-portal.service", "cfps-hub.service", "cfps-firewall.service", "cfps-backup.service", "cfps-backup.timer")
+# The nightly backup (cfps-backup.timer): when, and how many archives stay in var/backups/.
+BACKUP_TIME = "03:00:00"
+BACKUP_KEEP = 7
 DEFAULT_RULES = "/etc/cfps/firewall.rules"
 _USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # Where systemd's ProtectHome= hides everything; the checkout must stay visible (read-only) if it lives there.
@@ -86,7 +90,8 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
         self.warn_about_accounts(context, env_file)
         if not dry_run:
             self.say(
-                "Load them with: systemctl daemon-reload && systemctl enable --now cfps-firewall cfps-portal cfps-hub"
+                "Load them with: systemctl daemon-reload && "
+                "systemctl enable --now cfps-firewall cfps-portal cfps-hub cfps-backup.timer"
             )
 
     def context(self, env_file: Path, firewall_rules: str) -> dict:
@@ -108,6 +113,8 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
             "iptables": find_tool("iptables"),
             "iptables_restore": find_tool("iptables-restore"),
             "firewall_rules": deploygen.check_value("--firewall-rules", firewall_rules),
+            "backup_time": BACKUP_TIME,
+            "backup_keep": BACKUP_KEEP,
         }
 
     def warn_about_accounts(self, context: dict, env_file: Path) -> None:
