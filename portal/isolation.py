@@ -99,7 +99,7 @@ def volume_quota_problem(client, size: str) -> str:
     try:
         client.volumes.create(name=name, driver="local", driver_opts={"size": size}, labels={MANAGED_LABEL: "probe"})
     except docker.errors.APIError as exc:
-        return _first_line(exc)
+        return _first_line(exc).removeprefix(f"create {name}: ")  # the probe's name means nothing to anyone
     client.volumes.get(name).remove(force=True)
     return ""
 

@@ -192,6 +192,21 @@ def test_dev_falls_back_to_local_when_the_users_network_is_missing():
     assert "setup_volumes" in why or "does not exist" in why or "does not answer" in why
 
 
+def test_a_missing_users_network_stops_the_hub_with_the_step_that_makes_it():
+    with pytest.raises(HubConfigError) as failure:
+        configured(DOCKER_NETWORK=f"cfps-missing-{secrets.token_hex(4)}")
+    message = str(failure.value)
+    # Without an engine here the hub cannot ask for the network's address at all: also one line.
+    assert "python manage.py setup_volumes creates it" in message or "cannot ask Docker" in message, message
+    assert "\n" not in message
+
+
+def test_hub_log_warns_when_containers_can_reach_each_other():
+    lines = startup_warnings(Env({"SPAWNER": "docker", "DOCKER_NETWORK": "bridge"}))
+    # With an engine and the image: the network's warning; without them: why servers cannot start at all.
+    assert any("lets containers reach each other" in line or "cannot start" in line for line in lines), lines
+
+
 def test_unknown_spawner_is_refused_in_one_line():
     with pytest.raises(HubConfigError, match="SPAWNER must be one of"):
         configured(SPAWNER="kubernetes")
