@@ -26,7 +26,7 @@ from tests.live import Stack, free_port
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
-LOGIN_IP_LIMIT = 5  # per minute, so the rate-limit test needs only a handful of requests
+LOGIN_IP_LIMIT = 5  # failures per hour (a window starts at the first one), so the test needs only a handful
 
 
 class BehindNginx:
@@ -55,7 +55,7 @@ def system(tmp_path_factory):
         **STACK_ENV,
         "PUBLIC_URL": f"http://127.0.0.1:{http_port}",
         "APP_DOMAIN_NAME": "127.0.0.1",
-        "LOGIN_IP_RATE_LIMIT": f"{LOGIN_IP_LIMIT}/m",
+        "LOGIN_IP_FAILURE_LIMIT": f"{LOGIN_IP_LIMIT}/h",
     }
     with Stack(tmp / "stack", proxy="node", extra_env=env) as stack:
         site = tmp / "http" / "cfps.conf"
