@@ -99,6 +99,11 @@ def _report_message(report) -> str:
     return _("%(created)d created, %(updated)d updated, %(unchanged)d unchanged, %(skipped)d skipped.") % counts
 
 
+def _problems_first(report):
+    # With 200 rows the two skipped ones must not hide at the bottom; the line numbers keep the file order.
+    return sorted(report.rows, key=lambda row: row.status != roster.SKIPPED)
+
+
 def import_roster_view(model_admin, request):
     if not model_admin.has_add_permission(request):
         raise PermissionDenied
@@ -122,7 +127,13 @@ def import_roster_view(model_admin, request):
             else:
                 model_admin.message_user(request, _("Nothing to change: the accounts already match the file."))
             slips_url = _ids_url("admin:accounts_user_slips", report.link_users) if report.link_users else ""
-            context.update(report=report, done=True, slips_url=slips_url, summary=_report_message(report))
+            context.update(
+                report=report,
+                rows=_problems_first(report),
+                done=True,
+                slips_url=slips_url,
+                summary=_report_message(report),
+            )
             return render(request, "admin/accounts/user/import_roster.html", context)
         messages.error(request, _("The preview expired; upload the file again."))
         upload = RosterUploadForm()
@@ -132,7 +143,9 @@ def import_roster_view(model_admin, request):
         group = upload.cleaned_data["group"]
         report = roster.import_roster(upload.rows, extra_group=group, dry_run=True)
         confirm = RosterConfirmForm(initial={"text": upload.text, "group": group})
-        context.update(report=report, confirm=confirm, summary=_report_message(report), group=group)
+        context.update(
+            report=report, rows=_problems_first(report), confirm=confirm, summary=_report_message(report), group=group
+        )
     context["form"] = upload
     return render(request, "admin/accounts/user/import_roster.html", context)
 

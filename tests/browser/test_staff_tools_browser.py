@@ -1,0 +1,138 @@
+"""A teacher in a real browser: import a 200-row roster exported from Excel (GB18030, two bad rows), print the
+set-password slips and 30 invite codes; a student opens a slip's link, sets a password and lands logged in.
+
+Runs against the live portal (tests/live.py) in Debian's Chromium; screenshots (Chinese, A4 print view) land
+in test-results/<test name>/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+PASSWORD = "Cfps-analysis-2026"
+STUDENT_PASSWORD = "Panel-survey-2026"
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超霞"
+
+
+@pytest.fixture(scope="module")
+def teacher(live_portal):
+    live_portal.manage(
+        "shell",
+        "-c",
+        f"from accounts.models import User; User.objects.create_superuser('laoshi', password={PASSWORD!r})",
+    )
+    return "laoshi"
+
+
+def log_in(page: Page, portal, username: str, password: str) -> None:
+    page.goto(portal.url("/accounts/login/"))
+    page.get_by_label("用户名", exact=True).fill(username)
+    page.get_by_label("密码", exact=True).fill(password)
+    page.get_by_role("button", name="登录", exact=True).click()
+    page.wait_for_load_state()
+
+
+def excel_roster(n: int = 200) -> bytes:
+    """What Excel on Chinese Windows saves as "CSV": GB18030, CRLF, Chinese header, two bad rows."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["用户名", "姓名", "邮箱", "班级"])
+    for i in range(n - 2):
+        name = SURNAMES[i % 20] + GIVEN[(i // 20) % 20]
+        writer.writerow([f"s2026{i:03d}", name, f"s2026{i:03d}@example.edu.cn", f"经济学{i % 4 + 1}班"])
+    writer.writerow(["王 小明", "王小明", "", "经济学1班"])  # a space and Chinese: not a username
+    writer.writerow(["S2026000", "王伟", "", "经济学1班"])  # the first student again, in capitals
+    return out.getvalue().encode("gb18030")
+
+
+def test_teacher_imports_an_excel_roster_previews_it_and_prints_the_slips(
+    live_portal, teacher, page, new_context, screenshot
+):
+    log_in(page, live_portal, teacher, PASSWORD)
+    page.goto(live_portal.url("/admin/accounts/user/"))
+    page.get_by_role("link", name="导入名单").click()
+    expect(page.get_by_role("heading", name="导入班级名单")).to_be_visible()
+    page.get_by_label("名单文件").set_input_files(
+        {"name": "经济学名单.csv", "mimeType": "text/csv", "buffer": excel_roster()}
+    )
+    page.get_by_label("同时把所有人加入此组").fill("2026秋季")
+    screenshot(page, "01-upload")
+    page.get_by_role("button", name="预览").click()
+
+    summary = page.locator("#roster-summary")
+    expect(summary).to_contain_text("新建 198 个")
+    expect(summary).to_contain_text("跳过 2 个")
+    skipped = page.locator("#roster-preview tr.skipped")
+    expect(skipped).to_have_count(2)
+    expect(skipped.nth(0)).to_contain_text("用户名无效")
+    expect(skipped.nth(1)).to_contain_text("与文件第 2 行的用户名重复")
+    expect(page.locator("#roster-preview tbody tr").first).to_have_class("skipped")  # problems on top
+    expect(page.locator("#roster-preview tr.created").first).to_contain_text("王伟")
+    skipped.nth(0).scroll_into_view_if_needed()
+    screenshot(page, "02-preview")
+
+    page.get_by_role("button", name="导入", exact=True).click()
+    expect(page.locator("#roster-summary")).to_contain_text("新建 198 个")
+    screenshot(page, "03-imported")
+    page.locator("#print-slips").click()
+
+    slips = page.locator("section.slip")
+    expect(slips).to_have_count(198)
+    first = slips.first
+    expect(first.locator(".username")).to_have_text("s2026000")
+    expect(first).to_contain_text("王伟")
+    expect(first).to_contain_text(live_portal.url("/"))
+    assert first.locator("svg").count() == 1, "no QR code on the slip"
+    screenshot(page, "04-slips-screen")
+    page.emulate_media(media="print")
+    expect(page.locator(".toolbar")).to_be_hidden()
+    page.set_viewport_size({"width": 794, "height": 1123})  # A4 at 96 dpi
+    screenshot(page, "05-slips-print")
+    pdf = page.pdf(format="A4")
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert pages == 25, f"{pages} A4 pages for 198 slips, expected 8 to a page"
+
+    # A student opens the first slip's link in their own browser.
+    link = first.locator(".link").inner_text().strip()
+    student = new_context().new_page()
+    student.goto(link)
+    expect(student.get_by_role("heading", level=1)).to_have_text("设置你的密码")
+    expect(student.locator("strong.username")).to_have_text("s2026000")
+    assert "/set-password/" in student.url and link.rsplit("/", 2)[-2] not in student.url, "token left in the URL"
+    student.get_by_label("新密码", exact=True).fill(STUDENT_PASSWORD)
+    student.get_by_label("新密码确认", exact=True).fill(STUDENT_PASSWORD)
+    screenshot(student, "06-student-chooses-password")
+    student.get_by_role("button", name="设置密码并登录").click()
+    expect(student).to_have_url(live_portal.url("/"))
+    expect(student.locator("header .who")).to_have_text("s2026000")
+    expect(student.locator("main").get_by_role("link", name="打开 JupyterLab")).to_be_visible()
+    screenshot(student, "07-student-logged-in")
+
+    # The link worked once.
+    again = new_context().new_page()
+    again.goto(link)
+    expect(again.get_by_role("heading", level=1)).to_have_text("此链接无法使用")
+
+
+def test_teacher_prints_thirty_invite_codes(live_portal, teacher, page, screenshot):
+    codes = live_portal.manage("create_invite", "--count", "30", "--max-uses", "1", "-v", "0").stdout.split()
+    assert len(codes) == 30
+    log_in(page, live_portal, teacher, PASSWORD)
+    page.goto(live_portal.url("/admin/accounts/invitecode/"))
+    page.locator("#action-toggle").check()
+    page.locator("select[name=action]").select_option("print_invite_slips")
+    page.get_by_role("button", name=re.compile("执行|Go")).click()
+    slips = page.locator("section.slip")
+    expect(slips).to_have_count(30)
+    shown = set(page.locator(".slip .code").all_inner_texts())
+    assert shown == set(codes)
+    expect(slips.first).to_contain_text(live_portal.url("/accounts/signup/"))
+    screenshot(page, "01-code-slips")
+    page.emulate_media(media="print")
+    screenshot(page, "02-code-slips-print")
