@@ -13,6 +13,7 @@ from django.utils.translation import ngettext
 from accounts import admin_tools
 from accounts.approval import AwaitingApprovalFilter, approve_users
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, GenerateInvitesForm
+from accounts.lifecycle_admin import DeletesAccountsWithTheirTokens
 from accounts.models import InviteCode, InviteRedemption, User
 
 
@@ -29,7 +30,7 @@ class RedemptionInline(admin.StackedInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
     form = AdminUserChangeForm
     add_form = AdminUserCreationForm
     inlines = [RedemptionInline]

@@ -31,3 +31,25 @@ class RetiredUsernameAdmin(ReadOnlyAdmin):
 class PendingHubRemovalAdmin(ReadOnlyAdmin):
     list_display = ("username", "reason", "requested_at", "attempts", "last_attempt_at", "last_error")
     search_fields = ("username",)
+
+
+class DeletesAccountsWithTheirTokens:
+    """UserAdmin mixin: deleting an account deletes its OAuth tokens with it (their foreign keys cascade).
+
+    django-oauth-toolkit's admin forbids deleting token rows by hand (staff revoke them instead), so Django
+    would refuse to delete any account that ever logged in to the hub ("no permission to delete: access
+    token, refresh token"). Tokens that go with their owner are no reason to refuse.
+    """
+
+    def get_deleted_objects(self, objs, request):
+        from oauth2_provider.models import (
+            get_access_token_model,
+            get_grant_model,
+            get_id_token_model,
+            get_refresh_token_model,
+        )
+
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        models = (get_access_token_model(), get_refresh_token_model(), get_grant_model(), get_id_token_model())
+        cascaded = {str(model._meta.verbose_name) for model in models}
+        return deleted, counts, {p for p in perms_needed if str(p) not in cascaded}, protected

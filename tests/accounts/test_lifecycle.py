@@ -143,7 +143,8 @@ def test_a_user_cannot_be_renamed_to_a_retired_name(student):
         student.save()
 
 
-def test_the_delete_confirmation_says_what_happens_to_the_hub_account_and_the_files(client, staff, student):
+def test_the_delete_confirmation_says_what_happens_to_the_hub_account_and_the_files(client, staff, student, hub_app):
+    full_login(Client())  # tokens, which the OAuth admin alone would not let staff delete
     client.force_login(staff)
     single = client.get(reverse("admin:accounts_user_delete", args=[student.pk]), HTTP_ACCEPT_LANGUAGE="en")
     bulk = client.post(
@@ -155,6 +156,12 @@ def test_the_delete_confirmation_says_what_happens_to_the_hub_account_and_the_fi
     for page in (single, bulk):
         assert "jupyterhub-user-student9" in page, page[-3000:]
         assert "can never be used again" in page
+
+    done = client.post(reverse("admin:accounts_user_delete", args=[student.pk]), {"post": "yes"})
+    assert done.status_code == HTTPStatus.FOUND
+    assert not User.objects.filter(pk=student.pk).exists()
+    assert live_tokens(student) == {"access": 0, "refresh": 0}
+    assert RetiredUsername.objects.filter(username="student9").exists()
 
 
 # --- password changes --------------------------------------------------------------------------------
