@@ -72,3 +72,39 @@ def test_usage_page_in_a_browser_shows_the_running_server_and_stops_it(stack, cl
         time.sleep(1)
         page.reload()
     screenshot(page, "02-usage-stopped")
+
+
+def test_hub_login_while_the_portal_is_down_shows_a_portal_unavailable_page(tmp_path):
+    """The hub's token call to the portal fails (connection refused): a translated 503, not a 500."""
+    from tests.e2e.conftest import STACK_ENV
+    from tests.live import Stack
+
+    with Stack(tmp_path, extra_env=STACK_ENV) as own:
+        client = flows.new_client(own, **{"Accept-Language": "zh-CN,zh;q=0.9"})
+        try:
+            flows.signup(own, client, flows.unique_username("down"))
+            url = own.url("/jupyter/hub/login?next=/jupyter/hub/home")
+            for _ in range(10):  # follow redirects by hand up to the hub's OAuth callback
+                response = client.get(url, follow_redirects=False)
+                url = str(response.url.join(response.headers.get("location", "")))
+                if flows.path_of(url) == "/jupyter/hub/oauth_callback":
+                    break
+            assert flows.path_of(url) == "/jupyter/hub/oauth_callback", url
+            own.portal.stop()  # the portal goes away between the authorization and the hub's token call
+            page = client.get(url, follow_redirects=False)
+            assert page.status_code == 503, page.text[:2000]
+            assert "门户暂时无法访问" in page.text and "重试" in page.text
+        finally:
+            client.close()
+
+
+def test_hub_home_in_a_chinese_browser(stack, client, student, page, screenshot):
+    page.goto(stack.url("/jupyter/hub/home"))
+    page.wait_for_url("**/accounts/login/**")
+    page.fill("#id_username", student)
+    page.fill("#id_password", flows.PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/jupyter/hub/home")
+    assert page.locator("#start").inner_text().strip() == "启动我的服务器"
+    assert page.get_by_test_id("back-to-portal").get_attribute("href") == stack.url("/")
+    screenshot(page, "hub-home")
