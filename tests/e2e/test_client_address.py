@@ -1,0 +1,88 @@
+"""The address the portal's limits count cannot be chosen by the client (issue 10.4), through the real stack:
+each proxy (the `stack` fixture runs the Python and the Node one) and straight at the portal's own port.
+
+A guesser rotates X-Real-IP, X-Forwarded-For and a guessed X-Cfps-Proxy on every wrong invite code; the
+wrong-code limit (SIGNUP_CODE_FAILURE_LIMIT, 20 per 10 minutes on the shipped defaults) still bites at the
+21st, and a neighbour on another address is not affected (so the portal counts clients, not the proxy).
+
+Clients connect from their own loopback addresses (127.0.0.x, never 127.0.0.1, which the other e2e tests
+use), so a locked address here cannot lock anyone else out.
+"""
+
+from __future__ import annotations
+
+import itertools
+from http import HTTPStatus
+
+import httpx
+
+from tests.e2e import flows
+from tests.live import PortalProcess
+
+WRONG_CODE_LIMIT = 20  # the shipped default, SIGNUP_CODE_FAILURE_LIMIT=20/10m
+_addresses = itertools.count(20)
+
+
+def loopback_client(base_url: str) -> httpx.Client:
+    """A 'browser' connecting from a loopback address of its own (127.0.0.20, .21, ...)."""
+    address = f"127.0.0.{next(_addresses)}"
+    return httpx.Client(
+        base_url=base_url,
+        transport=httpx.HTTPTransport(local_address=address),
+        trust_env=False,
+        follow_redirects=True,
+        timeout=60,
+        headers={"Accept-Language": "en"},
+    )
+
+
+def wrong_code_signup(client: httpx.Client, n: int, **headers: str) -> int:
+    page = client.get("/accounts/signup/")
+    response = client.post(
+        "/accounts/signup/",
+        data={
+            "csrfmiddlewaretoken": flows.csrf_token(client, page.text),
+            "username": f"guesser-{n}",
+            "password1": flows.PASSWORD,
+            "password2": flows.PASSWORD,
+            "invite_code": f"GUESS-{n:04d}",
+        },
+        headers={"Referer": str(page.url), **headers},
+    )
+    return response.status_code
+
+
+def forged(n: int) -> dict[str, str]:
+    """Different forwarding headers on every request, and a guessed proxy secret."""
+    return {
+        "X-Real-IP": f"198.51.100.{n % 250 + 1}",
+        "X-Forwarded-For": f"203.0.113.{n % 250 + 1}",
+        "X-Cfps-Proxy": f"guessed-secret-{n}",
+    }
+
+
+def assert_the_wrong_code_limit_bites(stack, base_url: str) -> None:
+    with loopback_client(base_url) as guesser, loopback_client(base_url) as neighbour:
+        codes = [wrong_code_signup(guesser, n, **forged(n)) for n in range(WRONG_CODE_LIMIT + 3)]
+        expected = [HTTPStatus.OK] * WRONG_CODE_LIMIT + [HTTPStatus.TOO_MANY_REQUESTS] * 3
+        assert codes == expected, flows.explain(stack, f"rotating headers from one address at {base_url}: {codes}")
+        assert wrong_code_signup(neighbour, 999) == HTTPStatus.OK, flows.explain(
+            stack, "a neighbour on another address was refused too: the portal counted the proxy, not the client"
+        )
+
+
+def test_rotating_forwarding_headers_through_the_public_port_does_not_reset_the_wrong_code_limit(stack):
+    assert_the_wrong_code_limit_bites(stack, stack.url("/").rstrip("/"))
+
+
+def test_rotating_forwarding_headers_straight_at_the_portals_port_does_not_reset_the_wrong_code_limit(stack):
+    assert_the_wrong_code_limit_bites(stack, f"http://127.0.0.1:{stack.portal.port}")
+
+
+def test_a_local_process_forging_headers_at_the_portals_port_from_127_0_0_1_is_still_counted(tmp_path):
+    """A notebook's process reaches the portal from 127.0.0.1, the address our own proxies use: that alone must
+    not make its forwarding headers believable. (Its own portal, so the locked 127.0.0.1 bothers no other test.)"""
+    with PortalProcess(tmp_path) as portal:
+        with httpx.Client(base_url=portal.base_url, trust_env=False, follow_redirects=True, timeout=60) as local:
+            codes = [wrong_code_signup(local, n, **forged(n)) for n in range(WRONG_CODE_LIMIT + 1)]
+    assert codes == [HTTPStatus.OK] * WRONG_CODE_LIMIT + [HTTPStatus.TOO_MANY_REQUESTS], f"{codes}\n{portal.log_tail()}"
