@@ -1,0 +1,21 @@
+"""The portal's own endpoints (the accounts app has the people's pages)."""
+
+from http import HTTPStatus
+
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from portal import health
+
+
+@never_cache
+@require_safe
+def healthz(request):
+    """For uptime monitors: 200 {"database": "ok", "cache": "ok"}, else 503 with "fail" for the broken part.
+
+    No login, no session, no template: two tiny queries. What failed and why is for `manage.py status`
+    (and the log), never for an anonymous caller."""
+    checks = [health.database(), health.cache()]
+    status = HTTPStatus.OK if all(check.ok for check in checks) else HTTPStatus.SERVICE_UNAVAILABLE
+    return JsonResponse({check.name: "ok" if check.ok else "fail" for check in checks}, status=status)

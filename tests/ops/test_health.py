@@ -1,0 +1,86 @@
+"""`GET /healthz` and `manage.py status`: green on a healthy system, and the broken part named (with a hint)
+when one is stopped. Only processes these tests started are stopped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from http import HTTPStatus
+
+import httpx
+import pytest
+from django.test import override_settings
+
+from tests.live import REPO, PortalProcess, Stack
+from tests.ops.services import OwnRedis
+
+
+def status(system) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", "status"], cwd=REPO, env=system.env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def lines_by_part(output: str) -> dict[str, str]:
+    """{"hub API": "FAIL", ...} from status's output (hint lines start with spaces)."""
+    parts = {}
+    for line in output.splitlines():
+        if line[:4] in ("ok  ", "FAIL"):
+            name = line[6:].split("  ")[0].strip()
+            parts[name] = line[:4].strip()
+    return parts
+
+
+def test_healthz_answers_without_login_or_cookie(tmp_path):
+    with PortalProcess(tmp_path) as portal:
+        response = httpx.get(portal.url("/healthz"), trust_env=False, timeout=10)
+    assert response.status_code == HTTPStatus.OK
+    assert response.json() == {"database": "ok", "cache": "ok"}
+    assert "set-cookie" not in response.headers  # no session, no CSRF cookie
+    assert "no-cache" in response.headers["cache-control"]
+
+
+def test_healthz_names_the_cache_when_redis_is_down(client, db, tmp_path):
+    with OwnRedis(tmp_path) as redis:
+        caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis.url,
+                              "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}}  # fmt: skip
+        with override_settings(CACHES=caches):
+            assert client.get("/healthz").json() == {"database": "ok", "cache": "ok"}
+            redis.stop()
+            response = client.get("/healthz")
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert json.loads(response.content) == {"database": "ok", "cache": "fail"}
+
+
+@pytest.fixture(scope="module")
+def healthy_stack(tmp_path_factory):
+    with Stack(tmp_path_factory.mktemp("status")) as stack:
+        sample = stack.manage("shell", "-c", "from django.conf import settings; print(settings.DATASET_SAMPLE_PATH)")
+        stack.manage("load_sample_data", "--sqlite", sample.stdout.strip().splitlines()[-1])
+        yield stack
+
+
+def test_status_is_green_on_a_healthy_system(healthy_stack):
+    result = status(healthy_stack)
+    assert result.returncode == 0, result.stdout + result.stderr
+    parts = lines_by_part(result.stdout)
+    expected = {"portal", "database", "cache", "hub API", "proxy", "docker", "dataset", "disk var/", "certificate"}
+    assert expected <= set(parts), result.stdout
+    assert set(parts.values()) == {"ok"}, result.stdout
+
+
+def test_status_names_the_hub_and_the_portal_when_they_are_stopped(healthy_stack):
+    hub = healthy_stack.hub_proc
+    hub.terminate()  # the hub this test's stack started (it stops its proxy too)
+    hub.wait(timeout=30)
+    result = status(healthy_stack)
+    parts = lines_by_part(result.stdout)
+    assert result.returncode == 1 and parts["hub API"] == "FAIL" and parts["portal"] == "ok", result.stdout
+    assert "-> start the hub" in result.stdout
+    assert "not well: hub API" in result.stderr
+
+    healthy_stack.portal.stop()
+    result = status(healthy_stack)
+    parts = lines_by_part(result.stdout)
+    assert result.returncode == 1 and parts["portal"] == "FAIL", result.stdout
+    assert "-> start the portal" in result.stdout
