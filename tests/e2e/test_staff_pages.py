@@ -108,3 +108,56 @@ def test_hub_home_in_a_chinese_browser(stack, client, student, page, screenshot)
     assert page.locator("#start").inner_text().strip() == "启动我的服务器"
     assert page.get_by_test_id("back-to-portal").get_attribute("href") == stack.url("/")
     screenshot(page, "hub-home")
+
+
+def test_an_account_waiting_for_approval_gets_no_way_into_the_hub(stack):
+    code = f"WAIT-{flows.unique_username('c').upper()}"
+    stack.manage(
+        "shell",
+        "-c",
+        f"from accounts.models import InviteCode; InviteCode.objects.create(code={code!r}, needs_approval=True)",
+    )
+    username = flows.unique_username("wait")
+    client = flows.new_client(stack, **{"Accept-Language": "zh-CN,zh;q=0.9"})
+    try:
+        form = client.get("/accounts/signup/")
+        page = flows.post_form(
+            stack,
+            client,
+            form,
+            {"username": username, "password1": flows.PASSWORD, "password2": flows.PASSWORD, "invite_code": code},
+        )
+        assert flows.path_of(page.url) == "/accounts/waiting/" and "等待审核" in page.text
+        # The hub sends the browser to the portal, whose login answers "waiting" and never hands out a code.
+        login = client.get("/jupyter/hub/login", params={"next": "/jupyter/hub/home"})
+        assert flows.path_of(login.url) == "/accounts/login/"
+        answer = flows.portal_login(stack, client, username, page=login)
+        assert "等待审核" in answer.text and "/jupyter/hub/home" not in str(answer.url)
+        assert flows.hub_api(stack, f"/users/{username}").status_code == 404  # the hub never saw this user
+    finally:
+        client.close()
+
+
+def test_usage_page_with_200_students_and_a_live_hub_loads_in_under_two_seconds(stack):
+    script = (
+        "from accounts.models import User\n"
+        "if not User.objects.filter(username__startswith='bulk-').exists():\n"
+        "    User.objects.bulk_create([User(username=f'bulk-{i:03d}') for i in range(200)])\n"
+    )
+    stack.manage("shell", "-c", script)
+    teacher = flows.unique_username("t200")
+    flows.create_user(stack, teacher, staff=True, superuser=True)
+    client = flows.new_client(stack)
+    try:
+        flows.portal_login(stack, client, teacher)
+        client.get("/admin/usage/")  # first load: templates, translations, the engine's (empty) answer
+        timings = []
+        for _ in range(3):
+            started = time.monotonic()
+            page = client.get("/admin/usage/")
+            timings.append(time.monotonic() - started)
+            assert page.status_code == 200 and 'data-testid="hub-problem"' not in page.text
+        assert page.text.count('data-username="bulk-') == 200
+        assert max(timings) < 2.0, timings
+    finally:
+        client.close()
