@@ -59,3 +59,15 @@ class ScrubbingLogger(Logger):
         if atoms.get("q"):  # the bare query string, without its "?"
             atoms["q"] = scrub("?" + atoms["q"])[1:]
         return atoms
+
+
+def log_tornado_request(handler) -> None:
+    """Tornado's request log line (`Application(log_function=...)`), with the URI scrubbed: the Python proxy
+    logs every 4xx and 5xx request it passes on, query string included."""
+    from tornado.log import access_log
+
+    status = handler.get_status()
+    log = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
+    request = handler.request
+    log("%d %s %s (%s) %.2fms", status, request.method, scrub(request.uri), request.remote_ip,
+        1000.0 * request.request_time())  # fmt: skip
