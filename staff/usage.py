@@ -165,6 +165,8 @@ def snapshot() -> Snapshot:
         except concurrent.futures.TimeoutError:
             result.memory_problem = "timeout"
         except Exception as exc:  # the Docker SDK raises many kinds; the page must still render
-            result.memory_problem = "unreachable"
-            log.warning("usage page: the Docker engine did not answer: %s", exc)
+            # The socket is root-equivalent, so in production the portal is usually not allowed to use it.
+            denied = "Permission denied" in str(exc) or isinstance(exc, PermissionError)
+            result.memory_problem = "no-access" if denied else "unreachable"
+            log.warning("usage page: no memory figures from the Docker engine: %s", exc)
     return result
