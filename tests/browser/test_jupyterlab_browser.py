@@ -175,3 +175,26 @@ def test_logging_out_of_jupyterlab_also_logs_out_of_the_portal(stack, new_contex
         expect(page.locator("input[type=password]")).to_have_count(1)
         expect(page.locator("header .who")).to_have_count(0)
     screenshot(page, "03-jupyter-asks-for-portal-login")
+
+
+def test_student_with_a_printed_set_password_link_lands_in_jupyterlab(stack, new_context, screenshot, tmp_path):
+    """Issue 12: an imported student's one-time link (from `import_roster --links`) → own password → JupyterLab."""
+    roster = tmp_path / "roster.csv"
+    roster.write_bytes("用户名,姓名,班级\r\nlink-student,林同学,经济学1班\r\n".encode("gb18030"))
+    links = tmp_path / "links.csv"
+    stack.manage("import_roster", str(roster), "--links", str(links))
+    link = links.read_text(encoding="utf-8-sig").splitlines()[1].split(",")[2]
+    assert link.startswith(stack.url("/accounts/set-password/")), link
+
+    page = new_context(locale="zh-CN").new_page()
+    with step(stack, "opening the printed link and choosing a password"):
+        page.goto(link, timeout=NAVIGATION_TIMEOUT)
+        expect(page.get_by_role("heading", level=1)).to_have_text("设置你的密码")
+        page.get_by_label("新密码", exact=True).fill("Panel-survey-2026")
+        page.get_by_label("新密码确认", exact=True).fill("Panel-survey-2026")
+        page.get_by_role("button", name="设置密码并登录").click()
+        expect(page).to_have_url(stack.url("/"))
+        expect(page.locator("header .who")).to_have_text("link-student")
+    screenshot(page, "01-home-after-set-password")
+    open_jupyterlab_from_home(stack, page, "link-student")
+    screenshot(page, "02-jupyterlab-loaded")
