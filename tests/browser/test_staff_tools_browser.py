@@ -136,3 +136,42 @@ def test_teacher_prints_thirty_invite_codes(live_portal, teacher, page, screensh
     screenshot(page, "01-code-slips")
     page.emulate_media(media="print")
     screenshot(page, "02-code-slips-print")
+
+
+def test_teacher_sets_a_temporary_password_and_the_student_must_change_it(
+    live_portal, teacher, page, new_context, screenshot
+):
+    live_portal.manage(
+        "shell",
+        "-c",
+        "from accounts.models import User; User.objects.create_user('forgetful', password='Lost-it-2026')",
+    )
+    log_in(page, live_portal, teacher, PASSWORD)
+    page.goto(live_portal.url("/admin/accounts/user/?q=forgetful"))
+    page.locator("input[name=_selected_action]").check()
+    page.locator("select[name=action]").select_option("set_temporary_passwords")
+    page.get_by_role("button", name=re.compile("执行|Go")).click()
+    expect(page.get_by_role("heading", name="设置临时密码")).to_be_visible()
+    screenshot(page, "01-confirm")
+    page.get_by_role("button", name="设置临时密码").click()
+    slip = page.locator("section.slip")
+    expect(slip).to_have_count(1)
+    expect(slip.locator(".username")).to_have_text("forgetful")
+    temporary = slip.locator(".password").inner_text().strip()
+    screenshot(page, "02-temporary-password-slip")
+
+    student = new_context().new_page()
+    log_in(student, live_portal, "forgetful", temporary)
+    expect(student).to_have_url(live_portal.url("/accounts/password_change/"))
+    expect(student.locator(".messages")).to_contain_text("临时密码")
+    student.goto(live_portal.url("/"))  # every other page sends the student back
+    expect(student).to_have_url(live_portal.url("/accounts/password_change/"))
+    screenshot(student, "03-must-change-password")
+    student.get_by_label("旧密码", exact=True).fill(temporary)
+    student.get_by_label("新密码", exact=True).fill(STUDENT_PASSWORD)
+    student.get_by_label("新密码确认", exact=True).fill(STUDENT_PASSWORD)
+    student.get_by_role("button", name="修改密码").click()
+    student.goto(live_portal.url("/"))
+    expect(student).to_have_url(live_portal.url("/"))
+    expect(student.locator("header .who")).to_have_text("forgetful")
+    screenshot(student, "04-home-after-change")
