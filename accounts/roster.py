@@ -14,8 +14,9 @@ Rules:
   fills in a missing name or e-mail and adds missing memberships: "updated", or "unchanged" when there was
   nothing to do. Nothing is ever removed, and a password is never changed, so running a file twice changes
   nothing the second time.
-- A row is also skipped when its username breaks the username rule (`accounts.usernames`), repeats an
-  earlier row, or its e-mail address is invalid or belongs to another account or row.
+- A row is also skipped when its username breaks the username rule (`accounts.usernames`) or belonged to a
+  deleted account (retired), repeats an earlier row, or its e-mail address is invalid or belongs to another
+  account or row.
 - Everything happens in one transaction; a dry run does all of it, reports, and rolls back.
 """
 
@@ -193,6 +194,12 @@ class _Importer:
             )
             return False
         self.seen_usernames[row.username] = row.line
+        if user is None:
+            try:
+                usernames.check_not_retired(row.username)
+            except ValidationError as exc:
+                row.skip("retired", " ".join(exc.messages))
+                return False
         if len(row.name) > self.User._meta.get_field("first_name").max_length:
             row.skip("invalid_name", _("The name is too long."))
             return False

@@ -137,6 +137,15 @@ def test_an_email_of_another_account_is_refused():
     assert statuses(report) == [("zhangsan", "skipped", "email_taken")]
 
 
+def test_a_retired_username_is_skipped_instead_of_failing_the_import():
+    from accounts.models import RetiredUsername
+
+    RetiredUsername.objects.create(username="zhangsan", reason="deleted")
+    report = roster.import_roster(roster.parse(csv_text(ROSTER)))
+    assert statuses(report)[0] == ("zhangsan", "skipped", "retired")
+    assert sorted(User.objects.values_list("username", flat=True)) == ["lisi", "wangwu"]
+
+
 def test_staff_accounts_are_never_touched(staff):
     report = roster.import_roster(roster.parse(csv_text([["username", "group"], [staff.username, "g"]])))
     assert statuses(report) == [(staff.username, "skipped", "staff")]
