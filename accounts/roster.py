@@ -31,7 +31,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from accounts import usernames
@@ -254,7 +254,13 @@ class _Importer:
         if user is None:
             user = self.User(username=row.username, first_name=row.name, email=row.email)
             user.set_unusable_password()
-            user.save()
+            try:
+                with transaction.atomic():  # a savepoint: the rest of the file goes on
+                    user.save()
+            except IntegrityError:
+                # Someone signed up with this name after the lookup above.
+                row.skip("taken", _("Taken by someone else: this username was just taken."))
+                return
             row.status, row.user = CREATED, user
             for name in dict.fromkeys(wanted):
                 user.groups.add(self.group(name))
