@@ -91,7 +91,7 @@ def term(tmp_path_factory, docker_engine):
     env = state_env(root, OLD_ENV)
     with Stack(root, extra_env=env) as stack:
         var = Path(stack.env["CFPS_VAR_DIR"])
-        stack.manage("create_invite", "--max-uses", "30", "--group", GROUP, "--code", GROUP_CODE)
+        stack.manage("create_invite", "--max-uses", "30", "--group", GROUP, "--create-group", "--code", GROUP_CODE)
         for username in STUDENTS[:2]:
             sign_up(stack, username, flows.INVITE_CODE)
         sign_up(stack, STUDENTS[2], GROUP_CODE)
