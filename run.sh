@@ -52,7 +52,8 @@ ensure_env_file
 mkdir -p "$LOG_DIR" "$VAR_DIR/hub"
 
 # Everything the rest of this script needs, read once through the same code as the portal and the hub.
-port="" bind_ip="" portal_port="" hub_port="" proxy_api_port="" public_url="" proxy="" spawner="" bind=""
+port="" bind_ip="" portal_port="" hub_port="" proxy_api_port="" public_url="" hub_url="" portal_host="" hub_host=""
+proxy="" spawner="" bind=""
 admin_user="" invite_codes=""
 settings=$(.venv/bin/python - <<'PY'
 import shlex
@@ -75,6 +76,9 @@ values = {
     "hub_port": topo.hub_port,
     "proxy_api_port": topo.proxy_api_port,
     "public_url": topo.public_url,
+    "hub_url": topo.hub_public_url,
+    "portal_host": topo.portal_host,
+    "hub_host": topo.hub_host,
     "proxy": env.get("PROXY", "node" if profile == "prod" else "python").strip().lower(),
     "spawner": choose_spawner(env)[0],  # the hub's own choice (hubconfig/docker.py)
     "bind": env.get("BIND"),
@@ -283,16 +287,19 @@ start "the portal (gunicorn)" "$LOG_DIR/portal.log" "$ROOT" \
 start "JupyterHub" "$LOG_DIR/hub.log" "$VAR_DIR/hub" \
     "$ROOT/.venv/bin/jupyterhub" -f "$ROOT/hubconfig/jupyterhub_config.py"
 
-# HTTP status of a URL through the proxy ("000" when nothing answers).
-http_status() { curl -s -o /dev/null -w '%{http_code}' --noproxy '*' --max-time 3 "$1" 2>/dev/null || true; }
+# HTTP status of a URL through the proxy, asked for as host $2 ("000" when nothing answers). The proxy routes by
+# host name (the portal's and the hub's are different), and the names may not resolve on this machine yet.
+http_status() {
+    curl -s -o /dev/null -w '%{http_code}' --noproxy '*' --max-time 3 -H "Host: $2:$port" "$1" 2>/dev/null || true
+}
 
 ready="" portal_status="" hub_status=""
 deadline=$((SECONDS + 60))
 while ((SECONDS < deadline)); do
     check_processes
     remember_descendants
-    portal_status=$(http_status "$check_url/")
-    hub_status=$(http_status "$check_url/jupyter/hub/api")
+    portal_status=$(http_status "$check_url/" "$portal_host")
+    hub_status=$(http_status "$check_url/jupyter/hub/api" "$hub_host")
     if [[ "$portal_status" == 200 && "$hub_status" == 200 ]]; then
         ready=1
         break
@@ -301,8 +308,8 @@ while ((SECONDS < deadline)); do
     wait $! || true
 done
 if [[ -z "$ready" ]]; then
-    printf '\nerror: %s/ and %s/jupyter/hub/api did not both answer 200 within 60 s (last: %s and %s; 000 = no answer).\n' \
-        "$check_url" "$check_url" "$portal_status" "$hub_status" >&2
+    printf '\nerror: %s/ and %shub/api (through %s) did not both answer 200 within 60 s (last: %s and %s; 000 = no answer).\n' \
+        "$public_url" "$hub_url" "$check_url" "$portal_status" "$hub_status" >&2
     for i in "${!PIDS[@]}"; do show_log "${NAMES[$i]}" "${LOGS[$i]}"; done
     stop_all
     exit 1
@@ -313,7 +320,7 @@ fi
 cat <<EOF
 
   CFPS portal:   $public_url/
-  JupyterLab:    $public_url/jupyter/  (after logging in to the portal; no second password)
+  JupyterLab:    $hub_url  (the hub, on a host name of its own; log in through the portal)
   Invite codes:  $invite_codes
   Admin:         $public_url/admin/  (user $admin_user)
   Logs:          $(show_path "$LOG_DIR/portal.log"), $(show_path "$LOG_DIR/hub.log")

@@ -5,7 +5,10 @@ Rules:
   `traitlets.config.Config()`).
 - Values come from the same `.env` as the portal (`portal.envfile`), URLs and ports from
   `portal.topology`, secrets from `Env.secret` (generated once into var/secrets/ outside prod).
-- The hub lives at /jupyter/ behind the proxy on PORT; the proxy sends / to the portal (gunicorn).
+- The hub lives at /jupyter/ on its own origin (HUB_PUBLIC_URL), never the portal's: the proxy on PORT routes
+  by host name (JupyterHub's `subdomain_host` mode), the portal's host to the portal (gunicorn), every other
+  host to the hub and the students' servers. Without USER_SUBDOMAINS every student shares the hub's host
+  (`one_host`); with it, each gets `<name>.<hub host>` (JupyterHub's own "idna" hook).
 """
 
 from __future__ import annotations
@@ -66,15 +69,26 @@ def proxy_command(env: Env) -> list[str]:
     if choice not in PROXIES:
         raise HubConfigError(f"PROXY must be python or node, not {choice!r}")
     if choice == "python":
-        return [str(Path(sys.executable).with_name("configurable-http-proxy"))]
-    command = BASE_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
-    if not command.exists():
-        raise HubConfigError(f"PROXY=node but {command} is missing; install it with: npm ci (in {BASE_DIR})")
-    return [str(command)]
+        # The Python port with host-based routing added (see hubconfig/pyproxy.py for why).
+        command = [sys.executable, str(Path(__file__).with_name("pyproxy.py"))]
+    else:
+        node = BASE_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
+        if not node.exists():
+            raise HubConfigError(f"PROXY=node but {node} is missing; install it with: npm ci (in {BASE_DIR})")
+        command = [str(node)]
+    # Marks requests that went through our own proxy, so the portal believes the X-Forwarded-For entry the
+    # proxy appended (accounts/throttle.py); Nginx sets the same header in production.
+    secret = env.secret("PROXY_SECRET", generate=profile(env) != "prod")
+    return [*command, "--custom-header", f"{topology.PROXY_SECRET_HEADER}:{secret}"]
+
+
+def one_host(name: str, domain: str, kind: str) -> str:
+    """JupyterHub's subdomain hook without per-user subdomains: every server on the hub's own host."""
+    return domain
 
 
 # The hub's own secrets; in prod each one must be a real one from .env (the portal checks its own ones).
-HUB_SECRETS = ("HUB_CLIENT_SECRET", "HUB_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN", "JUPYTERHUB_CRYPT_KEY")
+HUB_SECRETS = ("HUB_CLIENT_SECRET", "HUB_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN", "JUPYTERHUB_CRYPT_KEY", "PROXY_SECRET")
 
 
 def refuse_placeholder_secrets(env: Env) -> None:
@@ -100,19 +114,34 @@ def _apply(c, env: Env) -> None:
     if not generate:
         refuse_placeholder_secrets(env)
 
-    # --- the hub and the one public origin ---
+    # --- the hub on its own origin; the proxy routes by host (portal/topology.py) ---
     # bind_url alone: its path is the hub's base URL. Setting base_url too makes JupyterHub ignore
     # bind_url and listen on every interface at its default port.
     c.JupyterHub.bind_url = f"http://{topo.bind_ip}:{topo.port}{prefix}"
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{topo.hub_port}"
-    # The hub answers only under /jupyter/; everything else goes to the portal.
-    c.JupyterHub.hub_routespec = prefix
-    c.Proxy.extra_routes = {"/": topo.portal_internal_url}
+    # subdomain_host turns on host routing in the proxy; the hub is then the default route of every host
+    # (it must see requests for servers that are not running), and the portal's host name has a route of its
+    # own, so no path under the portal's host ever reaches the hub or a student's server.
+    c.JupyterHub.subdomain_host = topo.hub_origin
+    c.JupyterHub.subdomain_hook = "idna" if topo.user_subdomains else one_host
+    c.Proxy.extra_routes = {f"{topo.portal_host}/": topo.portal_internal_url}
+    # __Host- cookies must sit on path /, shared by every server on the host: only sound when each student has
+    # a host of their own (JupyterHub's own advice).
+    c.JupyterHub.cookie_host_prefix_enabled = topo.user_subdomains and topo.is_https
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     # Links, redirects and cookie security come from PUBLIC_URL, not from request headers: behind Nginx's
     # TLS, the proxy appends "http" to X-Forwarded-Proto and the hub would otherwise set non-Secure cookies.
     c.JupyterHub.public_url = topo.hub_public_url
+    # The hub's own pages: no framing by other sites, no plugins, no foreign <base>, and no hub URL (with its
+    # query) leaked in a Referer to another origin.
+    c.JupyterHub.tornado_settings = {
+        "headers": {
+            "Content-Security-Policy": "frame-ancestors 'self'; object-src 'none'; base-uri 'self'",
+            "Referrer-Policy": "same-origin",
+            "X-Content-Type-Options": "nosniff",
+        }
+    }
 
     # --- proxy ---
     c.ConfigurableHTTPProxy.command = proxy_command(env)
@@ -126,7 +155,7 @@ def _apply(c, env: Env) -> None:
     auth = c.PortalOAuthenticator
     auth.client_id = topo.hub_client_id
     auth.client_secret = env.secret("HUB_CLIENT_SECRET", generate=generate)
-    auth.authorize_url = f"{topo.public_url}/o/authorize/"  # the browser goes here
+    auth.authorize_url = topo.authorize_url  # the browser goes here, to the portal's origin
     auth.token_url = f"{topo.portal_internal_url}/o/token/"  # the hub calls these on loopback
     auth.userdata_url = f"{topo.portal_internal_url}/o/userinfo/"
     auth.oauth_callback_url = topo.hub_callback_url
@@ -141,7 +170,10 @@ def _apply(c, env: Env) -> None:
     auth.refresh_pre_spawn = True
     auth.auto_login = True
     auth.login_service = "CFPS"
-    auth.logout_redirect_url = f"{topo.public_url}/accounts/logout/"
+    # The hub's logout continues to the portal's OpenID Connect end-session endpoint (with the id_token as
+    # proof, see hubconfig/authenticator.py), which ends the portal session and lands on the portal's home.
+    auth.logout_redirect_url = topo.end_session_url
+    auth.post_logout_redirect_url = topo.post_logout_url
 
     # --- services: the portal (removes hub users, stops servers) and the idle culler ---
     services = [{"name": "portal", "api_token": env.secret("HUB_API_TOKEN", generate=generate)}]

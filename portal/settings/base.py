@@ -33,7 +33,6 @@ except EnvError as exc:
     _fail(str(exc))
 
 SECRET_KEY = env.get("SECRET_KEY")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 
 DJANGO_APPS = [
     "django.contrib.admin",
@@ -44,12 +43,13 @@ DJANGO_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
 ]
-THIRD_PARTY_APPS = ["oauth2_provider"]
+THIRD_PARTY_APPS = ["oauth2_provider", "csp"]
 LOCAL_APPS = ["accounts", "portal", "staff"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -184,30 +184,68 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-SESSION_COOKIE_NAME = "cfps_session"
-CSRF_COOKIE_NAME = "cfps_csrftoken"
-LANGUAGE_COOKIE_NAME = "cfps_language"
-# The session cookie must never be readable from notebooks served on the same origin.
-SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SAMESITE = "Lax"
-X_FRAME_OPTIONS = "DENY"
-
-# --- One origin: the proxy, the portal, the hub (see portal/topology.py) --------------------------------------
+# --- Two origins: the portal here, the hub and the students' servers on another host (portal/topology.py) ---
+_PROD = env.get("APP_PROFILE", "dev").strip().lower() == "prod"
+MISSING_SECRETS = []
+_topology_env = env
+if _PROD and not (env.get("APP_DOMAIN_NAME") or env.get("PUBLIC_URL")):
+    # Reported with every other missing key in one line by prod.py; a stand-in lets the rest load first.
+    MISSING_SECRETS.append("APP_DOMAIN_NAME")
+    _topology_env = Env({**env.values, "APP_DOMAIN_NAME": "missing.invalid"})
 try:
-    TOPOLOGY = topology.from_env(env)
+    TOPOLOGY = topology.from_env(_topology_env)
 except EnvError as exc:
     _fail(str(exc))
 PUBLIC_URL = TOPOLOGY.public_url
-# Where the "open JupyterLab" button points; the hub is served under this path on the same origin.
-JUPYTERHUB_URL = topology.HUB_PREFIX
-# The hub calls the token and userinfo endpoints on loopback.
-ALLOWED_HOSTS = [*ALLOWED_HOSTS, "127.0.0.1"] if "127.0.0.1" not in ALLOWED_HOSTS else ALLOWED_HOSTS
+# Where the "Open JupyterLab" button points: the hub's own origin, never this one.
+JUPYTERHUB_URL = TOPOLOGY.hub_public_url
+# The portal answers only under its own host name (a request naming the hub's host is refused with 400), and
+# on 127.0.0.1, where the hub calls the token and userinfo endpoints. ALLOWED_HOSTS in .env adds aliases.
+_extra_hosts = [host for host in env.list("ALLOWED_HOSTS") if host not in (TOPOLOGY.portal_host, "127.0.0.1")]
+if TOPOLOGY.hub_host in _extra_hosts or any(h.startswith(".") and TOPOLOGY.hub_host.endswith(h) for h in _extra_hosts):
+    _fail(f"ALLOWED_HOSTS must not name the hub's host {TOPOLOGY.hub_host}: students' pages are served there")
+ALLOWED_HOSTS = [TOPOLOGY.portal_host, *(["127.0.0.1"] if TOPOLOGY.portal_host != "127.0.0.1" else []), *_extra_hosts]
+# Form posts are accepted from the portal's own origin only (Django also checks Origin against the host).
+CSRF_TRUSTED_ORIGINS = TOPOLOGY.portal_origins
+
+# Cookies are host-only (no Domain attribute): the hub's host never receives them. Over https they carry the
+# __Host- prefix, which browsers refuse to accept from any other host: a student's page on hub.<domain> could
+# otherwise plant a cookie for the parent domain (cookie tossing) that the portal would read as its own.
+_COOKIE_PREFIX = "__Host-" if TOPOLOGY.is_https else ""
+SESSION_COOKIE_NAME = f"{_COOKIE_PREFIX}cfps_session"
+CSRF_COOKIE_NAME = f"{_COOKIE_PREFIX}cfps_csrftoken"
+LANGUAGE_COOKIE_NAME = f"{_COOKIE_PREFIX}cfps_language"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = LANGUAGE_COOKIE_SECURE = TOPOLOGY.is_https
+SESSION_COOKIE_HTTPONLY = True
+# Lax: cross-site requests (a student's page included) carry no portal cookie, top-level links still log in.
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = LANGUAGE_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Content-Security-Policy on every portal page (django-csp): scripts and styles only from our own static
+# files, so an injected inline <script> or on* attribute does not run; nothing may frame the portal; forms
+# post only to the portal itself and to the hub (login, consent and logout end in a redirect to the hub's
+# host, which browsers check against form-action too).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", TOPOLOGY.hub_origin],
+    }
+}
 
 # --- OAuth2 / OpenID Connect provider (django-oauth-toolkit at /o/) ------------------------------------
 # The embedded default generates its secrets once into var/secrets/; prod wants each one in .env and
 # lists every missing one in a single line (see prod.py).
-_GENERATE_SECRETS = env.get("APP_PROFILE", "dev") != "prod"
-MISSING_SECRETS = []
+_GENERATE_SECRETS = not _PROD
 
 
 def _secret(key: str) -> str:
@@ -263,6 +301,14 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "OIDC_ENABLED": True,
+    # The hub's logout ends the portal session too (OpenID Connect RP-initiated logout at /o/logout/). With a
+    # valid id_token_hint of the logged-in user it logs out without asking (the hint is the proof that the
+    # hub, not some other site, sent the browser); without one, or for another user, it asks first (a POST).
+    "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+    "OIDC_RP_INITIATED_LOGOUT_ACCEPT_EXPIRED_TOKENS": True,
+    "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": True,
     "OIDC_RSA_PRIVATE_KEY": _oidc_private_key(generate=_GENERATE_SECRETS),
     "OIDC_ISS_ENDPOINT": f"{PUBLIC_URL}/o",
     "SCOPES": {

@@ -16,9 +16,7 @@ from .base import *  # noqa: F403
 from .base import HSTS_INCLUDE_SUBDOMAINS, HSTS_SECONDS, MISSING_SECRETS, OAUTH2_PROVIDER, _fail, env
 
 _missing = [key for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL") if not env.get(key)]
-if not (env.get("ALLOWED_HOSTS") or env.get("APP_DOMAIN_NAME")):
-    _missing.append("ALLOWED_HOSTS (or APP_DOMAIN_NAME)")
-_missing += MISSING_SECRETS
+_missing += MISSING_SECRETS  # APP_DOMAIN_NAME (the portal's host) among them when missing
 if _missing:
     _fail(f"APP_PROFILE=prod needs {', '.join(_missing)} in .env")
 
@@ -31,13 +29,8 @@ if _placeholders:
 
 SECRET_KEY = env.get("SECRET_KEY")
 DEBUG = False
-DOMAIN = env.get("APP_DOMAIN_NAME")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS") or [DOMAIN]
-# The hub's loopback calls (token, userinfo) name 127.0.0.1 as their host.
-ALLOWED_HOSTS = [*ALLOWED_HOSTS, "127.0.0.1"] if "127.0.0.1" not in ALLOWED_HOSTS else ALLOWED_HOSTS
-CSRF_TRUSTED_ORIGINS = [
-    f"https://{host}" for host in ALLOWED_HOSTS if host and not host.startswith(".") and host != "127.0.0.1"
-]
+# ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS and the __Host- cookie names follow the topology (base.py): the
+# portal's own https origin only.
 
 # Several gunicorn workers share one Redis, so rate-limit counts stay exact across processes and restarts.
 # Short socket timeouts: a Redis that hangs must refuse guesses within seconds (accounts/throttle.py), not
@@ -66,12 +59,8 @@ OAUTH2_PROVIDER = {**OAUTH2_PROVIDER, "ALLOWED_REDIRECT_URI_SCHEMES": ["https"]}
 # TLS ends at Nginx, which sets X-Forwarded-Proto (overwriting whatever the client sent).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = False
-SESSION_COOKIE_SECURE = True
-CSRF_COOKIE_SECURE = True
-LANGUAGE_COOKIE_SECURE = True
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = LANGUAGE_COOKIE_SECURE = True
 # Nginx sends the same header for every response (hub included); Django's copy matters only to `check --deploy`.
 SECURE_HSTS_SECONDS = HSTS_SECONDS
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = False
-SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "same-origin"

@@ -5,6 +5,7 @@ real one. Rate limiting stays on; tests that need a clean slate clear the cache.
 """
 
 from .base import *  # noqa: F403
+from .base import ALLOWED_HOSTS
 
 SECRET_KEY = "test-only-secret-key-never-used-outside-the-test-suite-0123456789"
 DEBUG = False
@@ -17,6 +18,7 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
-ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+# Django's test client names "testserver"; the hub's host (localhost) stays refused, as in every profile.
+ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]
 # Hub-user removals run inline, so a test sees their outcome without waiting for a thread (accounts/hub.py).
 HUB_REMOVALS_IN_BACKGROUND = False

@@ -1,0 +1,60 @@
+"""PROXY=python: the pure-Python configurable-http-proxy, with the host-based routing the hub relies on.
+
+JupyterHub routes by host name (portal/topology.py: the portal's host reaches only the portal, the hub's
+host the hub and the students' servers) and starts its proxy with `--host-routing`, as the Node proxy
+implements it: the route for a request is looked up under `/<host name without port><path>`. The Python
+port (0.4.0) stores host routes, but looks requests up by path alone, so no host route would ever match,
+and its CLI wants a value after the flag. This entry point runs the same proxy with a handler that looks
+routes up by host, and passes the flag in the form its CLI accepts.
+
+    python hubconfig/pyproxy.py [configurable-http-proxy's own options]
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.parse
+from pathlib import Path
+
+from configurable_http_proxy import cli, configproxy, handlers
+from tornado.web import Application
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: run as a script by the hub
+from portal import logscrub  # noqa: E402
+
+
+class HostRoutingProxyHandler(handlers.ProxyHandler):
+    async def get_target_url(self, path):
+        if not self.proxy.host_routing:
+            return await super().get_target_url(path)
+        # Like the Node proxy: the Host header without its port; the target gets the path alone.
+        # Tornado hands over the path without its leading "/" (the handler's pattern is "/(.*)").
+        self.target = self.proxy.target_for_req(self.request.host_name.lower(), "/" + path)
+        if self.target is None:
+            await self.handle_proxy_error(404, err=None)
+            return None
+        target = urllib.parse.urlparse(self.target["target"])
+        query = "&".join(part for part in (target.query, self.request.query) if part)
+        full_path = target.path.rstrip("/") + "/" + urllib.parse.quote(path).lstrip("/")
+        return target._replace(path=full_path, query=query).geturl()
+
+
+class HostRoutingProxy(configproxy.PythonProxy):
+    def __init__(self, options):
+        super().__init__(options)
+        # Its request log line shows the query string: masked (no ?access_token= or ?code= in hub.log).
+        self.proxy_app = Application(
+            [(r"/(.*)", HostRoutingProxyHandler, {"proxy": self})], log_function=logscrub.log_tornado_request
+        )
+
+
+def main() -> int:
+    cli.PythonProxy = HostRoutingProxy  # the CLI builds its proxy from this name
+    # The Python CLI declares --host-routing as an option that takes a value; JupyterHub passes it as the
+    # Node proxy's bare flag.
+    sys.argv = ["configurable-http-proxy"] + ["--host-routing=1" if a == "--host-routing" else a for a in sys.argv[1:]]
+    return cli.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
