@@ -59,17 +59,23 @@ login_view = LoginView.as_view(authentication_form=LoginForm, redirect_authentic
 
 
 class LogoutView(auth_views.LogoutView):
-    """Django's POST logout, made safe to reach by GET.
+    """Django's POST logout, which then ends the hub session too, and is safe to reach by GET.
 
-    JupyterHub's logout ends with a redirect (a GET) here, and should end the portal session too. A GET
-    that logs out is normally a CSRF hole (any site could log you out with an <img>), so a GET logs out
-    only when the browser says no other site started it: `Sec-Fetch-Site: same-origin` (a click in
-    JupyterLab, kept across same-origin redirects) or `none` (typed or bookmarked by the user). Anything
-    else, including old browsers without the header, gets a one-button confirmation page instead of
-    Django's bare 405.
+    After the portal session ends, the browser goes on to the hub's logout (on the hub's own host), which
+    clears the hub's cookies and comes back through the portal's OpenID Connect end-session endpoint to the
+    portal's home: on a shared classroom PC the next person lands in neither account.
+
+    A GET that logs out is normally a CSRF hole (any site could log you out with an <img>), so a GET logs out
+    only when the browser says no other site started it: `Sec-Fetch-Site: same-origin` (a link on the
+    portal) or `none` (typed or bookmarked). Anything else, including old browsers without the header, gets
+    a one-button confirmation page instead of Django's bare 405. (The hub's own logout does not come here: it
+    uses the end-session endpoint, with the id_token as proof.)
     """
 
     http_method_names = ["get", "post", "options"]
+
+    def get_success_url(self):
+        return settings.TOPOLOGY.hub_logout_url
 
     def get(self, request, *args, **kwargs):
         if request.headers.get("Sec-Fetch-Site") in {"same-origin", "none"}:

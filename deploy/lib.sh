@@ -158,7 +158,8 @@ prepare_portal() {
     say "Collecting static files"
     .venv/bin/python manage.py collectstatic --noinput -v0
     say "Bootstrapping the admin account and invite codes"
-    .venv/bin/python manage.py bootstrap
+    # run.sh starts the hub with exactly these settings, so the hub's registered URLs follow them.
+    .venv/bin/python manage.py bootstrap --update-urls
 }
 
 # True when a MariaDB/MySQL server answers on 127.0.0.1:3306. `ping` exits 0 even when root may not log in,

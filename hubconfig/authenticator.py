@@ -1,19 +1,66 @@
-"""Log in to the hub through the portal (OAuth2 + OIDC userinfo), with portal staff as hub admins."""
+"""Log in to the hub through the portal (OAuth2 + OIDC userinfo), with portal staff as hub admins, and log
+out of both from the hub's side.
+
+Rules:
+- The portal's `is_staff` claim decides hub admin rights, on every login and every auth refresh, so granting
+  or removing staff status in the Django admin reaches the hub within `auth_refresh_age`. Group membership
+  syncs the same way (`manage_groups`).
+- Logout (File → Log Out in JupyterLab, or the hub's logout link) clears the hub's cookies and the student's
+  server cookie on the hub's host, then sends the browser to the portal's OpenID Connect end-session endpoint
+  with the user's id_token as `id_token_hint`. That hint is what lets the portal end its session without a
+  confirmation page: no other site has it, so no other site can log a student out by a link or an <img>.
+  Without a hint (no auth state) the portal asks first.
+"""
+
+from urllib.parse import urlencode
 
 from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLogoutHandler
 from traitlets import Unicode
 
 from hubconfig.templating import PortalUnavailableMixin
 
 
-class PortalOAuthenticator(PortalUnavailableMixin, GenericOAuthenticator):
-    """GenericOAuthenticator plus one rule: the portal's `is_staff` claim decides hub admin rights.
+class PortalLogoutHandler(OAuthLogoutHandler):
+    _end_session_url = ""
 
-    Set on every login and every auth refresh, so granting or removing staff status in the Django admin
-    reaches the hub within `auth_refresh_age`. Group membership syncs the same way (`manage_groups`).
-    """
+    async def handle_logout(self):
+        await super().handle_logout()
+        user = self.current_user  # still the user who is logging out (cleared only after this)
+        authenticator = self.authenticator
+        if not authenticator.logout_redirect_url:
+            return
+        params = {"client_id": authenticator.client_id}
+        if authenticator.post_logout_redirect_url:
+            params["post_logout_redirect_uri"] = authenticator.post_logout_redirect_url
+        if user is not None:
+            auth_state = await user.get_auth_state() or {}
+            if auth_state.get("id_token"):
+                params["id_token_hint"] = auth_state["id_token"]
+            if not self.subdomain_host or self.domain == self.request.host_name:
+                # The server's own login cookie lives on this host, under the server's path; the hub has just
+                # revoked the tokens of this session, but the server caches a token check for a while, and
+                # the next person at a shared PC must not walk into this student's JupyterLab meanwhile.
+                spawner = user.spawners.get("")
+                if spawner is not None and spawner.oauth_client_id:
+                    self.clear_cookie(spawner.oauth_client_id, path=user.url)
+        self._end_session_url = f"{authenticator.logout_redirect_url}?{urlencode(params)}"
+
+    async def render_logout_page(self):
+        if self._end_session_url:
+            self.redirect(self._end_session_url)
+            return
+        await super().render_logout_page()
+
+
+class PortalOAuthenticator(PortalUnavailableMixin, GenericOAuthenticator):
+    """GenericOAuthenticator plus the portal's staff claim and logout through the portal (module docstring)."""
 
     staff_claim = Unicode("is_staff", config=True, help="Userinfo claim that marks a hub admin.")
+    post_logout_redirect_url = Unicode(
+        "", config=True, help="Where the portal sends the browser after ending its session (registered there)."
+    )
+    logout_handler = PortalLogoutHandler
 
     async def update_auth_model(self, auth_model):
         auth_model = await super().update_auth_model(auth_model)

@@ -25,13 +25,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="Say what would change; change nothing.")
+        parser.add_argument(
+            "--update-urls", action="store_true", help="Passed on to ensure_hub_client (run.sh passes it)."
+        )
 
     def handle(self, *args, dry_run=False, **options):
         verbose = options["verbosity"] >= 1
         with transaction.atomic():
             self.ensure_admin(dry_run, verbose)
             self.ensure_invites(dry_run, verbose)
-            call_command("ensure_hub_client", dry_run=dry_run, verbosity=options["verbosity"], stdout=self.stdout)
+            call_command(
+                "ensure_hub_client",
+                dry_run=dry_run,
+                update_urls=options["update_urls"],
+                verbosity=options["verbosity"],
+                stdout=self.stdout,
+            )
             if dry_run:
                 transaction.set_rollback(True)
         self.tighten_var(dry_run, verbose)
