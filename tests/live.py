@@ -155,7 +155,6 @@ class PortalProcess:
                 "PORT": str(self.public_port),
                 "PORTAL_PORT": str(self.port),
                 "DEBUG": "false",
-                "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -236,12 +235,21 @@ class HubError(RuntimeError):
     pass
 
 
+# The embedded default's two origins share the proxy's port but not the host name (portal/topology.py).
+PORTAL_HOST = "127.0.0.1"
+HUB_HOST = "localhost"
+HUB_PATH = "/jupyter/"
+
+
 class Stack:
     """The whole system as ./run.sh runs it: gunicorn (portal), JupyterHub, its proxy and idle culler,
     all real processes on free loopback ports, with state in tmp_path.
 
+    Two origins, as in production: the portal at http://127.0.0.1:<port>/, the hub and the users' servers
+    at http://localhost:<port>/jupyter/. `url(path)` picks the origin from the path, as links do.
+
     with Stack(tmp_path, proxy="node") as stack:
-        stack.url("/jupyter/")  # through the proxy, like a browser
+        stack.url("/jupyter/")  # http://localhost:<port>/jupyter/, through the proxy, like a browser
     """
 
     START_TIMEOUT = 90.0
@@ -258,7 +266,8 @@ class Stack:
         }
         self.portal = PortalProcess(self.tmp_path, extra_env=hub_env, public_port=self.public_port)
         self.env = self.portal.env
-        self.base_url = f"http://127.0.0.1:{self.public_port}"
+        self.base_url = f"http://{PORTAL_HOST}:{self.public_port}"  # the portal's origin
+        self.hub_base_url = f"http://{HUB_HOST}:{self.public_port}"  # the hub's origin
         self.hub_dir = Path(self.env["CFPS_VAR_DIR"]) / "hub"
         self.hub_log = self.tmp_path / "hub.log"
         self.hub_proc: subprocess.Popen | None = None
@@ -268,7 +277,17 @@ class Stack:
         return self.portal.manage(*args, timeout=timeout)
 
     def url(self, path: str = "/") -> str:
+        """The public URL of `path`: on the hub's origin under /jupyter/, else on the portal's."""
+        path = "/" + path.lstrip("/")
+        return (self.hub_base_url if path.startswith(HUB_PATH) else self.base_url) + path
+
+    def portal_url(self, path: str = "/") -> str:
+        """`path` on the portal's origin, whatever it is (e.g. to show the portal refuses hub paths)."""
         return self.base_url + "/" + path.lstrip("/")
+
+    def hub_url(self, path: str = "/") -> str:
+        """`path` on the hub's origin, whatever it is."""
+        return self.hub_base_url + "/" + path.lstrip("/")
 
     @property
     def hub_api_url(self) -> str:

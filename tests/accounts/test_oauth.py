@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import Group
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from jwcrypto import jwk, jwt
 from oauth2_provider.models import get_access_token_model, get_application_model, get_refresh_token_model
@@ -283,11 +283,30 @@ def test_ensure_hub_client_is_idempotent_and_follows_env(hub_app, settings):
     assert "up to date" in out.getvalue()
     before = Application.objects.get(pk=hub_app.pk).client_secret
     settings.TOPOLOGY = settings.TOPOLOGY.__class__(
-        **{**settings.TOPOLOGY.__dict__, "public_url": "https://hub.example.edu.cn"}
+        **{
+            **settings.TOPOLOGY.__dict__,
+            "public_url": "https://cfps.example.edu.cn",
+            "hub_origin": "https://hub.cfps.example.edu.cn",
+        }
     )
     out = StringIO()
-    call_command("ensure_hub_client", stdout=out)
+    call_command("ensure_hub_client", update_urls=True, stdout=out)
     app = Application.objects.get(pk=hub_app.pk)
-    assert "updated" in out.getvalue() and app.redirect_uris == "https://hub.example.edu.cn/jupyter/hub/oauth_callback"
+    assert "updated" in out.getvalue()
+    assert app.redirect_uris == "https://hub.cfps.example.edu.cn/jupyter/hub/oauth_callback"
+    assert app.post_logout_redirect_uris == "https://cfps.example.edu.cn/"
     assert Application.objects.count() == 1 and app.skip_authorization
     assert app.client_secret == before  # secret unchanged, so not rehashed
+
+
+def test_a_port_override_in_one_shell_does_not_silently_reregister_the_hub(hub_app, settings):
+    """`PORT=8123 ./run.sh`, then a plain `manage.py bootstrap` in another shell: refused in one line."""
+    registered = Application.objects.get(pk=hub_app.pk).redirect_uris
+    settings.TOPOLOGY = settings.TOPOLOGY.__class__(
+        **{**settings.TOPOLOGY.__dict__, "hub_origin": "http://localhost:8123", "public_url": "http://127.0.0.1:8123"}
+    )
+    with pytest.raises(CommandError) as failure:
+        call_command("bootstrap")
+    message = str(failure.value)
+    assert "\n" not in message and registered in message and "--update-urls" in message and "PORT" in message
+    assert Application.objects.get(pk=hub_app.pk).redirect_uris == registered

@@ -171,11 +171,12 @@ def test_password_change_works_for_a_student(client, student):
 
 
 @pytest.mark.django_db
-def test_logout_is_a_post_and_ends_the_session(client, student):
+def test_logout_is_a_post_and_ends_the_session_then_the_hubs(client, student, settings):
     client.force_login(student)
     response = client.post(reverse("logout"))
     assert response.status_code == HTTPStatus.FOUND
-    assert response["Location"] == reverse("home")
+    # On to the hub's logout (its own host), which comes back to the portal's home.
+    assert response["Location"] == settings.TOPOLOGY.hub_logout_url == "http://localhost:8000/jupyter/hub/logout"
     assert not client.get(reverse("home")).context["user"].is_authenticated
 
 

@@ -21,7 +21,7 @@ import pytest
 from tests.live import REPO, in_ci
 
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
-DOMAIN = "hub.example.edu.cn"
+DOMAIN = "cfps.example.edu.cn"
 
 
 def require_tool(name: str, package: str) -> str:

@@ -60,24 +60,47 @@ def test_generated_site_passes_nginx_t_inside_debians_own_nginx_conf(tmp_path, c
     assert result.returncode == 0, result.stderr
 
 
-def test_plain_site_proxies_everything_to_the_front_port_with_the_headers_the_portal_expects(tmp_path):
-    site = generate(tmp_path, PORT="8123")
-    assert f"server_name {DOMAIN};" in site
-    assert "server 127.0.0.1:8123;" in site
-    assert site.count("proxy_pass http://cfps_front;") == 3  # /, /static/, /jupyter/
-    for header in (
-        "X-Real-IP $remote_addr",
-        "X-Forwarded-For $proxy_add_x_forwarded_for",
-        "X-Forwarded-Proto $scheme",
-        "X-Forwarded-Host $http_host",
-        "Upgrade $http_upgrade",
-    ):
-        assert f"proxy_set_header {header};" in site
-    jupyter = site.split("location /jupyter/ {", 1)[1].split("}", 1)[0]
-    assert "proxy_buffering off;" in jupyter
-    assert "location ^~ /.well-known/acme-challenge/" in site and "root /var/www/certbot;" in site
-    assert "client_max_body_size 100m;" in site and "gzip on;" in site
+def servers(site: str) -> dict[str, str]:
+    """Each `server { ... }` block of the site by its server_name line."""
+    blocks = site.split("\nserver {")[1:]
+    return {re.search(r"server_name ([^;]+);", block).group(1): block for block in blocks}
+
+
+def test_plain_site_sends_the_portals_host_to_gunicorn_and_the_hubs_to_the_proxy(tmp_path):
+    site = generate(tmp_path, PORT="8123", PORTAL_PORT="8124", PROXY_SECRET="proxy-secret-for-tests-0123456789")
+    blocks = servers(site)
+    assert set(blocks) == {DOMAIN, f"hub.{DOMAIN}"}, list(blocks)
+    portal, hub = blocks[DOMAIN], blocks[f"hub.{DOMAIN}"]
+    assert "server 127.0.0.1:8124;" in site and "server 127.0.0.1:8123;" in site
+    assert portal.count("proxy_pass http://cfps_portal;") == 2 and "cfps_front" not in portal  # /, /static/
+    assert hub.count("proxy_pass http://cfps_front;") == 1 and "cfps_portal" not in hub
+    for block in (portal, hub):
+        for header in (
+            "X-Forwarded-For $proxy_add_x_forwarded_for",
+            "X-Forwarded-Proto $scheme",
+            "X-Forwarded-Host $http_host",
+            "Upgrade $http_upgrade",
+        ):
+            assert f"proxy_set_header {header};" in block
+        assert "location ^~ /.well-known/acme-challenge/" in block and "root /var/www/certbot;" in block
+        assert "client_max_body_size 100m;" in block and "gzip on;" in block
+        assert "X-Real-IP" not in block  # never read: anyone can write it
+    # Only the portal is told the proxy secret; students' servers never see it.
+    assert 'proxy_set_header X-Cfps-Proxy "proxy-secret-for-tests-0123456789";' in portal
+    assert "proxy-secret-for-tests" not in hub
+    assert "proxy_buffering off;" in hub
     assert "ssl_certificate" not in site and "return 301" not in site
+
+
+def test_user_subdomains_add_the_hubs_wildcard(tmp_path):
+    blocks = servers(generate(tmp_path, USER_SUBDOMAINS="true"))
+    assert f"hub.{DOMAIN} *.hub.{DOMAIN}" in blocks, list(blocks)
+
+
+def test_the_site_file_is_readable_by_its_owner_only(tmp_path):
+    target = tmp_path / "cfps"
+    manage("gen_nginx", "--output", str(target), env={"APP_DOMAIN_NAME": DOMAIN})
+    assert target.stat().st_mode & 0o777 == 0o600
 
 
 def test_tls_site_redirects_http_and_uses_the_letsencrypt_paths_by_default(tmp_path):
@@ -96,11 +119,13 @@ def test_tls_site_redirects_http_and_uses_the_letsencrypt_paths_by_default(tmp_p
 
 def test_tls_site_has_modern_tls_and_hsts(tmp_path, certificate):
     site = generate(tmp_path, *tls_args(certificate), SECURE_HSTS_SECONDS="63072000")
-    http, https = site.split("\nserver {")[1:]
-    assert "return 301 https://hub.example.edu.cn$request_uri;" in http
+    blocks = servers(site)
+    http = blocks[f"{DOMAIN} hub.{DOMAIN}"]
+    assert "return 301 https://$host$request_uri;" in http  # both names, each to itself
     assert "location ^~ /.well-known/acme-challenge/" in http  # renewals still work over http
-    assert "ssl_protocols TLSv1.2 TLSv1.3;" in https
-    assert 'add_header Strict-Transport-Security "max-age=63072000" always;' in https
+    for https in (blocks[DOMAIN], blocks[f"hub.{DOMAIN}"]):
+        assert "ssl_protocols TLSv1.2 TLSv1.3;" in https
+        assert 'add_header Strict-Transport-Security "max-age=63072000" always;' in https
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,8 @@ HUB_PROD = {
     "HUB_API_TOKEN": secrets.token_urlsafe(48),
     "CONFIGPROXY_AUTH_TOKEN": secrets.token_urlsafe(48),
     "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+    "PROXY_SECRET": secrets.token_urlsafe(48),
+    "APP_DOMAIN_NAME": "cfps.example.edu.cn",
 }
 
 
@@ -45,7 +47,7 @@ def test_portal_refuses_placeholder_hub_secrets_in_one_line(key, value, oidc_key
 
 
 @pytest.mark.parametrize(
-    "key", ["HUB_CLIENT_SECRET", "HUB_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN", "JUPYTERHUB_CRYPT_KEY"]
+    "key", ["HUB_CLIENT_SECRET", "HUB_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN", "JUPYTERHUB_CRYPT_KEY", "PROXY_SECRET"]
 )
 def test_hub_refuses_to_start_with_a_placeholder_secret_in_prod(tmp_path, key):
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.cookiejar
 import json
 import re
 import secrets
@@ -35,9 +36,40 @@ def unique_username(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
 
 
+class _BrowserCookiePolicy(http.cookiejar.DefaultCookiePolicy):
+    """Cookies as browsers keep them: JupyterHub's session cookie says `Domain=localhost` (its host routing
+    names the hub's domain), which browsers accept from localhost and the standard library's policy refuses
+    for a name without a dot."""
+
+    def set_ok_domain(self, cookie, request):
+        if cookie.domain.lstrip(".") == "localhost" and urlsplit(request.get_full_url()).hostname == "localhost":
+            return True
+        return super().set_ok_domain(cookie, request)
+
+    def return_ok_domain(self, cookie, request):
+        if cookie.domain.lstrip(".") == "localhost" and urlsplit(request.get_full_url()).hostname == "localhost":
+            return True
+        return super().return_ok_domain(cookie, request)
+
+
+class StackClient(httpx.Client):
+    """A 'browser' on a Stack: a relative URL goes to the origin `stack.url()` gives it (the hub's host for
+    /jupyter/..., the portal's for the rest), as the links on the pages do."""
+
+    def __init__(self, stack, **kwargs):
+        self._stack = stack
+        jar = http.cookiejar.CookieJar(policy=_BrowserCookiePolicy())
+        super().__init__(base_url=stack.base_url, cookies=jar, **kwargs)
+
+    def _merge_url(self, url):
+        if isinstance(url, str) and url.startswith("/"):
+            url = self._stack.url(url)
+        return super()._merge_url(url)
+
+
 def new_client(stack, **headers: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=stack.base_url,
+    return StackClient(
+        stack,
         trust_env=False,
         follow_redirects=True,
         timeout=60,

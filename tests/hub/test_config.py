@@ -25,14 +25,41 @@ def configured(**values) -> Config:
     return c
 
 
-def test_defaults_put_everything_on_one_origin():
+def test_defaults_put_the_hub_on_its_own_host_and_route_the_portals_host_to_the_portal():
     c = configured()
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8000/jupyter/"
     assert "base_url" not in c.JupyterHub  # would make JupyterHub ignore bind_url and listen everywhere
     assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
-    assert c.JupyterHub.hub_routespec == "/jupyter/"
-    assert c.Proxy.extra_routes == {"/": "http://127.0.0.1:8010"}
+    # Host routing: the portal's host name has its own route; the hub is every other host's default.
+    assert c.JupyterHub.subdomain_host == "http://localhost:8000"
+    assert "hub_routespec" not in c.JupyterHub
+    assert c.Proxy.extra_routes == {"127.0.0.1/": "http://127.0.0.1:8010"}
     assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:8001"
+
+
+def test_without_user_subdomains_every_server_shares_the_hubs_host():
+    hook = configured().JupyterHub.subdomain_hook
+    assert hook("alice", "localhost", "user") == "localhost"
+    assert configured(USER_SUBDOMAINS="true").JupyterHub.subdomain_hook == "idna"
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"PUBLIC_URL": "http://localhost:8000"}, "different host names"),
+        ({"PUBLIC_URL": "http://127.0.0.1:8000", "HUB_PUBLIC_URL": "http://127.0.0.1:9000"}, "cookies ignore ports"),
+        (
+            {"APP_DOMAIN_NAME": "cfps.example.edu", "HUB_DOMAIN_NAME": "example.edu", "USER_SUBDOMAINS": "true"},
+            "under it",
+        ),
+        ({"APP_PROFILE": "prod", "PUBLIC_URL": "http://cfps.example.edu"}, "https only"),
+        ({"PUBLIC_URL": "https://cfps.example.edu/portal"}, "without a path"),
+    ],
+    ids=["same-host", "same-host-other-port", "portal-under-user-subdomains", "prod-http", "path"],
+)
+def test_a_topology_that_would_mix_origins_is_refused_in_one_line(values, named):
+    with pytest.raises(HubConfigError, match=named):
+        configured(**values)
 
 
 def test_applying_twice_gives_the_same_config():
@@ -52,19 +79,24 @@ def test_oauth_urls_browser_facing_authorize_and_server_side_token_and_userinfo(
     assert auth.authorize_url == "http://127.0.0.1:8123/o/authorize/"
     assert auth.token_url == "http://127.0.0.1:8133/o/token/"
     assert auth.userdata_url == "http://127.0.0.1:8133/o/userinfo/"
-    assert auth.oauth_callback_url == "http://127.0.0.1:8123/jupyter/hub/oauth_callback"
-    assert auth.logout_redirect_url == "http://127.0.0.1:8123/accounts/logout/"
+    assert auth.oauth_callback_url == "http://localhost:8123/jupyter/hub/oauth_callback"
+    # The hub's logout ends at the portal's OpenID Connect end-session endpoint, then the portal's home.
+    assert auth.logout_redirect_url == "http://127.0.0.1:8123/o/logout/"
+    assert auth.post_logout_redirect_url == "http://127.0.0.1:8123/"
 
 
 def test_public_url_follows_the_domain_in_prod():
-    topo = topology.from_env(Env({"APP_PROFILE": "prod", "APP_DOMAIN_NAME": "hub.example.edu.cn"}))
-    assert topo.hub_callback_url == "https://hub.example.edu.cn/jupyter/hub/oauth_callback"
+    topo = topology.from_env(Env({"APP_PROFILE": "prod", "APP_DOMAIN_NAME": "cfps.example.edu.cn"}))
+    assert topo.public_url == "https://cfps.example.edu.cn"
+    assert topo.hub_callback_url == "https://hub.cfps.example.edu.cn/jupyter/hub/oauth_callback"
+    other = topology.from_env(Env({"APP_DOMAIN_NAME": "cfps.example.edu.cn", "HUB_DOMAIN_NAME": "jupyter.x.edu"}))
+    assert other.hub_public_url == "https://jupyter.x.edu/jupyter/"
 
 
 def test_browser_facing_urls_follow_public_url():
-    auth = configured(PUBLIC_URL="https://hub.example.edu.cn/").PortalOAuthenticator
-    assert auth.authorize_url == "https://hub.example.edu.cn/o/authorize/"
-    assert auth.oauth_callback_url == "https://hub.example.edu.cn/jupyter/hub/oauth_callback"
+    auth = configured(PUBLIC_URL="https://cfps.example.edu.cn/", HUB_PUBLIC_URL="https://hub.x.cn").PortalOAuthenticator
+    assert auth.authorize_url == "https://cfps.example.edu.cn/o/authorize/"
+    assert auth.oauth_callback_url == "https://hub.x.cn/jupyter/hub/oauth_callback"
     assert auth.token_url == "http://127.0.0.1:8010/o/token/"  # the hub still calls the portal on loopback
 
 
@@ -116,18 +148,24 @@ def test_portal_service_may_only_stop_servers():
 
 @pytest.mark.parametrize(
     ("profile", "proxy", "command_end"),
-    [("dev", "", "configurable-http-proxy"), ("dev", "python", "configurable-http-proxy")],
+    [("dev", "", "pyproxy.py"), ("dev", "python", "pyproxy.py")],
 )
 def test_python_proxy_is_the_embedded_default(profile, proxy, command_end):
     command = configured(APP_PROFILE=profile, PROXY=proxy).ConfigurableHTTPProxy.command
-    assert Path(command[0]).parent.name == "bin" and command[0].endswith(command_end)
-    assert "node_modules" not in command[0]
+    # The Python port from .venv, through the entry point that adds host routing.
+    assert Path(command[0]).parent.name == "bin" and command[1].endswith(command_end)
+    assert "node_modules" not in " ".join(command)
+
+
+def test_the_proxy_marks_what_it_forwards_with_the_proxy_secret():
+    command = configured(PROXY_SECRET="proxy-secret-for-tests-0123456789").ConfigurableHTTPProxy.command
+    assert command[-2:] == ["--custom-header", "X-Cfps-Proxy:proxy-secret-for-tests-0123456789"]
 
 
 def test_node_proxy_comes_from_the_project_not_a_global_install():
     node = BASE_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
     if node.exists():
-        assert configured(PROXY="node").ConfigurableHTTPProxy.command == [str(node)]
+        assert configured(PROXY="node").ConfigurableHTTPProxy.command[0] == str(node)
     else:
         with pytest.raises(HubConfigError, match="npm ci"):
             configured(PROXY="node")
@@ -151,6 +189,8 @@ PROD_SECRETS = {
     "HUB_API_TOKEN": "FJV9TmSpHzhrZb4dh5a3EwBalG3OoBZges85Qb3EjGF9wToxmluL6wPdPh0LXCCh",
     "CONFIGPROXY_AUTH_TOKEN": "vkVOI8k84icqF_iMf3uAqepPglUDOKD0mXwTr38YYpZ3myhLC62MfMczsS7O-xqg",
     "JUPYTERHUB_CRYPT_KEY": "c8123333b6d199cbe1175b78641bf8a63474a6d1bcce468271b9b4b290051d27",
+    "PROXY_SECRET": "Lq0tC8mW3zYpR5xN7vB2kJ9hF4dS6aG1eU3iO8rT2yP5lK7xM0nB4vC9zQ1wE6tY",
+    "APP_DOMAIN_NAME": "cfps.example.edu.cn",
     "PROXY": "python",
     "SPAWNER": "local",
 }
@@ -161,7 +201,7 @@ def test_prod_refuses_the_local_spawner():
         configured(APP_PROFILE="prod", **PROD_SECRETS)
 
 
-@pytest.mark.parametrize("missing", ["HUB_CLIENT_SECRET", "HUB_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN"])
+@pytest.mark.parametrize("missing", ["HUB_CLIENT_SECRET", "HUB_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN", "PROXY_SECRET"])
 def test_prod_never_generates_secrets(missing):
     values = {**PROD_SECRETS, "APP_PROFILE": "prod", missing: ""}
     with pytest.raises(HubConfigError, match=missing):
@@ -194,11 +234,10 @@ def test_jupyterlab_opens_in_chinese_without_fetching_news():
 
 
 def test_hub_links_and_cookie_security_follow_public_url():
-    assert (
-        configured(PUBLIC_URL="https://hub.example.edu.cn").JupyterHub.public_url
-        == "https://hub.example.edu.cn/jupyter/"
+    assert configured(APP_DOMAIN_NAME="cfps.example.edu.cn").JupyterHub.public_url == (
+        "https://hub.cfps.example.edu.cn/jupyter/"
     )
-    assert configured().JupyterHub.public_url == "http://127.0.0.1:8000/jupyter/"
+    assert configured().JupyterHub.public_url == "http://localhost:8000/jupyter/"
 
 
 def test_local_servers_stop_with_the_hub_but_containers_outlive_it():
