@@ -161,3 +161,31 @@ def test_usage_page_with_200_students_and_a_live_hub_loads_in_under_two_seconds(
         assert max(timings) < 2.0, timings
     finally:
         client.close()
+
+
+def test_an_announcement_written_in_the_admin_shows_on_the_portal_and_in_the_hub(stack, page, screenshot):
+    teacher = flows.unique_username("ann")
+    flows.create_user(stack, teacher, staff=True, superuser=True)
+    message = f"期中考试前系统维护 {teacher}"
+    page.goto(stack.url("/admin/login/?next=/admin/staff/announcement/add/"))
+    page.fill("#id_username", teacher)
+    page.fill("#id_password", flows.PASSWORD)
+    page.click("input[type=submit]")
+    page.fill("#id_message", message)
+    page.select_option("#id_level", "warning")
+    screenshot(page, "01-admin-add-announcement")
+    page.click("input[name=_save]")
+    page.wait_for_url("**/admin/staff/announcement/")
+
+    page.goto(stack.url("/"))
+    assert message in page.locator(".announcements").inner_text()
+    screenshot(page, "02-portal")
+
+    page.goto(stack.url("/jupyter/hub/home"))
+    page.wait_for_url("**/jupyter/hub/home")
+    deadline = time.monotonic() + 25  # the hub refreshes announcements every 15 s
+    while message not in page.content():
+        assert time.monotonic() < deadline, "the announcement never reached the hub's page"
+        time.sleep(2)
+        page.reload()
+    screenshot(page, "03-hub")
