@@ -61,14 +61,15 @@ def manage(*args: str, env: dict[str, str] | None = None, check: bool = True) ->
     return result
 
 
-def self_signed_certificate(folder: Path, name: str) -> tuple[Path, Path]:
-    """A throwaway certificate and key for `name` (also valid for 127.0.0.1), made by openssl."""
+def self_signed_certificate(folder: Path, name: str, *more: str) -> tuple[Path, Path]:
+    """A throwaway certificate and key for `name` and `more` names (also valid for 127.0.0.1), by openssl."""
     openssl = require_tool("openssl", "openssl")
     folder.mkdir(parents=True, exist_ok=True)
     cert, key = folder / "fullchain.pem", folder / "privkey.pem"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}"]
-        + ["-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        + ["-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in (name, *more)) + ",IP:127.0.0.1"]
+        + ["-keyout", str(key), "-out", str(cert)],
         check=True,
         capture_output=True,
         timeout=60,

@@ -2,9 +2,10 @@
 `Stack`, with the Node.js proxy as in prod): the login loop, a terminal's websocket, the client's address
 as the portal's rate limits see it, the static-file cache, and with --tls the redirect and HSTS.
 
-PUBLIC_URL is Nginx's URL, so every redirect of the OAuth dance goes through Nginx, as on a server. Nginx
-listens on 127.0.0.1 only (free ports); the clients connect from other loopback addresses (127.0.0.2, ...)
-so that the portal can tell them from its own proxies.
+PUBLIC_URL and HUB_PUBLIC_URL are Nginx's two host names (127.0.0.1 for the portal, localhost for the hub),
+so every redirect of the OAuth dance goes through Nginx, as on a server. Nginx listens on 127.0.0.1 only
+(free ports); the clients connect from other loopback addresses (127.0.0.2, ...) so that the portal can tell
+them apart.
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ LOGIN_IP_LIMIT = 5  # failures per hour (a window starts at the first one), so t
 class BehindNginx:
     """The stack as browsers see it on a server: through Nginx. Quacks like `Stack` for tests/e2e/flows.py."""
 
-    def __init__(self, stack: Stack, nginx: Nginx, base_url: str):
-        self.stack, self.nginx, self.base_url = stack, nginx, base_url
+    def __init__(self, stack: Stack, nginx: Nginx, port: int):
+        self.stack, self.nginx = stack, nginx
+        self.base_url, self.hub_base_url = f"http://127.0.0.1:{port}", f"http://localhost:{port}"
 
     def __getattr__(self, name):
         return getattr(self.stack, name)
 
     def url(self, path: str = "/") -> str:
-        return self.base_url + "/" + path.lstrip("/")
+        path = "/" + path.lstrip("/")
+        return (self.hub_base_url if path.startswith("/jupyter/") else self.base_url) + path
 
     def log_tail(self, lines: int = 80) -> str:
         return f"{self.stack.log_tail(lines)}\n--- nginx ---\n{self.nginx.error_log()}"
@@ -54,7 +57,9 @@ def system(tmp_path_factory):
     env = {
         **STACK_ENV,
         "PUBLIC_URL": f"http://127.0.0.1:{http_port}",
+        "HUB_PUBLIC_URL": f"http://localhost:{http_port}",
         "APP_DOMAIN_NAME": "127.0.0.1",
+        "HUB_DOMAIN_NAME": "localhost",
         "LOGIN_IP_FAILURE_LIMIT": f"{LOGIN_IP_LIMIT}/h",
     }
     with Stack(tmp / "stack", proxy="node", extra_env=env) as stack:
@@ -73,7 +78,7 @@ def system(tmp_path_factory):
             "--output",
             str(site),
         )
-        cert, key = self_signed_certificate(tmp / "tls" / "live", "127.0.0.1")
+        cert, key = self_signed_certificate(tmp / "tls" / "live", "127.0.0.1", "localhost")
         tls_ports = (free_port(), free_port())
         tls_site = tmp / "tls" / "cfps.conf"
         stack.manage(
@@ -100,7 +105,7 @@ def system(tmp_path_factory):
         try:
             tls = Nginx(tls_site, tmp / "tls", list(tls_ports)).start()
             try:
-                yield BehindNginx(stack, plain, f"http://127.0.0.1:{http_port}"), tls, tls_ports, cert
+                yield BehindNginx(stack, plain, http_port), tls, tls_ports, cert
             finally:
                 tls.stop()
         finally:
@@ -113,9 +118,9 @@ def site(system):
 
 
 def client_from(site, address: str = "127.0.0.1", **headers: str) -> httpx.Client:
-    """A 'browser' on the public origin (Nginx), connecting from the loopback `address`."""
-    return httpx.Client(
-        base_url=site.base_url,
+    """A 'browser' on the public origins (Nginx), connecting from the loopback `address`."""
+    return flows.StackClient(
+        site,
         transport=httpx.HTTPTransport(local_address=address),
         trust_env=False,
         follow_redirects=True,
@@ -138,7 +143,8 @@ def test_login_loop_through_nginx_lands_in_a_running_server(site):
         )
         after = flows.portal_login(site, client, username, page=first)
         visited = flows.wait_for_lab(site, client, username, after)
-        assert all(url.startswith(site.base_url) for url in visited), f"left Nginx's origin: {visited}"
+        origins = (site.base_url + "/", site.hub_base_url + "/")
+        assert all(url.startswith(origins) for url in visited), f"left Nginx's origins: {visited}"
         status = client.get(f"/jupyter/user/{username}/api/status", headers={"Accept": "application/json"})
         assert status.status_code == 200 and "started" in status.json(), site.log_tail()
 
@@ -155,8 +161,8 @@ def test_terminal_websocket_through_nginx_runs_a_command(site):
         assert created.status_code == 200, f"{created.status_code} {created.text[:500]}\n{site.log_tail()}"
         name = created.json()["name"]
         cookie = "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar if prefix.startswith(c.path.rstrip("/")))
-        ws_url = site.base_url.replace("http://", "ws://") + f"{prefix}/terminals/websocket/{name}?_xsrf={xsrf}"
-        ws = websocket.create_connection(ws_url, cookie=cookie, origin=site.base_url, timeout=20)
+        ws_url = site.hub_base_url.replace("http://", "ws://") + f"{prefix}/terminals/websocket/{name}?_xsrf={xsrf}"
+        ws = websocket.create_connection(ws_url, cookie=cookie, origin=site.hub_base_url, timeout=20)
         try:
             ws.send(json.dumps(["stdin", "echo cfps-$((6 * 7))\r"]))
             output, deadline = "", time.monotonic() + 20
@@ -214,7 +220,7 @@ def test_tls_nginx_redirects_http_to_https_and_sends_one_hsts_header(system):
         assert redirect.status_code == 301
         assert redirect.headers["location"] == f"https://127.0.0.1:{https_port}/accounts/login/?next=/x"
         portal = client.get(f"https://127.0.0.1:{https_port}/accounts/login/")
-        hub = client.get(f"https://127.0.0.1:{https_port}/jupyter/hub/api")
+        hub = client.get(f"https://localhost:{https_port}/jupyter/hub/api")
     assert portal.status_code == 200 and hub.status_code == 200, tls.error_log()
     for response in (portal, hub):
         assert response.headers.get_list("strict-transport-security") == ["max-age=31536000"]
