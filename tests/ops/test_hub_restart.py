@@ -1,0 +1,90 @@
+"""The hub is killed (SIGKILL: no clean-up at all) while a student works in JupyterLab in a Docker
+container: the container and its kernel keep running, and the hub, started again as systemd or ./run.sh's
+supervisor would, finds the server and routes the student back to the same kernel."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from http import HTTPStatus
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import flows
+from tests.live import REPO, HubError, Stack, start_logged, wait_until_ok
+from tests.ops.conftest import IMAGE, RUN
+
+
+def restart_hub(stack: Stack) -> None:
+    """Start the hub again the way Stack.start does (same command, folder, environment and log)."""
+    stack._hub_log_file.close()
+    stack.hub_proc, stack._hub_log_file = start_logged(
+        [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(REPO / "hubconfig" / "jupyterhub_config.py")],
+        stack.hub_dir, stack.env, stack.hub_log, new_session=True,
+    )  # fmt: skip
+    wait_until_ok([stack.url("/jupyter/hub/api")], stack.hub_proc, stack.hub_log, stack.START_TIMEOUT, HubError)
+
+
+def xsrf_token(client) -> str:
+    tokens = [cookie.value for cookie in client.cookies.jar if cookie.name == "_xsrf"]
+    assert tokens, "JupyterLab set no _xsrf cookie"
+    return tokens[-1]
+
+
+@pytest.fixture
+def docker_stack(tmp_path, docker_engine):
+    env = {
+        "INVITE_CODES": flows.INVITE_CODE,
+        "SPAWNER": "docker",
+        "DOCKER_NETWORK": "host",
+        "DOCKER_IMAGE": IMAGE,
+        "DOCKER_DATA_VOLUME": f"cfps-ops-{RUN}-data",
+        "DOCKER_TEAM_VOLUME": f"cfps-ops-{RUN}-team",
+        "MEM_LIMIT": "512M",
+        "HUB_IDLE_TIMEOUT_SECONDS": "0",
+    }
+    stack = Stack(tmp_path, extra_env=env)
+    stack.manage("setup_volumes")
+    with stack:
+        yield stack
+
+
+def test_containers_and_kernels_survive_a_killed_hub_and_the_restarted_hub_finds_them(docker_stack):
+    import docker
+
+    from tests.docker.inside import container_of
+
+    stack, username = docker_stack, f"kim-{RUN}"
+    engine = docker.from_env()
+    with flows.new_client(stack) as client:
+        flows.signup(stack, client, username)
+        flows.hub_login(stack, client, username)
+        flows.wait_for_lab(stack, client, username, client.get(stack.url("/jupyter/")))
+        api = stack.url(f"/jupyter/user/{username}/api/kernels")
+        kernel = client.post(api, json={"name": "python3"}, headers={"X-XSRFToken": xsrf_token(client)})
+        assert kernel.status_code == HTTPStatus.CREATED, kernel.text
+        kernel_id = kernel.json()["id"]
+        container = container_of(engine, username)
+        try:
+            os.kill(stack.hub_proc.pid, signal.SIGKILL)  # the hub this test's stack started
+            stack.hub_proc.wait(timeout=10)
+            container.reload()
+            assert container.status == "running", "the container died with the hub"
+
+            restart_hub(stack)
+            state = flows.wait_until(
+                lambda: (flows.hub_api(stack, f"/users/{username}").json()["servers"].get("") or {}).get("ready"), 60
+            )
+            assert state, flows.explain(stack, "the restarted hub did not find the running server")
+            assert container_of(engine, username).id == container.id  # the same container, not a new one
+            again = flows.wait_until(lambda: client.get(f"{api}/{kernel_id}").status_code == HTTPStatus.OK, 30)
+            assert again, flows.explain(stack, "the student's kernel is gone after the hub restart")
+        finally:
+            with_server = flows.hub_api(stack, f"/users/{username}")
+            if with_server.status_code == HTTPStatus.OK:
+                import httpx
+
+                httpx.delete(f"{stack.hub_api_url}/users/{username}/server", trust_env=False, timeout=60,
+                             headers={"Authorization": f"token {stack.hub_admin_token()}"})  # fmt: skip
