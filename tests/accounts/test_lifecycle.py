@@ -277,3 +277,9 @@ def test_the_token_endpoint_refuses_credentials_in_the_query_string(client, hub_
     response = client.post(f"{TOKEN}?{param}=x", {"grant_type": "authorization_code"})
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert param in response.json()["error_description"]
+
+
+def test_bootstrap_says_in_one_line_when_the_admin_name_was_retired(db, settings):
+    User.objects.create_user(username=settings.ADMIN_USERNAME, password=PASSWORD).delete()
+    with pytest.raises(CommandError, match="ADMIN_USERNAME=.*Set another one in .env"):
+        call_command("bootstrap", verbosity=0)

@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts import usernames
 from accounts.models import InviteCode, normalize_code
 
 
@@ -72,6 +73,12 @@ class Command(BaseCommand):
             else:
                 self.say(verbose, f"Admin account {username}: exists, unchanged.")
             return
+        try:
+            usernames.check_not_retired(username)
+        except ValidationError as exc:
+            raise CommandError(
+                f"ADMIN_USERNAME={settings.ADMIN_USERNAME!r}: {' '.join(exc.messages)} Set another one in .env."
+            ) from None
         password = settings.ADMIN_PASSWORD or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email=settings.ADMIN_EMAIL or "", password=password)
         self.stdout.write(self.style.SUCCESS(f"Admin account {username}: created."))
