@@ -5,6 +5,8 @@ Rules:
   JupyterHub name), `name`, `email`, `groups` (Django group names) and `is_staff` (hub admin marker).
 - An inactive account is refused at every step, even with a token issued before it was deactivated:
   deactivation also revokes its tokens (accounts.signals), this is the second line.
+- Credentials travel in the Authorization header or the POST body only: any endpoint of the provider
+  refuses one in its query string (RefuseQueryCredentialsMiddleware), where it would be logged.
 """
 
 from oauth2_provider.oauth2_validators import OAuth2Validator
