@@ -170,3 +170,42 @@ def snapshot() -> Snapshot:
             result.memory_problem = "no-access" if denied else "unreachable"
             log.warning("usage page: no memory figures from the Docker engine: %s", exc)
     return result
+
+
+SORTS = {
+    "username": lambda row: row["user"].username,
+    "last_login": lambda row: row["user"].last_login,
+    "running": lambda row: row["running"],
+    "started": lambda row: row["started"],
+    "activity": lambda row: row["activity"],
+    "memory": lambda row: row["memory"],
+}
+
+
+def rows(data: Snapshot, group: str = "", order: str = "username") -> list[dict]:
+    """One row per account (of `group`, if given), joined with the hub's and the engine's figures, sorted by
+    `order` (a SORTS key, `-` first for descending); rows without a value go last either way."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.order_by("username").prefetch_related("groups")
+    if group:
+        users = users.filter(groups__name=group)
+    result = []
+    for user in users:
+        hub_user = data.hub.get(user.username) if data.hub is not None else None
+        running = bool(hub_user and hub_user.server_running)
+        result.append(
+            {
+                "user": user,
+                "groups": ", ".join(g.name for g in user.groups.all()),
+                "running": running,
+                "pending": hub_user.server_pending if hub_user else None,
+                "started": hub_user.server_started if hub_user else None,
+                "activity": (hub_user.server_activity or hub_user.last_activity) if hub_user else None,
+                "memory": (data.memory or {}).get(user.username) if running else None,
+            }
+        )
+    key = SORTS.get(order.lstrip("-"), SORTS["username"])
+    known = [row for row in result if key(row) is not None]
+    unknown = [row for row in result if key(row) is None]
+    return sorted(known, key=key, reverse=order.startswith("-")) + unknown

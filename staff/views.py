@@ -14,54 +14,17 @@ from accounts import hub
 from staff import usage as usage_data
 from staff.models import Announcement
 
-SORTS = {
-    "username": lambda row: row["user"].username,
-    "last_login": lambda row: row["user"].last_login,
-    "running": lambda row: row["running"],
-    "started": lambda row: row["started"],
-    "activity": lambda row: row["activity"],
-    "memory": lambda row: row["memory"],
-}
-
-
-def _sorted(rows, order):
-    """Sort by a column; rows without a value (never logged in, no server) go last either way."""
-    field = order.lstrip("-")
-    key = SORTS.get(field, SORTS["username"])
-    known = [row for row in rows if key(row) is not None]
-    unknown = [row for row in rows if key(row) is None]
-    return sorted(known, key=key, reverse=order.startswith("-")) + unknown
-
 
 def _usage(request):
-    users = get_user_model().objects.order_by("username").prefetch_related("groups")
-    groups = Group.objects.order_by("name")
     group = request.GET.get("group", "")
-    if group:
-        users = users.filter(groups__name=group)
-    data = usage_data.snapshot()
-    rows = []
-    for user in users:
-        hub_user = data.hub.get(user.username) if data.hub is not None else None
-        rows.append(
-            {
-                "user": user,
-                "groups": ", ".join(g.name for g in user.groups.all()),
-                "in_hub": hub_user is not None,
-                "running": bool(hub_user and hub_user.server_running),
-                "pending": hub_user.server_pending if hub_user else None,
-                "started": hub_user.server_started if hub_user else None,
-                "activity": (hub_user.server_activity or hub_user.last_activity) if hub_user else None,
-                "memory": (data.memory or {}).get(user.username) if hub_user and hub_user.server_running else None,
-            }
-        )
     order = request.GET.get("o", "username")
-    rows = _sorted(rows, order)
+    data = usage_data.snapshot()
+    rows = usage_data.rows(data, group=group, order=order)
     context = {
         **admin.site.each_context(request),
         "title": _("Usage"),
         "rows": rows,
-        "groups": groups,
+        "groups": Group.objects.order_by("name"),
         "group": group,
         "order": order,
         "columns": [

@@ -1,4 +1,4 @@
-"""The staff usage page, in-process: staff only, 200 students render well under 2 s even when the hub does
+"""The staff usage page, in-process: staff only, 200 students render in under 2 s even when the hub does
 not answer, sorting and the group filter, the stop button needs POST and staff. tests/e2e/test_staff_pages.py
 checks it against a running hub, in a browser."""
 
@@ -43,7 +43,7 @@ def test_usage_page_with_200_students_renders_well_under_two_seconds(client, sta
     elapsed = time.monotonic() - started
     assert response.status_code == HTTPStatus.OK
     assert response.content.decode().count('data-username="s') == 200
-    assert elapsed < 1.0, f"{elapsed:.2f}s"
+    assert elapsed < 2.0, f"{elapsed:.2f}s"  # the limit in the issue; typically ~0.1 s here
     # No hub runs in this test: the page says so instead of failing or waiting.
     assert 'data-testid="hub-problem"' in response.content.decode()
 
