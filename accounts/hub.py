@@ -11,7 +11,8 @@ Rules:
 - The removal is written to `PendingHubRemoval` in the same transaction as the change (accounts.signals) and
   carried out after the commit, in a background thread so that staff deactivating a class never wait for 30
   servers to stop. Whatever the hub does not confirm (it is down, or a server is still stopping) stays in the
-  table and is retried, at most every RETRY_SECONDS:
+  table and is retried, at most every RETRY_SECONDS (while only a slow server stop holds it up, the thread
+  itself tries again for a minute):
   - on the next request to the portal (`RetryHubRemovalsMiddleware`). A hub back from an outage asks the
     portal about every user it serves at least every HUB_AUTH_REFRESH_SECONDS (its auth refresh, on cookie
     and token requests alike), so the first use of a hub token soon triggers the retry;
@@ -40,6 +41,8 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopba
 
 # A removal the hub did not confirm is tried again after this long (and never more often).
 RETRY_SECONDS = 10
+# While only a slow server stop holds a removal up, the background thread itself tries again this often.
+STOPPING_ROUNDS = 6
 # How often one portal process looks for due removals while serving requests.
 CHECK_SECONDS = 5
 # The hub waits up to its slow_stop_timeout (10 s) for a server to stop before it answers.
@@ -48,6 +51,10 @@ TIMEOUT_SECONDS = 20
 
 class HubError(Exception):
     """The hub could not be asked, or did not do it; the message is one line for the log and the admin."""
+
+
+class StillStopping(HubError):
+    """The hub is stopping the server (it answers before a slow stop ends); worth trying again soon."""
 
 
 def _request(method: str, path: str, timeout: float = TIMEOUT_SECONDS):
@@ -69,7 +76,8 @@ def _call(method: str, path: str, done: tuple[int, ...]) -> int:
         if exc.code == 404 or exc.code in done:
             return exc.code
         detail = exc.read(300).decode("utf-8", "replace").strip()
-        raise HubError(f"{method} {path}: HTTP {exc.code} {detail}"[:300]) from None
+        error = StillStopping if "stopping" in detail else HubError  # DELETE /users during a slow stop: 400
+        raise error(f"{method} {path}: HTTP {exc.code} {detail}"[:300]) from None
     except (urllib.error.URLError, OSError) as exc:
         raise HubError(f"hub unreachable: {getattr(exc, 'reason', exc)}"[:300]) from None
     if status not in done:
@@ -92,7 +100,7 @@ def delete_hub_user(username: str) -> None:
     quoted = urllib.parse.quote(username)
     # Stopping first also interrupts a server that is still starting, which DELETE /users refuses.
     if _call("DELETE", f"/users/{quoted}/server", done=(202, 204, 400)) == 202:
-        raise HubError("the server is still stopping; the hub user is removed at the next attempt")
+        raise StillStopping("the server is still stopping; the hub user is removed at the next attempt")
     _call("DELETE", f"/users/{quoted}", done=(204,))
 
 
@@ -118,7 +126,7 @@ def _due(now=None, force: bool = False):
     return rows
 
 
-def process_pending(force: bool = False) -> tuple[list[str], list[tuple[str, str]]]:
+def process_pending(force: bool = False) -> tuple[list[str], list[tuple[str, HubError]]]:
     """Carry out the due removals; returns (names removed, [(name, error)] still pending)."""
     from accounts.models import PendingHubRemoval
 
@@ -132,7 +140,7 @@ def process_pending(force: bool = False) -> tuple[list[str], list[tuple[str, str
                 attempts=row.attempts + 1, last_attempt_at=attempted_at, last_error=str(exc)
             )
             log.warning("hub user %s not removed yet (%s): %s", row.username, row.reason, exc)
-            failed.append((row.username, str(exc)))
+            failed.append((row.username, exc))
             continue
         # A request made again meanwhile (requested_at changed) stays for its own attempt.
         PendingHubRemoval.objects.filter(pk=row.pk, requested_at=row.requested_at).delete()
@@ -150,15 +158,23 @@ _last_check = 0.0
 
 def _work():
     global _worker, _again
+    rounds = 0
     while True:
         with _lock:
             _again = False
+        stopping = False
         try:
-            process_pending()
+            _, failed = process_pending()
+            stopping = any(isinstance(exc, StillStopping) for _, exc in failed)
         except Exception:  # a broken database must not kill the thread silently: say so, retry later
             log.exception("processing pending hub removals failed")
         finally:
             connections.close_all()  # this thread's own connections
+        if stopping and rounds < STOPPING_ROUNDS:
+            # Nobody may use the portal meanwhile; the user's hub tokens live until the removal is done.
+            rounds += 1
+            time.sleep(RETRY_SECONDS)
+            continue
         with _lock:
             if not _again:
                 _worker = None
