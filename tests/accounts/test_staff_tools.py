@@ -201,3 +201,9 @@ def test_slips_pages_are_for_staff_only(client, student):
     client.force_login(student)
     for name in ("admin:accounts_user_slips", "admin:accounts_invitecode_slips", "admin:accounts_user_import"):
         assert client.get(reverse(name)).status_code == HTTPStatus.FOUND
+
+
+def test_an_oversized_upload_is_refused_beside_the_field(admin_client):
+    big = SimpleUploadedFile("big.csv", b"username\n" + b"a" * (1024 * 1024 + 1))
+    response = admin_client.post(reverse("admin:accounts_user_import"), {"file": big})
+    assert response.status_code == HTTPStatus.OK and response.context["form"].errors["file"]
