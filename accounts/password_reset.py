@@ -15,6 +15,7 @@ Rules:
 from django import forms
 from django.conf import settings
 from django.contrib.auth import forms as auth_forms
+from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.core.mail import EmailMultiAlternatives
 from django.shortcuts import render
@@ -22,6 +23,7 @@ from django.template import loader
 from django.utils.translation import gettext_lazy as _
 
 from accounts.throttle import limit_posts
+from staff import mail
 
 PURPOSE = "password_reset"
 
@@ -35,8 +37,6 @@ def email_key(group, request):
 
 
 def account_key(group, request):
-    from django.contrib.auth import get_user_model
-
     email = _email(request)
     pks = get_user_model().objects.filter(email__iexact=email).order_by("pk").values_list("pk", flat=True)[:1]
     # No account: count under the address, so the limit bites at the same point either way.
@@ -57,7 +57,7 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
         self.matched = False
         super().save(**kwargs)
         if not self.matched:
-            self.failed = not _mail().check_server(PURPOSE, self.cleaned_data["email"])
+            self.failed = not mail.check_server(PURPOSE, self.cleaned_data["email"])
         return not self.failed
 
     def send_mail(
@@ -67,14 +67,8 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
         subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
         body = loader.render_to_string(email_template_name, context)
         message = EmailMultiAlternatives(subject, body, from_email, [to_email])
-        if not _mail().send(message, PURPOSE, user=context.get("user")):
+        if not mail.send(message, PURPOSE, user=context.get("user")):
             self.failed = True
-
-
-def _mail():
-    from staff import mail  # the app registry is ready by the time a form is saved
-
-    return mail
 
 
 class PasswordResetView(auth_views.PasswordResetView):
