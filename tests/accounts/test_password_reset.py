@@ -209,3 +209,25 @@ def test_a_required_email_missing_or_invalid_is_an_error_beside_the_field(client
 def test_signup_email_off_hides_the_field(client, settings):
     settings.SIGNUP_EMAIL = "off"
     assert 'name="email"' not in client.get(reverse("signup")).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("EMAIL_URL", "http://smtp.school.cn"), ("EMAIL_PORT", "abc"), ("SIGNUP_EMAIL", "sometimes")],
+)
+def test_the_portal_refuses_to_start_with_a_bad_mail_setting_in_one_line(key, value):
+    import os
+    import subprocess
+    import sys
+
+    from tests.live import REPO
+
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL"}}
+    env.update({"CFPS_ENV_FILE": "/dev/null", "APP_PROFILE": "dev", "EMAIL_HOST": "mail.school.cn", key: value})
+    env["DEFAULT_FROM_EMAIL"] = "noreply@school.cn"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and "Traceback" not in result.stderr, result.stderr
