@@ -39,6 +39,8 @@ class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
     search_fields = ("username", "email", "first_name", "last_name", "redemption__invite__code")
     list_select_related = ("redemption__invite",)
     change_list_template = "admin/accounts/user/change_list.html"
+    # Set by the "temporary password" action; tick it to make someone choose a new password at the next login.
+    fieldsets = (*DjangoUserAdmin.fieldsets, (_("Temporary password"), {"fields": ("must_change_password",)}))
     actions = ["deactivate_users", approve_users, *admin_tools.USER_ACTIONS]
 
     def get_queryset(self, request):

@@ -207,3 +207,8 @@ def test_an_oversized_upload_is_refused_beside_the_field(admin_client):
     big = SimpleUploadedFile("big.csv", b"username\n" + b"a" * (1024 * 1024 + 1))
     response = admin_client.post(reverse("admin:accounts_user_import"), {"file": big})
     assert response.status_code == HTTPStatus.OK and response.context["form"].errors["file"]
+
+
+def test_staff_can_see_and_set_must_change_password_on_the_user_page(admin_client):
+    page = admin_client.get(reverse("admin:accounts_user_change", args=[make_students(1)[0].pk]))
+    assert "must_change_password" in page.context["adminform"].form.fields
