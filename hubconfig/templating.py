@@ -2,7 +2,7 @@
 the portal's announcements, and a clear page when the portal cannot be reached during login.
 
 Rules:
-- Templates in hubconfig/templates extend the hub's own (`{% extends "templates/page.html" %}`), so a
+- Templates in hubconfig/templates (page, home, spawn_pending, not_running, error, admin) extend the hub's own (`{% extends "templates/page.html" %}`), so a
   JupyterHub upgrade keeps working pages; only wording, links and colours change.
 - Language: the hub has no Django i18n and cannot see the portal's language cookie (another host), so each
   page picks from the browser's Accept-Language: English when the browser prefers English to Chinese,
@@ -54,6 +54,11 @@ STRINGS = {
         "admin_hint": "学生的账号、小组和邀请码在门户的管理后台中管理；这里只管理正在运行的服务器。",
         "portal_admin": "门户管理后台",
         "announcements": "公告",
+        "not_running": "服务器未运行",
+        "not_running_message": "你的 JupyterLab 服务器没有在运行。要启动它吗？",
+        "spawn_failed": "服务器启动失败",
+        "spawn_failed_message": "上一次启动你的服务器没有成功。要再试一次吗？如果一直失败，请告诉老师。",
+        "relaunch": "重新启动服务器",
     },
     "en": {
         "product": "CFPS JupyterHub",
@@ -80,6 +85,11 @@ STRINGS = {
         "admin_hint": "Students' accounts, groups and invite codes are managed in the portal's admin; here you manage running servers.",
         "portal_admin": "Portal admin",
         "announcements": "Announcements",
+        "not_running": "Server not running",
+        "not_running_message": "Your JupyterLab server is not running. Would you like to start it?",
+        "spawn_failed": "The server did not start",
+        "spawn_failed_message": "The last attempt to start your server failed. Try again? If it keeps failing, tell your teacher.",
+        "relaunch": "Start the server again",
     },
 }
 DEFAULT_LANGUAGE = "zh"

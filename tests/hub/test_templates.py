@@ -139,12 +139,14 @@ def render(page, accept_language, **values):
         "message": "boom",
         "xsrf": "x",
         "api_page_limit": 50,
+        "spawn_url": "/jupyter/hub/spawn/lihua",
+        "server_name": "",
         **values,
     }
     return _jupyterhub_environment().get_template(page).render(**namespace)
 
 
-@pytest.mark.parametrize("page", ["home.html", "spawn_pending.html", "error.html", "admin.html"])
+@pytest.mark.parametrize("page", ["home.html", "spawn_pending.html", "error.html", "admin.html", "not_running.html"])
 @pytest.mark.parametrize(("accept_language", "expected"), [("zh-CN", "返回门户"), ("en-US", "Back to the portal")])
 def test_every_override_renders_in_the_chosen_language_with_a_link_to_the_portal(page, accept_language, expected):
     html = render(page, accept_language)
@@ -175,3 +177,9 @@ def test_the_template_variable_survives_the_config_copies_jupyterhub_makes():
     context.current_announcements()  # starts its thread: copies must still work afterwards
     assert copy.deepcopy(c).JupyterHub.template_vars["cfps"] is context
     assert copied.JupyterHub.template_vars["cfps"] is context
+
+
+@pytest.mark.parametrize(("failed", "expected"), [(False, "服务器未运行"), (True, "服务器启动失败")])
+def test_the_not_running_page_is_chinese(failed, expected):
+    html = render("not_running.html", "zh-CN", failed=failed, failed_message="boom")
+    assert expected in html and "Launch" not in html and "Relaunch" not in html
