@@ -2,8 +2,9 @@
 the portal's announcements, and a clear page when the portal cannot be reached during login.
 
 Rules:
-- Templates in hubconfig/templates (page, home, spawn_pending, not_running, error, admin) extend the hub's own (`{% extends "templates/page.html" %}`), so a
-  JupyterHub upgrade keeps working pages; only wording, links and colours change.
+- Templates in hubconfig/templates (page, home, spawn_pending, not_running, error, admin) extend the hub's
+  own (`{% extends "templates/page.html" %}`), so a JupyterHub upgrade keeps working pages; only wording,
+  links and colours change.
 - Language: the hub has no Django i18n and cannot see the portal's language cookie (another host), so each
   page picks from the browser's Accept-Language: English when the browser prefers English to Chinese,
   Chinese otherwise (the default, as on the portal). Strings are the small table STRINGS below.
