@@ -78,3 +78,19 @@ def test_current_announcements_show_on_portal_pages_and_in_the_hub_feed(client):
     assert "周五晚上停机维护" in page and "旧公告" not in page and "停用的公告" not in page
     feed = client.get(reverse("announcements_json")).json()
     assert feed == {"announcements": [{"message": "周五晚上停机维护", "level": "info"}]}
+
+
+def test_stop_button_without_the_csrf_token_is_refused(staff, student):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(staff)
+    response = browser.post(reverse("staff_stop_server"), {"username": student.username})
+    assert response.status_code == HTTPStatus.FORBIDDEN
+
+
+@pytest.mark.parametrize("back", ["https://evil.example/", "//evil.example/admin/usage/", "/admin/"])
+def test_stop_button_only_returns_to_the_usage_page(client, staff, student, back):
+    client.force_login(staff)
+    response = client.post(reverse("staff_stop_server"), {"username": student.username, "back": back})
+    assert response["Location"] == USAGE
