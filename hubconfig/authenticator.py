@@ -43,7 +43,7 @@ class PortalLogoutHandler(OAuthLogoutHandler):
                 # the next person at a shared PC must not walk into this student's JupyterLab meanwhile.
                 spawner = user.spawners.get("")
                 if spawner is not None and spawner.oauth_client_id:
-                    self.clear_cookie(spawner.oauth_client_id, path=user.url)
+                    self.clear_cookie(spawner.oauth_client_id, path=user.base_url)
         self._end_session_url = f"{authenticator.logout_redirect_url}?{urlencode(params)}"
 
     async def render_logout_page(self):

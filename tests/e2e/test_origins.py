@@ -95,3 +95,17 @@ def test_the_portals_end_session_endpoint_asks_when_no_id_token_proves_who_sent_
     response = client.get("/o/logout/", params={"client_id": flows.HUB_CLIENT_ID})
     assert response.status_code == 200 and response.request.method == "GET", explain(stack, str(urls_of(response)))
     assert flows.logged_in_as(client.get("/").text) == student, explain(stack, "a bare GET logged the student out")
+
+
+def test_after_logging_out_of_jupyterlab_the_next_person_at_the_pc_cannot_open_it(stack, client, student):
+    flows.hub_login(stack, client, student)
+    flows.wait_for_lab(stack, client, student, client.get(f"/jupyter/hub/spawn/{student}"))
+    lab = f"/jupyter/user/{student}/lab"
+    assert path_of(client.get(lab).url) == lab
+    client.get("/jupyter/hub/logout")  # File → Log Out
+    # The same browser, the next person: the student's JupyterLab asks for a login at the portal.
+    again = client.get(lab)
+    assert path_of(again.url) == "/accounts/login/", explain(stack, f"reached {again.url}: {urls_of(again)}")
+    status = client.get(f"/jupyter/user/{student}/api/status", follow_redirects=False)
+    assert status.status_code in (302, 403), explain(stack, f"the server's API still answers: {status.status_code}")
+    flows.hub_api(stack, f"/users/{student}/server")  # (the culler or the stack's end stops it)
