@@ -30,7 +30,10 @@ ENGINE_TIMEOUT = 1.5
 ENGINE_CACHE_SECONDS = 15
 CONTAINER_PREFIX = "jupyter-"  # DockerSpawner's default name_template: jupyter-<escaped username>
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="usage")
+# Two pools: the per-container stats calls (up to one per student) must never queue ahead of the next
+# page load's hub request.
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="usage")
+_STATS_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="usage-stats")
 
 
 @dataclass
@@ -124,7 +127,7 @@ def engine_memory(timeout: float = ENGINE_TIMEOUT) -> dict[str, int]:
             name = (container.attrs.get("Names") or [""])[0].lstrip("/")
             if name.startswith(CONTAINER_PREFIX):
                 names[container] = escapism.unescape(name[len(CONTAINER_PREFIX) :], escape_char="-")
-        futures = {_POOL.submit(_container_memory, container): username for container, username in names.items()}
+        futures = {_STATS_POOL.submit(_container_memory, c): username for c, username in names.items()}
         done, _ = concurrent.futures.wait(futures, timeout=timeout)
         memory = {}
         for future in done:
