@@ -139,6 +139,7 @@ def import_roster_view(model_admin, request):
                 done=True,
                 slips_url=slips_url,
                 summary=_report_message(report),
+                group=confirm.cleaned_data["group"],
             )
             return render(request, "admin/accounts/user/import_roster.html", context)
         messages.error(request, _("The preview expired; upload the file again."))
@@ -164,7 +165,8 @@ def user_slips_view(model_admin, request):
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
     ids = _ids(request)
-    users = sorted(User.objects.filter(pk__in=ids), key=lambda u: ids.index(u.pk))
+    order = {pk: i for i, pk in enumerate(ids)}
+    users = sorted(User.objects.filter(pk__in=ids), key=lambda u: order[u.pk])
     allowed = [user for user in users if setpassword.may_issue(request.user, user)]
     slips = []
     for user in allowed:
@@ -186,7 +188,8 @@ def invite_slips_view(model_admin, request):
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     ids = _ids(request)
-    invites = sorted(InviteCode.objects.filter(pk__in=ids).select_related("group"), key=lambda i: ids.index(i.pk))
+    order = {pk: i for i, pk in enumerate(ids)}
+    invites = sorted(InviteCode.objects.filter(pk__in=ids).select_related("group"), key=lambda i: order[i.pk])
     signup_url = settings.PUBLIC_URL + reverse("signup")
     context = {
         "title": _("Invite code slips"),
