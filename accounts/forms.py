@@ -92,9 +92,11 @@ class SignupForm(auth_forms.UserCreationForm):
         Returns None (with errors added to the form) when a concurrent request won the race for the last
         use of the code or for the username.
         """
+        # Hashes the password (about half a second of CPU on purpose): before the transaction, which on SQLite
+        # holds the database's write lock from its start and would make every other sign-up and login wait.
+        user = super().save(commit=False)
         try:
             with transaction.atomic():
-                user = super().save(commit=False)
                 # A code that needs approval makes an account that starts inactive (see User.awaiting_approval).
                 needs_approval = InviteCode.objects.filter(
                     code=self.cleaned_data["invite_code"], needs_approval=True

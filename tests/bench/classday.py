@@ -1,0 +1,501 @@
+"""Class-day benchmarks (issue 11): the real stack, measured the way a first lesson loads it.
+
+Not tests: functions that print one line per figure. `run_all.py` runs them in order on one stack (and the
+spawn benchmark on a second one with the Docker spawner); each can also be called alone from a shell.
+
+- sign-up burst: N students, one address, one code, concurrency C; every one must end logged in;
+- login burst: N full hub logins (hub -> portal authorize -> login -> token -> userinfo -> hub cookie) at
+  concurrency C, against the hash-bound limit `cores / CPU-seconds of one PBKDF2 check`; CPU per login
+  beyond the hash, split portal / hub / proxy (from /proc/<pid>/stat); p95 of /jupyter/hub/api and of a
+  portal page, probed DURING the burst;
+- spawn: one first start alone and M at once (Docker spawner, host network) against bare `docker run`s of
+  the same image, time until JupyterLab's /api answers;
+- memory: RSS of portal + hub + proxy idle and after the bursts, and of one idle student server.
+
+The machine is shared and noisy: figures that depend on it are given as ratios against a baseline measured
+in the same run (the hash-bound limit, bare containers), and repeated measurements are medians of rounds.
+Everything talks to 127.0.0.1 / localhost only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.e2e import flows  # noqa: E402
+from tests.live import GUNICORN_CONF, Stack, free_port  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 1024**2
+CORES = os.cpu_count() or 1
+RUN = secrets.token_hex(3)
+
+
+def say(name: str, value: str) -> None:
+    """One figure per line: `name: value`, so the output is easy to grep and to paste."""
+    print(f"{name:<58} {value}", flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+# --- processes ----------------------------------------------------------------------------------------
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()  # fields after the command name, from field 3 (state)
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
+            tree.setdefault(int(fields[1]), []).append(int(entry.name))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    tree, out, todo = _children(), [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo += tree.get(current, [])
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def roles(stack: Stack) -> dict[str, list[int]]:
+    """The stack's processes: portal (gunicorn and its workers), hub (jupyterhub), proxy, other (culler...)."""
+    found = {"portal": descendants(stack.portal.proc.pid), "hub": [], "proxy": [], "other": []}
+    for pid in descendants(stack.hub_proc.pid):
+        line = cmdline(pid)
+        if "configurable-http-proxy" in line or "pyproxy" in line:
+            found["proxy"].append(pid)
+        elif pid == stack.hub_proc.pid:
+            found["hub"].append(pid)
+        else:
+            found["other"].append(pid)
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        if fields := _stat(pid):
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLK_TCK
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        if fields := _stat(pid):
+            total += int(fields[21])  # rss, in pages
+    return total * PAGE_MB
+
+
+class CpuMeter:
+    """CPU seconds each role used between start() and stop()."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+
+    def start(self):
+        self.pids = roles(self.stack)
+        self.before = {role: cpu_seconds(pids) for role, pids in self.pids.items()}
+        return self
+
+    def stop(self) -> dict[str, float]:
+        return {role: cpu_seconds(pids) - self.before[role] for role, pids in self.pids.items()}
+
+
+class Prober(threading.Thread):
+    """GETs each URL in turn every `interval` seconds until stopped; keeps each URL's latencies (seconds)."""
+
+    def __init__(self, urls: dict[str, str], interval: float = 0.1):
+        super().__init__(daemon=True)
+        self.urls, self.interval = urls, interval
+        self.latencies: dict[str, list[float]] = {name: [] for name in urls}
+        self.errors = 0
+        self._halt = threading.Event()
+
+    def run(self):
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            while not self._halt.is_set():
+                for name, url in self.urls.items():
+                    started = time.perf_counter()
+                    try:
+                        client.get(url).raise_for_status()
+                        self.latencies[name].append(time.perf_counter() - started)
+                    except httpx.HTTPError:
+                        self.errors += 1
+                self._halt.wait(self.interval)
+
+    def stop(self):
+        self._halt.set()
+        self.join(timeout=60)
+
+
+# --- the stack ----------------------------------------------------------------------------------------
+def embedded_default_portal(stack: Stack) -> None:
+    """Start gunicorn exactly as ./run.sh does (deploy/gunicorn.conf.py's own workers and threads), not with
+    the tests' fixed `-w 1 --threads 4`."""
+    portal = stack.portal
+
+    def command():
+        return [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "-b", f"127.0.0.1:{portal.port}",
+                "--no-control-socket", "portal.wsgi"]  # fmt: skip
+
+    portal.gunicorn_command = command
+
+
+def new_stack(tmp: Path, proxy: str, extra_env: dict[str, str] | None = None) -> Stack:
+    """The embedded default's stack, not started yet (use it as a context manager)."""
+    stack = Stack(tmp, proxy=proxy, extra_env={"INVITE_CODES": flows.INVITE_CODE, **(extra_env or {})})
+    embedded_default_portal(stack)
+    return stack
+
+
+def bulk_users(stack: Stack, prefix: str, count: int, sep: str = "-") -> list[str]:
+    """`count` students with flows.PASSWORD, made with ONE real PBKDF2 hash (the bursts time logins, not this)."""
+    names = [f"{prefix}{sep}{i:03d}" for i in range(count)]
+    script = (
+        "from django.contrib.auth.hashers import make_password\n"
+        "from accounts.models import User\n"
+        f"pw = make_password({flows.PASSWORD!r})\n"
+        f"User.objects.bulk_create([User(username=n, password=pw) for n in {names!r}])\n"
+    )
+    stack.manage("shell", "-c", script)
+    return names
+
+
+def hash_cpu_seconds(rounds: int = 5) -> float:
+    """CPU-seconds of one password check with the portal's hasher (Django's PBKDF2-SHA256), median of rounds."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    iterations = PBKDF2PasswordHasher.iterations
+    times = []
+    for _ in range(rounds):
+        started = time.process_time()
+        hashlib.pbkdf2_hmac("sha256", flows.PASSWORD.encode(), b"somesaltvalue123", iterations)
+        times.append(time.process_time() - started)
+    return statistics.median(times)
+
+
+# The portal's threads in the embedded default (deploy/gunicorn.conf.py): a bare hasher with as many threads
+# gets the same share of a shared machine's CPU as the portal does.
+PORTAL_THREADS = 8
+
+
+def hash_baseline(threads: int = PORTAL_THREADS, per_thread: int = 2) -> tuple[float, float]:
+    """(password checks per second, CPU-seconds per check) measured RIGHT NOW with `threads` threads hashing:
+    the hash-bound limit as this machine manages it at this moment (lower than cores / CPU of one check when
+    other work shares the machine), and the cost of one check under the same contention as the burst."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    iterations = PBKDF2PasswordHasher.iterations
+
+    def hash_some(_):
+        started = time.thread_time()
+        for _i in range(per_thread):
+            hashlib.pbkdf2_hmac("sha256", flows.PASSWORD.encode(), b"somesaltvalue123", iterations)
+        return (time.thread_time() - started) / per_thread
+
+    wall, cpu = run_concurrently(hash_some, list(range(threads)), threads)
+    return threads * per_thread / wall, statistics.median(cpu)
+
+
+def _around(run):
+    """Run `run()` between two hash baselines; returns (its result, mean rate, mean CPU per check)."""
+    rate_before, cpu_before = hash_baseline()
+    result = run()
+    rate_after, cpu_after = hash_baseline()
+    return result, (rate_before + rate_after) / 2, (cpu_before + cpu_after) / 2
+
+
+def load_average() -> str:
+    return "load average " + " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def run_concurrently(worker, items: list, concurrency: int) -> tuple[float, list]:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(worker, items))
+    return time.perf_counter() - started, results
+
+
+def _probe_urls(stack: Stack) -> dict[str, str]:
+    return {"hub api": stack.url("/jupyter/hub/api"), "portal page": stack.url("/accounts/login/")}
+
+
+# --- benchmarks ---------------------------------------------------------------------------------------
+def memory(stack: Stack, label: str) -> float:
+    found = roles(stack)
+    parts = {role: rss_mb(pids) for role, pids in found.items() if role != "other"}
+    total = sum(parts.values())
+    split = ", ".join(f"{role} {value:.0f}" for role, value in parts.items())
+    say(f"memory {label}: portal + hub + proxy RSS", f"{total:.0f} MB ({split})")
+    return total
+
+
+def signup_burst(stack: Stack, students: int, concurrency: int) -> None:
+    code = f"BENCH-{RUN}".upper()
+    stack.manage("shell", "-c", f"from accounts.models import InviteCode; InviteCode.objects.create(code={code!r}, max_uses={students})")  # fmt: skip
+    names = [f"su-{RUN}-{i:03d}" for i in range(students)]
+
+    def one(name: str) -> bool:
+        with flows.new_client(stack) as client:
+            form = client.get("/accounts/signup/")
+            data = {"username": name, "password1": flows.PASSWORD, "password2": flows.PASSWORD, "invite_code": code}
+            done = flows.post_form(stack, client, form, data)
+            return flows.logged_in_as(done.text) == name
+
+    meter = CpuMeter(stack).start()
+    (wall, results), measured, _ = _around(lambda: run_concurrently(one, names, concurrency))
+    cpu = meter.stop()
+    ok = sum(results)
+    rate = students / wall
+    say(f"sign-up burst: {students} students, one address, one code, c={concurrency}", f"{ok}/{students} succeeded")
+    say("sign-up burst: wall time", f"{wall:.1f} s ({rate:.2f} sign-ups/s; {load_average()})")
+    say(
+        "sign-up burst: sign-ups/s vs hashes/s measured alongside",
+        f"{rate:.2f} / {measured:.2f} = {rate / measured:.2f}x",
+    )
+    say("sign-up burst: portal CPU per sign-up", f"{cpu['portal'] / students * 1000:.0f} ms")
+
+
+def login_burst(stack: Stack, students: int, concurrency: int, hash_seconds: float) -> dict:
+    """`hash_seconds`: CPU of one check on a quiet moment (for the limit); the split uses the cost measured
+    alongside the burst, under the same contention."""
+    names = bulk_users(stack, f"li-{RUN}", students)
+
+    def one(name: str) -> bool:
+        with flows.new_client(stack) as client:
+            try:
+                flows.hub_login(stack, client, name)
+                return True
+            except flows.FlowError:
+                return False
+
+    one(names[0])  # warm-up: first requests compile templates, open DB connections
+    # Two halves: throughput and CPU without probes (their requests would count as login CPU), then the
+    # latency probes during a second, identical burst.
+    names, probed = names[1 : students // 2 + 1], names[students // 2 + 1 :]
+
+    def burst():
+        meter = CpuMeter(stack).start()
+        wall, results = run_concurrently(one, names, concurrency)
+        return wall, results, meter.stop()
+
+    (wall, results, cpu), measured, hash_cpu = _around(burst)
+    prober = Prober(_probe_urls(stack))
+    prober.start()
+    _, probed_results = run_concurrently(one, probed, concurrency)
+    prober.stop()
+    results += probed_results
+    n = len(names)
+    rate = n / wall
+    limit = CORES / hash_seconds
+    beyond = {
+        "portal": (cpu["portal"] - n * hash_cpu) / n,
+        "hub": cpu["hub"] / n,
+        "proxy": cpu["proxy"] / n,
+    }
+    say(f"login burst: {len(results)} full hub logins, c={concurrency}", f"{sum(results)}/{len(results)} succeeded")
+    say("login burst: one PBKDF2 password check", f"{hash_seconds * 1000:.0f} ms CPU ({hash_cpu * 1000:.0f} alongside)")
+    say(
+        f"login burst: logins/s vs hash-bound limit ({CORES} cores / hash)",
+        f"{rate:.2f} / {limit:.2f} = {rate / limit:.2f}x",
+    )
+    say(
+        "login burst: logins/s vs hashes/s measured alongside",
+        f"{rate:.2f} / {measured:.2f} = {rate / measured:.2f}x ({load_average()})",
+    )
+    say(
+        "login burst: CPU per login beyond the hash",
+        f"{sum(beyond.values()) * 1000:.0f} ms (portal {beyond['portal'] * 1000:.0f}, hub {beyond['hub'] * 1000:.0f},"
+        f" proxy {beyond['proxy'] * 1000:.0f}; other {cpu['other'] / n * 1000:.0f})",
+    )
+    for name, values in prober.latencies.items():
+        say(
+            f"login burst: p95 of {name} during the burst",
+            f"{percentile(values, 95) * 1000:.0f} ms ({len(values)} probes)",
+        )
+    if prober.errors:
+        say("login burst: probe errors", str(prober.errors))
+    return {"rate": rate, "limit": limit, "beyond": beyond}
+
+
+# --- spawn (Docker) -----------------------------------------------------------------------------------
+def _docker(*args: str, check: bool = True) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check).stdout.strip()
+
+
+def _wait_api(url: str, timeout: float = 180) -> float:
+    """Seconds until `url` (a Jupyter server's /api) answers 200 with its version."""
+    started = time.perf_counter()
+    with httpx.Client(trust_env=False, timeout=5) as client:
+        while time.perf_counter() - started < timeout:
+            try:
+                response = client.get(url)
+                if response.status_code == 200 and "version" in response.text:
+                    return time.perf_counter() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def _bare_starts(image: str, count: int, mem: str, cpus: str) -> float:
+    """Wall time for `count` bare containers of the image, started at once, until each one's /api answers."""
+    ports = [free_port() for _ in range(count)]
+    names = [f"cfps-bench-{RUN}-bare-{i}-{secrets.token_hex(2)}" for i in range(count)]
+
+    def one(i: int) -> float:
+        started = time.perf_counter()
+        _docker("run", "-d", "--rm", "--name", names[i], "--network", "host", "--memory", mem, "--cpus", cpus,
+                image, "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={ports[i]}", "--IdentityProvider.token=", "--ServerApp.password=")  # fmt: skip
+        _wait_api(f"http://127.0.0.1:{ports[i]}/api")
+        return time.perf_counter() - started
+
+    try:
+        wall, _ = run_concurrently(one, list(range(count)), count)
+    finally:
+        _docker("rm", "-f", *names, check=False)
+    return wall
+
+
+def _hub_spawns(stack: Stack, names: list[str]) -> float:
+    token = stack.hub_admin_token()
+
+    def one(name: str) -> float:
+        started = time.perf_counter()
+        response = httpx.post(
+            f"{stack.hub_api_url}/users/{name}/server",
+            headers={"Authorization": f"token {token}"},
+            trust_env=False,
+            timeout=120,
+        )
+        if response.status_code not in (201, 202):
+            raise RuntimeError(f"spawn of {name}: HTTP {response.status_code} {response.text[:300]}")
+        _wait_api(stack.url(f"/jupyter/user/{name}/api"))
+        return time.perf_counter() - started
+
+    wall, _ = run_concurrently(one, names, len(names))
+    return wall
+
+
+def spawn(tmp: Path, proxy: str, at_once: int, rounds: int) -> None:
+    if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        say("spawn", "skipped: no Docker engine")
+        return
+    from portal import containers
+
+    image = containers.DEFAULT_IMAGE
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+        say("spawn", f"skipped: image {image} missing (python manage.py build_image)")
+        return
+    mem, cpus = "2G", "1.0"  # the shipped MEM_LIMIT / CPU_LIMIT
+    env = {
+        "SPAWNER": "docker",
+        "DOCKER_NETWORK": "host",
+        "DOCKER_IMAGE": image,
+        "DOCKER_DATA_VOLUME": f"cfps-bench-{RUN}-data",
+        "DOCKER_TEAM_VOLUME": f"cfps-bench-{RUN}-team",
+        "MEM_LIMIT": mem,
+        "CPU_LIMIT": cpus,
+        "HUB_IDLE_TIMEOUT_SECONDS": "0",
+    }
+    stack = new_stack(tmp, proxy, env)
+    stack.manage("setup_volumes")
+    try:
+        stack.start()
+        alone_hub, alone_bare, many_hub, many_bare = [], [], [], []
+        idle_mb = None
+        for round_no in range(rounds):
+            # Letters and digits only, so Docker's names for them are the names themselves (no escaping).
+            batch = bulk_users(stack, f"sp{RUN}r{round_no}", at_once + 1, sep="u")
+            for name in batch:  # hub users exist after a first login (not timed)
+                with flows.new_client(stack) as client:
+                    flows.hub_login(stack, client, name)
+            alone_bare.append(_bare_starts(image, 1, mem, cpus))
+            alone_hub.append(_hub_spawns(stack, batch[:1]))
+            if idle_mb is None:
+                time.sleep(5)
+                idle_mb = _container_mb(f"jupyter-{batch[0]}")
+            many_bare.append(_bare_starts(image, at_once, mem, cpus))
+            many_hub.append(_hub_spawns(stack, batch[1:]))
+            _stop_servers(stack, batch)
+        a_hub, a_bare = statistics.median(alone_hub), statistics.median(alone_bare)
+        m_hub, m_bare = statistics.median(many_hub), statistics.median(many_bare)
+        say(
+            "spawn: one first start alone, hub vs bare docker run",
+            f"{a_hub:.1f} s / {a_bare:.1f} s = {a_hub / a_bare:.2f}x",
+        )
+        say(
+            f"spawn: {at_once} first starts at once, hub vs bare",
+            f"{m_hub:.1f} s / {m_bare:.1f} s = {m_hub / m_bare:.2f}x",
+        )
+        if idle_mb is not None:
+            say("memory: one idle student server (container)", f"{idle_mb:.0f} MB")
+    finally:
+        stack.stop()
+        # Everything this run made carries RUN in its name: the students' containers and volumes, ours.
+        containers_left = _docker("ps", "-aq", "--filter", f"name={RUN}", check=False).split()
+        if containers_left:
+            _docker("rm", "-f", *containers_left, check=False)
+        volumes_left = _docker("volume", "ls", "-q", "--filter", f"name={RUN}", check=False).split()
+        if volumes_left:
+            _docker("volume", "rm", "-f", *volumes_left, check=False)
+
+
+def _container_mb(name: str) -> float | None:
+    out = _docker("stats", "--no-stream", "--format", "{{json .}}", name, check=False)
+    try:
+        usage = json.loads(out)["MemUsage"].split("/")[0].strip()
+    except (ValueError, KeyError):
+        return None
+    number, unit = float(usage.rstrip("KMGiB")), usage.lstrip("0123456789.")
+    return number * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "B": 1 / 1024**2}.get(unit, 1)
+
+
+def _stop_servers(stack: Stack, names: list[str]) -> None:
+    token = stack.hub_admin_token()
+    for name in names:
+        httpx.delete(f"{stack.hub_api_url}/users/{name}/server", headers={"Authorization": f"token {token}"},
+                     trust_env=False, timeout=120)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        left = _docker("ps", "-q", "--filter", f"name=jupyter-sp{RUN}", check=False)
+        if not left:
+            return
+        time.sleep(1)

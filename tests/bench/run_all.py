@@ -1,0 +1,61 @@
+"""Run every class-day benchmark (issue 11) against the real stack and print one line per figure.
+
+    .venv/bin/python tests/bench/run_all.py                 # the full class: N=200, M=10
+    .venv/bin/python tests/bench/run_all.py --quick         # N=40, M=4, one spawn round: a few minutes
+    .venv/bin/python tests/bench/run_all.py --students 100 --spawn 5 --proxy node --no-spawn
+
+The stack is the embedded default as ./run.sh starts it (dev profile: SQLite, in-process cache, gunicorn
+with deploy/gunicorn.conf.py's defaults, the Python proxy unless --proxy node), all on 127.0.0.1 with state
+in a temporary folder. The spawn benchmark starts a second stack with the Docker spawner on the host network
+(needs Docker and the cfps-notebook image; skipped without them). Not part of the test suite; the proxy
+throughput benchmark is tests/bench/bench_proxy.py (--with-proxy-bench runs it too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.bench import classday  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=200, help="N for the sign-up and login bursts (200)")
+    parser.add_argument("--signup-concurrency", type=int, default=10)
+    parser.add_argument("--login-concurrency", type=int, default=20)
+    parser.add_argument("--spawn", type=int, default=10, help="M servers started at once (10)")
+    parser.add_argument("--spawn-rounds", type=int, default=3, help="rounds of the spawn benchmark (median)")
+    parser.add_argument("--proxy", choices=["python", "node"], default="python")
+    parser.add_argument("--no-spawn", action="store_true", help="skip the Docker spawn benchmark")
+    parser.add_argument("--quick", action="store_true", help="N=40, M=4, one spawn round")
+    parser.add_argument("--with-proxy-bench", action="store_true", help="also run bench_proxy.py")
+    args = parser.parse_args()
+    if args.quick:
+        args.students, args.spawn, args.spawn_rounds = 40, 4, 1
+
+    started = time.monotonic()
+    classday.say("machine", f"{classday.CORES} cores, proxy={args.proxy}, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    hash_seconds = classday.hash_cpu_seconds()
+    with tempfile.TemporaryDirectory(prefix="cfps-bench-") as tmp:
+        with classday.new_stack(Path(tmp) / "stack", args.proxy) as stack:
+            time.sleep(2)  # let start-up work settle before measuring idle memory
+            classday.memory(stack, "idle")
+            classday.signup_burst(stack, args.students, args.signup_concurrency)
+            classday.login_burst(stack, args.students, args.login_concurrency, hash_seconds)
+            classday.memory(stack, "after the bursts")
+        if not args.no_spawn:
+            classday.spawn(Path(tmp) / "spawn", args.proxy, args.spawn, args.spawn_rounds)
+    if args.with_proxy_bench:
+        subprocess.run([sys.executable, str(Path(__file__).with_name("bench_proxy.py"))], check=False)
+    classday.say("total benchmark time", f"{time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
