@@ -266,6 +266,11 @@ def read_volume(image: str, volume: str, out) -> list[str]:
     return [line for line in stderr.splitlines() if "changed as we read" in line]
 
 
+def volume_is_empty(image: str, volume: str) -> bool:
+    script = f'[ -z "$(ls -A {MOUNT})" ]'
+    return _docker(*_container_cmd(image, volume, "ro", script), stdin=subprocess.DEVNULL).returncode == 0
+
+
 def write_volume(image: str, volume: str, info: dict, source, replace: bool) -> None:
     """(Re)create `volume` as recorded and fill it from the gzip'd tar `source`; `replace` empties it first."""
     if volume_info(volume) is None:
@@ -567,7 +572,12 @@ def occupied(archive: Archive, target: Target) -> list[str]:
             found.append(f"{folder} is not empty")
     volumes = archive.of_kind("volume")
     if volumes and not docker_reachable():
-        found += [f"Docker volume {p['volume']} exists" for p in volumes if volume_info(p["volume"]) is not None]
+        # An empty one is fine: `setup_volumes` may have made the team volume before the restore.
+        found += [
+            f"Docker volume {part['volume']} has files"
+            for part in volumes
+            if volume_info(part["volume"]) is not None and not volume_is_empty(target.image, part["volume"])
+        ]
     return found
 
 

@@ -42,6 +42,7 @@ def state_env(root: Path, env_text: str) -> dict[str, str]:
         "OIDC_RSA_PRIVATE_KEY_FILE": str(key_file),
         "INVITE_CODES": flows.INVITE_CODE,
         "DOCKER_TEAM_VOLUME": TEAM_VOLUME,
+        "DOCKER_DATA_VOLUME": f"cfps-ops-data-{RUN}",
         "ALLOWED_HOSTS": "127.0.0.1",  # XXX until tests/live.py follows the two-origin topology
     }
 
@@ -81,7 +82,7 @@ def prepared(root: Path, env_text: str = "MARKER=fresh-clone\n") -> Stack:
 
 @pytest.fixture
 def new_machine(term):
-    docker("volume", "rm", "-f", *term["volumes"], TEAM_VOLUME)
+    docker("volume", "rm", "-f", *term["volumes"], TEAM_VOLUME, f"cfps-ops-data-{RUN}")
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +159,7 @@ def test_restore_on_a_fresh_clone_brings_back_accounts_passwords_groups_invites_
 ):
     fresh = prepared(tmp_path)
     var = Path(fresh.env["CFPS_VAR_DIR"])
+    fresh.manage("setup_volumes")  # as README says; its empty team volume is no reason to refuse
     result = fresh.manage("restore", str(term["archive"]))
     assert "checksums:" in result.stdout and "Restored" in result.stdout, result.stdout
 
@@ -194,6 +196,8 @@ def test_restore_on_a_fresh_clone_brings_back_accounts_passwords_groups_invites_
         assert STUDENTS[0] in {name for (name,) in hub_db.execute("SELECT name FROM users")}
 
     # The restored system runs: every student logs in with the old password, the hub still knows ann.
+    # This test's new machine has other ports than the old one: re-register the hub's URLs, as run.sh does.
+    fresh.manage("bootstrap", "--update-urls")
     with fresh as stack:
         for username in STUDENTS:
             with flows.new_client(stack) as client:
@@ -225,6 +229,9 @@ def test_a_damaged_archive_is_refused_before_anything_changes(term, new_machine,
 def test_a_system_with_work_in_it_is_refused_unless_forced(term, new_machine, tmp_path):
     fresh = prepared(tmp_path)
     fresh.manage("restore", str(term["archive"]))
+    # The team volume, re-created by the restore, is bound into this machine's var/, not the old one.
+    options = json.loads(docker("volume", "inspect", TEAM_VOLUME).stdout)[0]["Options"]
+    assert options["device"] == str(Path(fresh.env["CFPS_VAR_DIR"]) / "volumes" / "team-shared")
     fresh.manage("shell", "-c", f"from accounts.models import User; User.objects.create_user('late-{RUN}')")
     with pytest.raises(PortalError) as refused:
         fresh.manage("restore", str(term["archive"]))
