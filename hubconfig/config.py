@@ -18,6 +18,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from jupyterhub.utils import subdomain_hook_idna
+
 from portal import placeholders, topology
 from portal.envfile import BASE_DIR, Env, EnvError, var_dir
 
@@ -123,7 +125,8 @@ def _apply(c, env: Env) -> None:
     # (it must see requests for servers that are not running), and the portal's host name has a route of its
     # own, so no path under the portal's host ever reaches the hub or a student's server.
     c.JupyterHub.subdomain_host = topo.hub_origin
-    c.JupyterHub.subdomain_hook = "idna" if topo.user_subdomains else one_host
+    # (the hook itself, not its name "idna": JupyterHub's services read the trait before it is validated)
+    c.JupyterHub.subdomain_hook = subdomain_hook_idna if topo.user_subdomains else one_host
     c.Proxy.extra_routes = {f"{topo.portal_host}/": topo.portal_internal_url}
     # __Host- cookies must sit on path /, shared by every server on the host: only sound when each student has
     # a host of their own (JupyterHub's own advice).

@@ -40,7 +40,8 @@ def test_defaults_put_the_hub_on_its_own_host_and_route_the_portals_host_to_the_
 def test_without_user_subdomains_every_server_shares_the_hubs_host():
     hook = configured().JupyterHub.subdomain_hook
     assert hook("alice", "localhost", "user") == "localhost"
-    assert configured(USER_SUBDOMAINS="true").JupyterHub.subdomain_hook == "idna"
+    per_user = configured(USER_SUBDOMAINS="true").JupyterHub.subdomain_hook
+    assert per_user("alice", "hub.example.edu", "user") == "alice.hub.example.edu"
 
 
 @pytest.mark.parametrize(
