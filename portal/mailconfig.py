@@ -97,8 +97,10 @@ def from_env(env: Env) -> dict:
 SIGNUP_EMAIL_MODES = ("optional", "required", "off")
 
 
-def signup_email(env: Env) -> str:
-    mode = env.get("SIGNUP_EMAIL", "optional").strip().lower()
+def signup_email(env: Env, mail_enabled: bool) -> str:
+    """Empty: `optional` with a mail server, else `off`. Without mail the address would never be used (reset
+    mails are its only purpose), and a portal should not collect personal data it has no use for."""
+    mode = env.get("SIGNUP_EMAIL", "optional" if mail_enabled else "off").strip().lower()
     if mode not in SIGNUP_EMAIL_MODES:
         raise EnvError(f"SIGNUP_EMAIL must be optional, required or off, not {mode!r}")
     return mode

@@ -164,9 +164,16 @@ INVITE_CODES = env.list("INVITE_CODES", sep=";")
 try:
     from portal import mailconfig as _mailconfig
 
-    globals().update(_mailconfig.from_env(env))  # EMAIL_ENABLED, EMAIL_BACKEND, EMAIL_HOST, ...
+    _MAIL = _mailconfig.from_env(env)
+    # False without a mail server: the "forgot password" page then says to ask staff for a set-password link.
+    EMAIL_ENABLED = _MAIL["EMAIL_ENABLED"]
+    EMAIL_BACKEND = _MAIL["EMAIL_BACKEND"]
+    EMAIL_HOST, EMAIL_PORT = _MAIL["EMAIL_HOST"], _MAIL["EMAIL_PORT"]
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _MAIL["EMAIL_HOST_USER"], _MAIL["EMAIL_HOST_PASSWORD"]
+    EMAIL_USE_TLS, EMAIL_USE_SSL, EMAIL_TIMEOUT = _MAIL["EMAIL_USE_TLS"], _MAIL["EMAIL_USE_SSL"], _MAIL["EMAIL_TIMEOUT"]
+    DEFAULT_FROM_EMAIL = _MAIL["DEFAULT_FROM_EMAIL"]
     # Sign-up asks for an e-mail address (only used for password reset): optional, required or off.
-    SIGNUP_EMAIL = _mailconfig.signup_email(env)
+    SIGNUP_EMAIL = _mailconfig.signup_email(env, EMAIL_ENABLED)
 except EnvError as exc:
     _fail(str(exc))
 # Reset requests per e-mail address and per account (stops mail-bombing a student; accounts/password_reset.py).

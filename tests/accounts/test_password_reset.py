@@ -183,7 +183,7 @@ def test_a_bad_mail_setting_is_one_line_naming_the_key(values, message):
     with pytest.raises(EnvError, match=message):
         env = Env(values)
         mailconfig.from_env(env)
-        mailconfig.signup_email(env)
+        mailconfig.signup_email(env, mail_enabled=True)
 
 
 def test_signup_asks_for_an_optional_email_next_to_the_other_fields(client, signup_data, settings):
@@ -231,3 +231,11 @@ def test_the_portal_refuses_to_start_with_a_bad_mail_setting_in_one_line(key, va
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "mail_enabled", "mode"),
+    [({}, True, "optional"), ({}, False, "off"), ({"SIGNUP_EMAIL": "Required"}, False, "required")],
+)
+def test_signup_asks_for_an_email_by_default_only_when_mails_can_be_sent(values, mail_enabled, mode):
+    assert mailconfig.signup_email(Env(values), mail_enabled) == mode
