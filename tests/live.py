@@ -127,12 +127,20 @@ class PortalProcess:
 
     START_TIMEOUT = 30.0
 
-    def __init__(self, tmp_path: Path, extra_env: dict[str, str] | None = None, public_port: int | None = None):
+    def __init__(
+        self,
+        tmp_path: Path,
+        extra_env: dict[str, str] | None = None,
+        public_port: int | None = None,
+        workers: int | None = 1,
+    ):
         self.tmp_path = Path(tmp_path)
         self.tmp_path.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         # Alone, the portal is what browsers reach; in a Stack, the proxy on public_port is.
         self.public_port = public_port or self.port
+        # One process by default, as in the embedded default; None: gunicorn.conf.py's own (2 x cores + 1 in prod).
+        self.workers = workers
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.tmp_path / "gunicorn.log"
         self.proc: subprocess.Popen | None = None
@@ -182,7 +190,9 @@ class PortalProcess:
             cmd += ["-c", str(GUNICORN_CONF)]
         # Command-line flags override the config file, so this works with or without it. One process with
         # threads, as in the embedded default: the in-process rate-limit cache then sees every request.
-        cmd += ["-b", f"127.0.0.1:{self.port}", "-w", "1", "--threads", "4"]
+        cmd += ["-b", f"127.0.0.1:{self.port}"]
+        if self.workers is not None:
+            cmd += ["-w", str(self.workers), "--threads", "4"]
         # gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl by default, one path shared by every
         # instance on the machine; a test server must not take it over from a running ./run.sh.
         cmd += ["--no-control-socket", "portal.wsgi"]
@@ -235,6 +245,11 @@ class HubError(RuntimeError):
     pass
 
 
+def secret_file(env: dict[str, str], name: str) -> str:
+    """A secret the dev profile generated into var/secrets/."""
+    return (Path(env["CFPS_VAR_DIR"]) / "secrets" / name).read_text().strip()
+
+
 # The embedded default's two origins share the proxy's port but not the host name (portal/topology.py).
 PORTAL_HOST = "127.0.0.1"
 HUB_HOST = "localhost"
@@ -254,7 +269,9 @@ class Stack:
 
     START_TIMEOUT = 90.0
 
-    def __init__(self, tmp_path: Path, proxy: str = "python", extra_env: dict[str, str] | None = None):
+    def __init__(
+        self, tmp_path: Path, proxy: str = "python", extra_env: dict[str, str] | None = None, workers: int | None = 1
+    ):
         self.tmp_path = Path(tmp_path)
         self.public_port = free_port()
         hub_env = {
@@ -264,7 +281,7 @@ class Stack:
             "SPAWNER": "local",
             **(extra_env or {}),
         }
-        self.portal = PortalProcess(self.tmp_path, extra_env=hub_env, public_port=self.public_port)
+        self.portal = PortalProcess(self.tmp_path, extra_env=hub_env, public_port=self.public_port, workers=workers)
         self.env = self.portal.env
         self.base_url = f"http://{PORTAL_HOST}:{self.public_port}"  # the portal's origin
         self.hub_base_url = f"http://{HUB_HOST}:{self.public_port}"  # the hub's origin
@@ -294,8 +311,8 @@ class Stack:
         return f"http://127.0.0.1:{self.env['HUB_PORT']}/jupyter/hub/api"
 
     def hub_admin_token(self) -> str:
-        """The portal's own hub-service token (generated into var/secrets by the portal on first use)."""
-        return (Path(self.env["CFPS_VAR_DIR"]) / "secrets" / "HUB_API_TOKEN").read_text().strip()
+        """The portal's own hub-service token (from the environment in prod, else generated into var/secrets)."""
+        return self.env.get("HUB_API_TOKEN") or secret_file(self.env, "HUB_API_TOKEN")
 
     def start(self) -> Stack:
         self.portal.start()

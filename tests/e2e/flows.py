@@ -14,10 +14,11 @@ import json
 import re
 import secrets
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+
+from tests.live import secret_file
 
 PASSWORD = "Cfps-analysis-2026"
 INVITE_CODE = "E2E-INVITE-2026"  # created by `bootstrap` from INVITE_CODES (see conftest.py)
@@ -237,7 +238,7 @@ def wait_until(predicate, timeout: float, interval: float = 0.5):
 
 # --- OAuth as the hub's client ------------------------------------------------------------------------
 def hub_client_secret(stack) -> str:
-    return (Path(stack.env["CFPS_VAR_DIR"]) / "secrets" / "HUB_CLIENT_SECRET").read_text().strip()
+    return stack.env.get("HUB_CLIENT_SECRET") or secret_file(stack.env, "HUB_CLIENT_SECRET")
 
 
 def hub_callback_url(stack) -> str:
