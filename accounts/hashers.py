@@ -1,6 +1,13 @@
-"""A fast, salted hasher for OAuth client secrets only.
+"""Password hashers: Django's PBKDF2 with a bound on checks running at once, and a fast one for client secrets.
 
-Why: django-oauth-toolkit stores client secrets hashed with a Django password hasher, by default the slow
+`PBKDF2PasswordHasher` (user passwords) is Django's own, same algorithm name and same stored hashes, except
+that at most PASSWORD_CHECKS_AT_ONCE checks (default: one per CPU core) run at once in a process. A check is
+about half a second of pure CPU on purpose and releases the GIL, so during a class's login burst every
+thread of the portal would be hashing at once: the cores are shared by all of them, each login takes
+longer, and ordinary pages queue behind them. Bounded, the extra logins wait their turn without using CPU,
+the same number finish per second, and pages keep the CPU they need.
+
+`ClientSecretHasher` is for OAuth client secrets only. Why: django-oauth-toolkit stores client secrets hashed with a Django password hasher, by default the slow
 PBKDF2 used for passwords, so every token request (each student login, each hub token refresh) would pay a
 second deliberately slow hash. That slowness protects low-entropy human passwords; a client secret is 48
 random bytes, which no amount of fast guessing can find, so one SHA-256 keeps it safe at rest for free.
@@ -8,11 +15,28 @@ Never use this for user passwords: it is listed after PBKDF2 in PASSWORD_HASHERS
 """
 
 import base64
+import functools
 import hashlib
+import threading
 
+from django.conf import settings
+from django.contrib.auth import hashers
 from django.contrib.auth.hashers import BasePasswordHasher, mask_hash
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext_noop as _
+
+
+@functools.cache
+def _check_slots(at_once: int) -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(at_once)
+
+
+class PBKDF2PasswordHasher(hashers.PBKDF2PasswordHasher):
+    def encode(self, password, salt, iterations=None):
+        with _check_slots(
+            settings.PASSWORD_CHECKS_AT_ONCE
+        ):  # verify() and the dummy check for unknown names come through here too
+            return super().encode(password, salt, iterations)
 
 
 class ClientSecretHasher(BasePasswordHasher):

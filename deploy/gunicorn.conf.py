@@ -9,7 +9,8 @@ nothing from Django), then the defaults below:
                    sends `/` here and `/jupyter/` to the hub (see portal/topology.py); only the proxy should
                    reach gunicorn
 - GUNICORN_WORKERS processes (default 1; 2 x cores + 1 when APP_PROFILE=prod)
-- GUNICORN_THREADS threads per process (default 8)
+- GUNICORN_THREADS threads per process (default 32: pages never queue behind password checks, which
+                   PASSWORD_CHECKS_AT_ONCE bounds per process; an idle thread costs almost nothing)
 """
 
 import os
@@ -35,7 +36,7 @@ bind = [_env.get("BIND") or f"127.0.0.1:{_env.int('PORTAL_PORT', 8010)}"]
 # counts through Redis, so it uses gunicorn's usual 2 x cores + 1.
 _prod = _env.get("APP_PROFILE", "dev").strip().lower() == "prod"
 workers = _env.int("GUNICORN_WORKERS", 2 * (os.cpu_count() or 1) + 1 if _prod else 1)
-threads = _env.int("GUNICORN_THREADS", 8)
+threads = _env.int("GUNICORN_THREADS", 32)
 worker_class = "gthread"
 
 # Requests that take longer than this are killed; on stop or reload, workers get this long to finish.

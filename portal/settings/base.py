@@ -1,5 +1,6 @@
 """Settings shared by every profile. Values come from `.env` through `portal.envfile.Env` only."""
 
+import os
 import re
 import sys
 from urllib.parse import urlsplit
@@ -86,9 +87,17 @@ TEMPLATES = [
 ]
 
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",  # user passwords: slow on purpose
+    "accounts.hashers.PBKDF2PasswordHasher",  # user passwords: Django's PBKDF2, slow on purpose, bounded at once
     "accounts.hashers.ClientSecretHasher",  # OAuth client secrets only (see its docstring)
 ]
+
+try:
+    # Password checks running at once per process (accounts/hashers.py); more wait without using CPU.
+    PASSWORD_CHECKS_AT_ONCE = env.int("PASSWORD_CHECKS_AT_ONCE", os.cpu_count() or 1)
+    if PASSWORD_CHECKS_AT_ONCE < 1:
+        raise EnvError(f"PASSWORD_CHECKS_AT_ONCE must be 1 or more, not {PASSWORD_CHECKS_AT_ONCE}")
+except EnvError as exc:
+    _fail(str(exc))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -434,3 +434,38 @@ def test_a_cache_outage_leaves_pages_and_logged_in_students_alone(student, setti
     assert browser.get(reverse("home")).context["user"].username == "student9"
     assert Client().get(LOGIN).status_code == HTTPStatus.OK
     assert Client().get(SIGNUP).status_code == HTTPStatus.OK
+
+
+# --- password checks at once (accounts/hashers.py) ------------------------------------------------------
+def test_no_more_password_checks_run_at_once_than_the_setting_allows(settings):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.contrib.auth import hashers as django_hashers
+
+    from accounts.hashers import PBKDF2PasswordHasher
+
+    class Recording(django_hashers.PBKDF2PasswordHasher):
+        lock, running, most = threading.Lock(), 0, 0
+
+        def encode(self, password, salt, iterations=None):
+            with Recording.lock:
+                Recording.running += 1
+                Recording.most = max(Recording.most, Recording.running)
+            time.sleep(0.05)  # long enough that unbounded checks would overlap
+            try:
+                return super().encode(password, salt, 1000)
+            finally:
+                with Recording.lock:
+                    Recording.running -= 1
+
+    class Bounded(PBKDF2PasswordHasher, Recording):
+        pass
+
+    settings.PASSWORD_CHECKS_AT_ONCE = 2
+    hasher = Bounded()
+    encoded = hasher.encode(PASSWORD, "somesalt")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(lambda _: hasher.verify(PASSWORD, encoded), range(16)))
+    assert Recording.most == 2
+    assert encoded.startswith("pbkdf2_sha256$")  # Django's own format: existing hashes keep working

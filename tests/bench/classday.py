@@ -178,7 +178,8 @@ def embedded_default_portal(stack: Stack) -> None:
 
 
 def new_stack(tmp: Path, proxy: str, extra_env: dict[str, str] | None = None) -> Stack:
-    """The embedded default's stack, not started yet (use it as a context manager)."""
+    """The embedded default's stack, not started yet (use it as a context manager); `extra_env` overrides
+    .env keys (run_all.py --env KEY=VALUE), e.g. to compare GUNICORN_THREADS or PASSWORD_CHECKS_AT_ONCE."""
     stack = Stack(tmp, proxy=proxy, extra_env={"INVITE_CODES": flows.INVITE_CODE, **(extra_env or {})})
     embedded_default_portal(stack)
     return stack
@@ -210,12 +211,7 @@ def hash_cpu_seconds(rounds: int = 5) -> float:
     return statistics.median(times)
 
 
-# The portal's threads in the embedded default (deploy/gunicorn.conf.py): a bare hasher with as many threads
-# gets the same share of a shared machine's CPU as the portal does.
-PORTAL_THREADS = 8
-
-
-def hash_baseline(threads: int = PORTAL_THREADS, per_thread: int = 2) -> tuple[float, float]:
+def hash_baseline(threads: int = CORES, per_thread: int = 3) -> tuple[float, float]:
     """(password checks per second, CPU-seconds per check) measured RIGHT NOW with `threads` threads hashing:
     the hash-bound limit as this machine manages it at this moment (lower than cores / CPU of one check when
     other work shares the machine), and the cost of one check under the same contention as the burst."""
@@ -276,7 +272,12 @@ def signup_burst(stack: Stack, students: int, concurrency: int) -> None:
             form = client.get("/accounts/signup/")
             data = {"username": name, "password1": flows.PASSWORD, "password2": flows.PASSWORD, "invite_code": code}
             done = flows.post_form(stack, client, form, data)
-            return flows.logged_in_as(done.text) == name
+            if flows.logged_in_as(done.text) == name:
+                return True
+            failures.append(f"{done.status_code} {done.url}: {done.text[:120]!r}")
+            return False
+
+    failures: list[str] = []
 
     meter = CpuMeter(stack).start()
     (wall, results), measured, _ = _around(lambda: run_concurrently(one, names, concurrency))
@@ -284,6 +285,8 @@ def signup_burst(stack: Stack, students: int, concurrency: int) -> None:
     ok = sum(results)
     rate = students / wall
     say(f"sign-up burst: {students} students, one address, one code, c={concurrency}", f"{ok}/{students} succeeded")
+    if failures:
+        say("sign-up burst: first failure", failures[0])
     say("sign-up burst: wall time", f"{wall:.1f} s ({rate:.2f} sign-ups/s; {load_average()})")
     say(
         "sign-up burst: sign-ups/s vs hashes/s measured alongside",
@@ -414,7 +417,7 @@ def _hub_spawns(stack: Stack, names: list[str]) -> float:
     return wall
 
 
-def spawn(tmp: Path, proxy: str, at_once: int, rounds: int) -> None:
+def spawn(tmp: Path, proxy: str, at_once: int, rounds: int, extra_env: dict[str, str] | None = None) -> None:
     if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         say("spawn", "skipped: no Docker engine")
         return
@@ -434,6 +437,7 @@ def spawn(tmp: Path, proxy: str, at_once: int, rounds: int) -> None:
         "MEM_LIMIT": mem,
         "CPU_LIMIT": cpus,
         "HUB_IDLE_TIMEOUT_SECONDS": "0",
+        **(extra_env or {}),
     }
     stack = new_stack(tmp, proxy, env)
     stack.manage("setup_volumes")

@@ -3,6 +3,7 @@
     .venv/bin/python tests/bench/run_all.py                 # the full class: N=200, M=10
     .venv/bin/python tests/bench/run_all.py --quick         # N=40, M=4, one spawn round: a few minutes
     .venv/bin/python tests/bench/run_all.py --students 100 --spawn 5 --proxy node --no-spawn
+    .venv/bin/python tests/bench/run_all.py --quick --env GUNICORN_THREADS=8   # compare a setting
 
 The stack is the embedded default as ./run.sh starts it (dev profile: SQLite, in-process cache, gunicorn
 with deploy/gunicorn.conf.py's defaults, the Python proxy unless --proxy node), all on 127.0.0.1 with state
@@ -36,22 +37,25 @@ def main() -> None:
     parser.add_argument("--no-spawn", action="store_true", help="skip the Docker spawn benchmark")
     parser.add_argument("--quick", action="store_true", help="N=40, M=4, one spawn round")
     parser.add_argument("--with-proxy-bench", action="store_true", help="also run bench_proxy.py")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a .env key for the stacks")
     args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.env)
     if args.quick:
         args.students, args.spawn, args.spawn_rounds = 40, 4, 1
 
     started = time.monotonic()
-    classday.say("machine", f"{classday.CORES} cores, proxy={args.proxy}, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    when = time.strftime("%Y-%m-%d %H:%M %Z")
+    classday.say("machine", f"{classday.CORES} cores, proxy={args.proxy}, {when}, env {extra_env or 'defaults'}")
     hash_seconds = classday.hash_cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="cfps-bench-") as tmp:
-        with classday.new_stack(Path(tmp) / "stack", args.proxy) as stack:
+        with classday.new_stack(Path(tmp) / "stack", args.proxy, extra_env) as stack:
             time.sleep(2)  # let start-up work settle before measuring idle memory
             classday.memory(stack, "idle")
             classday.signup_burst(stack, args.students, args.signup_concurrency)
             classday.login_burst(stack, args.students, args.login_concurrency, hash_seconds)
             classday.memory(stack, "after the bursts")
         if not args.no_spawn:
-            classday.spawn(Path(tmp) / "spawn", args.proxy, args.spawn, args.spawn_rounds)
+            classday.spawn(Path(tmp) / "spawn", args.proxy, args.spawn, args.spawn_rounds, extra_env)
     if args.with_proxy_bench:
         subprocess.run([sys.executable, str(Path(__file__).with_name("bench_proxy.py"))], check=False)
     classday.say("total benchmark time", f"{time.monotonic() - started:.0f} s")

@@ -140,6 +140,7 @@ def test_unknown_profile_is_refused_in_one_line():
         ("LOGIN_USER_FAILURE_LIMIT", "ten per minute"),
         ("SIGNUP_CODE_FAILURE_LIMIT", "20/0m"),
         ("DEVICE_COOKIE_DAYS", "0"),
+        ("PASSWORD_CHECKS_AT_ONCE", "0"),
         ("PORT", "eighty"),
         ("DEBUG", "maybe"),
     ],
