@@ -6,6 +6,8 @@ import os
 import pytest
 from django.core.cache import cache
 
+from tests.live import in_ci
+
 # One set of browser fixtures for every folder (see tests/browser_plugin.py for why only one).
 pytest_plugins = ["tests.browser_plugin"]
 
@@ -26,6 +28,63 @@ def pytest_report_header(config):
     if on_mariadb():
         header += f" (tests/{{{','.join(LIVE_DIRS)}}} run in the SQLite pass: their processes never use this database)"
     return header
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI a skipped test is a failed one, whatever skipped it: a missing service must never pass silently."""
+    report = yield
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"CI=true, so this skip is a failure: {reason}"
+    return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_outlives_the_session(tmp_path_factory):
+    """Every process the tests start (portals, hubs, proxies, cullers, users' servers, kernels, Nginx) works
+    in or names this session's temporary folder; when the session ends none of them may still run. What is
+    left is listed, killed, and fails the session."""
+    yield
+    import time
+
+    base = str(tmp_path_factory.getbasetemp())
+    deadline = time.monotonic() + 15  # a hub stopping its servers may need a moment
+    while (left := leftover_processes(base)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid, _ in left:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    assert not left, "processes started by the tests were still running at the end:\n" + "\n".join(
+        f"  {pid} {cmdline}" for pid, cmdline in left
+    )
+
+
+def leftover_processes(folder: str) -> list[tuple[int, str]]:
+    """(pid, command line) of every process other than this one whose working folder is in `folder` or whose
+    environment names it."""
+    folder = folder.rstrip("/") + "/"  # pytest-1/ is not pytest-12/
+    marker = folder.encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            with open(f"/proc/{entry}/stat") as fh:
+                zombie = fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or a kernel thread
+        if not zombie and ((cwd + "/").startswith(folder) or marker in environ):
+            found.append((int(entry), cmdline[:160]))
+    return found
 
 
 def pytest_collection_modifyitems(config, items):

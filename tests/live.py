@@ -245,6 +245,32 @@ class HubError(RuntimeError):
     pass
 
 
+def _start_time(pid: int) -> str | None:
+    """The start time of a process (clock ticks since boot): with the pid it names one process for good."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(root: int) -> list[tuple[int, str]]:
+    """(pid, start time) of every process below `root`, from one look at /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier}
+        found += [(pid, start) for pid in frontier if (start := _start_time(pid))]
+    return found
+
+
 def secret_file(env: dict[str, str], name: str) -> str:
     """A secret the dev profile generated into var/secrets/."""
     return (Path(env["CFPS_VAR_DIR"]) / "secrets" / name).read_text().strip()
@@ -338,6 +364,7 @@ class Stack:
 
     def stop(self) -> None:
         proc, self.hub_proc = self.hub_proc, None
+        started = descendants(proc.pid) if proc is not None else []
         if proc is not None and proc.poll() is None:
             proc.terminate()  # the hub stops its proxy, services and user servers (cleanup_servers)
             try:
@@ -349,6 +376,14 @@ class Stack:
                 os.killpg(proc.pid, 9)  # anything left in the hub's session
             except ProcessLookupError:
                 pass
+        # Users' servers and services run in sessions of their own: a hub that gave up (or was killed) leaves
+        # them behind, so end whatever it had started that still runs.
+        for pid, start in started:
+            if _start_time(pid) == start:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
         if self._hub_log_file is not None:
             self._hub_log_file.close()
             self._hub_log_file = None

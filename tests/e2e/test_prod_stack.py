@@ -20,7 +20,7 @@ import pytest
 from tests.deploy.conftest import Nginx, self_signed_certificate
 from tests.e2e import flows
 from tests.e2e.conftest import require_node_proxy
-from tests.live import Stack, free_port, in_ci
+from tests.live import Stack, descendants, free_port, in_ci
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
 USER_LIMIT = 10  # LOGIN_USER_FAILURE_LIMIT's default count, per hour here so no window ends mid-test
@@ -131,17 +131,7 @@ def browser(site, cert) -> httpx.Client:
 
 
 def worker_pids(stack: Stack) -> list[int]:
-    master = stack.portal.proc.pid
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == master:
-                        children.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    return children
+    return [pid for pid, _ in descendants(stack.portal.proc.pid)]
 
 
 def test_the_production_profile_runs_the_login_loop_behind_tls(prod):
