@@ -370,13 +370,33 @@ def archive_name(now: dt.datetime | None = None) -> str:
     return f"cfps-backup-{now.strftime('%Y%m%dT%H%M%SZ')}.tar"
 
 
-def prune(output: Path, keep: int) -> list[Path]:
+def prune(output: Path, keep: int, dry_run: bool = False) -> list[Path]:
     """Delete all but the newest `keep` archives in `output` (names sort by time); returns the deleted ones."""
     archives = sorted(output.glob("cfps-backup-*.tar"))
     old = archives[:-keep] if keep > 0 else []
-    for path in old:
+    for path in old if not dry_run else []:
         path.unlink()
     return old
+
+
+def plan(sources: Sources) -> list[str]:
+    """What `backup` would save, one line per part (for --dry-run)."""
+    lines = [f"portal database ({vendor(sources.database)})"]
+    if sources.hub_db.is_file():
+        lines.append(f"hub database {sources.hub_db}")
+    lines += [f"{key}: {path}" for key, path in sources.secret_files().items()]
+    if not sources.with_homes:
+        return lines
+    lines += [
+        f"local folder {folder}"
+        for folder in sources.local_dirs().values()
+        if folder.is_dir() and any(folder.iterdir())
+    ]
+    if sources.volumes and not (problem := docker_reachable()):
+        lines += [f"volume {name}" for name in sources.volumes if volume_info(name) is not None]
+    elif sources.volumes:
+        lines.append(f"Docker volumes: cannot be read ({problem})")
+    return lines
 
 
 def backup(sources: Sources, output: Path, say: Say) -> Path:

@@ -273,6 +273,9 @@ def test_keep_deletes_all_but_the_newest_archives(tmp_path):
         portal.manage("backup", "--without-homes", "--output", str(out), "--keep", "2")
         time.sleep(1.1)  # archive names have one-second resolution
     assert len(list(out.glob("cfps-backup-*.tar"))) == 2
+    dry = portal.manage("backup", "--without-homes", "--output", str(out), "--keep", "1", "--dry-run").stdout
+    assert "would save portal database (sqlite)" in dry and dry.count("would delete the older archive") == 1, dry
+    assert len(list(out.glob("cfps-backup-*.tar"))) == 2  # --dry-run wrote and deleted nothing
     assert not list(out.glob(".*")), "no scratch or partial file is left behind"
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
 

@@ -84,3 +84,42 @@ def test_status_names_the_hub_and_the_portal_when_they_are_stopped(healthy_stack
     parts = lines_by_part(result.stdout)
     assert result.returncode == 1 and parts["portal"] == "FAIL", result.stdout
     assert "-> start the portal" in result.stdout
+
+
+def self_signed(folder, days: int):
+    """A certificate valid for `days` more days (PEM file), made with `cryptography`."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hub.example.edu.cn")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    path = folder / f"cert-{days}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.mark.parametrize(("days", "well"), [(60, True), (5, False)])
+def test_status_fails_on_a_certificate_that_expires_within_two_weeks(tmp_path, days, well):
+    from portal import health
+
+    check = health.certificate(self_signed(tmp_path, days))
+    assert check.ok is well, check
+    assert "expires" in check.detail and (well or "certbot renew" in check.hint)
+
+
+def test_status_names_an_unreadable_certificate(tmp_path):
+    from portal import health
+
+    (tmp_path / "broken.pem").write_text("not a certificate")
+    check = health.certificate(tmp_path / "broken.pem")
+    assert not check.ok and "broken.pem" in check.detail

@@ -61,10 +61,21 @@ class Command(BaseCommand):
             default=0,
             help="Then delete all but the newest KEEP archives in that folder (default: keep every one).",
         )
+        parser.add_argument("--dry-run", action="store_true", help="List what would be saved; write nothing.")
 
-    def handle(self, *args, output=None, without_homes=False, keep=0, **options):
+    def handle(self, *args, output=None, without_homes=False, keep=0, dry_run=False, **options):
         say = self.stdout.write if options["verbosity"] >= 1 else (lambda message: None)
         output = (output or var_dir() / "backups").resolve()
+        if dry_run:
+            try:
+                lines = backup.plan(sources(with_homes=not without_homes))
+            except backup.BackupError as exc:
+                raise CommandError(str(exc)) from None
+            for line in lines:
+                self.stdout.write(f"would save {line}")
+            for old in backup.prune(output, keep, dry_run=True) if output.is_dir() else []:
+                self.stdout.write(f"would delete the older archive {old.name} (--keep {keep})")
+            return
         try:
             path = backup.backup(sources(with_homes=not without_homes), output, say)
         except backup.BackupError as exc:
