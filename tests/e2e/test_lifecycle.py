@@ -246,6 +246,9 @@ def test_a_query_string_token_is_refused_and_no_code_token_or_secret_reaches_the
         timeout=30,
     )
     assert header.status_code == 200, explain(stack, f"the same token in the header: {header.status_code}")
+    hub_token = mint_hub_token(stack, client, username)
+    in_url = httpx.get(stack.url("/jupyter/hub/api/user"), params={"token": hub_token}, trust_env=False, timeout=30)
+    assert in_url.status_code == 403, explain(stack, f"the hub took ?token=: {in_url.status_code}")
 
     var = Path(stack.env["CFPS_VAR_DIR"])
     secrets = {
@@ -255,6 +258,7 @@ def test_a_query_string_token_is_refused_and_no_code_token_or_secret_reaches_the
         "id token": [tokens["id_token"]],
         "hub client secret": [flows.hub_client_secret(stack)],
         "hub API token": [stack.hub_admin_token()],
+        "student's hub token": [hub_token],
     }
     time.sleep(1)  # the access log line is written after the response
     for log in (stack.portal.log_path, stack.hub_log):
