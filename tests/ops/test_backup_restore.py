@@ -285,3 +285,12 @@ def test_restore_dry_run_changes_nothing(term, new_machine, tmp_path):
     result = fresh.manage("restore", str(term["archive"]), "--dry-run")
     assert "would restore portal-db.sqlite3" in result.stdout
     assert shell(fresh, PORTAL_FACTS)["users"] == {}
+
+
+def test_restore_refuses_while_the_portal_runs(term, new_machine, tmp_path):
+    fresh = prepared(tmp_path)
+    with fresh.portal:
+        with pytest.raises(PortalError) as refused:
+            fresh.manage("restore", str(term["archive"]))
+    assert f"the portal answers on port {fresh.portal.port}" in str(refused.value)
+    assert shell(fresh, PORTAL_FACTS)["users"] == {}

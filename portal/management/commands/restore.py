@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
@@ -38,12 +39,17 @@ def portal_db_content() -> list[str]:
     return found
 
 
-def hub_is_running() -> bool:
+def running() -> list[str]:
+    """The portal and the hub must be stopped: a restore replaces their databases under their feet."""
     import socket
 
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", settings.TOPOLOGY.hub_port)) == 0
+    found = []
+    for name, port in (("portal", settings.TOPOLOGY.portal_port), ("hub", settings.TOPOLOGY.hub_port)):
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                found.append(f"the {name} answers on port {port}")
+    return found
 
 
 class Command(BaseCommand):
@@ -80,10 +86,8 @@ class Command(BaseCommand):
                         f"refusing to overwrite a system with work in it ({'; '.join(found)}); "
                         "use --force to replace it"
                     )
-                if hub_is_running():
-                    raise CommandError(
-                        f"the hub answers on port {settings.TOPOLOGY.hub_port}: stop it (and the portal) first"
-                    )
+                if up := running():
+                    raise CommandError(f"{'; '.join(up)}: stop cfps-portal and cfps-hub (or ./run.sh) first")
                 if dry_run:
                     for part in opened.parts:
                         say(f"would restore {part['member']} ({backup.human_size(part['size'])})")
@@ -92,6 +96,9 @@ class Command(BaseCommand):
                     return
                 connections.close_all()  # SQLite: the restore replaces the file's pages under Django's feet
                 backup.restore(opened, target, say, replace=force)
+                # A newer checkout than the archive's may have migrations the restored database lacks.
+                call_command("migrate", interactive=False, verbosity=0)
+                say("database schema: up to date with this checkout")
         except backup.BackupError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
