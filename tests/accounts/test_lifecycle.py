@@ -283,3 +283,13 @@ def test_bootstrap_says_in_one_line_when_the_admin_name_was_retired(db, settings
     User.objects.create_user(username=settings.ADMIN_USERNAME, password=PASSWORD).delete()
     with pytest.raises(CommandError, match="ADMIN_USERNAME=.*Set another one in .env"):
         call_command("bootstrap", verbosity=0)
+
+
+def test_retry_command_with_inactive_catches_deactivations_that_bypassed_save(student, hub_down, capsys):
+    User.objects.filter(pk=student.pk).update(is_active=False)  # no signal: nothing queued
+    assert pending("student9") is None
+    call_command("retry_hub_removals", "--inactive", "--dry-run")
+    assert "would remove hub user student9 (inactive account)" in capsys.readouterr().out
+    with pytest.raises(CommandError):
+        call_command("retry_hub_removals", "--inactive")
+    assert pending("student9").reason == "inactive" and pending("student9").attempts == 1

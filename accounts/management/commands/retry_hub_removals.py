@@ -5,8 +5,12 @@ Why: deactivating, deleting or renaming an account, or changing its password, re
 retries it on its next requests, and this command does it at once: run.sh runs it when the hub answers, an
 operator after maintenance. Idempotent: a hub user already gone counts as removed. Exits non-zero while a
 removal is still refused or the hub is unreachable.
+
+`--inactive` first queues every inactive account: an account deactivated without `save()` (a bulk
+`QuerySet.update()`, SQL) fired no signal, and its hub tokens would otherwise live on.
 """
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts import hub
@@ -18,12 +22,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="List the pending removals; change nothing.")
+        parser.add_argument(
+            "--inactive", action="store_true", help="Also remove the hub user of every inactive account."
+        )
 
-    def handle(self, *args, dry_run=False, **options):
+    def handle(self, *args, dry_run=False, inactive=False, **options):
         verbose = options["verbosity"] >= 1
+        listed = 0
+        if inactive:
+            queued = set(PendingHubRemoval.objects.values_list("username", flat=True))
+            for username in get_user_model().objects.filter(is_active=False).values_list("username", flat=True):
+                if username in queued:
+                    continue
+                if dry_run:
+                    self.stdout.write(f"would remove hub user {username} (inactive account)")
+                    listed += 1
+                else:
+                    PendingHubRemoval.objects.create(username=username, reason="inactive")
         pending = list(PendingHubRemoval.objects.all())
         if not pending:
-            if verbose:
+            if verbose and not listed:
                 self.stdout.write("No pending hub removals.")
             return
         if dry_run:
