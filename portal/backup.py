@@ -61,6 +61,14 @@ class BackupError(RuntimeError):
     """Backup or restore cannot go on; the message is one line meant for an operator."""
 
 
+class IncompleteBackup(BackupError):
+    """The archive was written but lacks a part it should have (e.g. the engine was down)."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"{path} was written, but {why}")
+        self.path = path
+
+
 @dataclass
 class Sources:
     """What `backup` saves, resolved from settings by the command."""
@@ -342,6 +350,7 @@ class _Writer:
     def __init__(self, tar: tarfile.TarFile, scratch: Path, say: Say):
         self.tar, self.scratch, self.say = tar, scratch, say
         self.parts: list[dict] = []
+        self.incomplete = ""  # why a part that should be there is not
 
     def add(self, member: str, fill: Callable[[object], object], **meta) -> dict:
         """Run `fill(file)` into a scratch file, then append it to the archive with its checksum."""
@@ -430,6 +439,8 @@ def backup(sources: Sources, output: Path, say: Say) -> Path:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
         raise
+    if writer.incomplete:
+        raise IncompleteBackup(target, writer.incomplete)
     return target
 
 
@@ -474,9 +485,10 @@ def _write_parts(writer: _Writer, sources: Sources, scratch: Path, say: Say) -> 
 
     problem = docker_reachable() if sources.volumes else ""
     if problem:
-        if sources.docker_required:
-            raise BackupError(f"Docker volumes cannot be read: {problem}")
         say(f"Docker volumes: skipped ({problem})")
+        if sources.docker_required:
+            # The databases and secrets are still worth an archive; the command then fails loudly.
+            writer.incomplete = f"the archive has no Docker volumes: {problem}"
         return
     for name in sources.volumes:
         info = volume_info(name)

@@ -10,6 +10,8 @@ import json
 import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ import pytest
 from portal import containers
 from portal.keys import new_rsa_private_key_pem
 from tests.e2e import flows
-from tests.live import PortalError, Stack
+from tests.live import REPO, PortalError, Stack
 from tests.ops.conftest import RUN, docker, volume_owner, volume_read, volume_write
 
 GROUP = f"class-{RUN}"
@@ -294,3 +296,15 @@ def test_restore_refuses_while_the_portal_runs(term, new_machine, tmp_path):
             fresh.manage("restore", str(term["archive"]))
     assert f"the portal answers on port {fresh.portal.port}" in str(refused.value)
     assert shell(fresh, PORTAL_FACTS)["users"] == {}
+
+
+def test_a_backup_without_the_docker_engine_keeps_the_databases_but_fails_loudly(tmp_path):
+    portal = prepared(tmp_path)
+    portal.env.update(SPAWNER="docker", DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock")
+    result = subprocess.run([sys.executable, "manage.py", "backup", "--output", str(tmp_path / "out"), "--keep", "1"],
+                            cwd=REPO, env=portal.env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode != 0
+    assert "was written, but the archive has no Docker volumes" in result.stderr, result.stderr
+    archive = next((tmp_path / "out").glob("cfps-backup-*.tar"))
+    with tarfile.open(archive) as tar:
+        assert "portal-db.sqlite3" in tar.getnames()
