@@ -52,6 +52,12 @@ class _BrowserCookiePolicy(http.cookiejar.DefaultCookiePolicy):
             return True
         return super().return_ok_domain(cookie, request)
 
+    def domain_return_ok(self, domain, request):
+        # The jar's quick look before return_ok_domain: it would never even offer a ".localhost" cookie.
+        if domain.lstrip(".") == "localhost" and urlsplit(request.get_full_url()).hostname == "localhost":
+            return True
+        return super().domain_return_ok(domain, request)
+
 
 class StackClient(httpx.Client):
     """A 'browser' on a Stack: a relative URL goes to the origin `stack.url()` gives it (the hub's host for
