@@ -305,8 +305,11 @@ def login_burst(stack: Stack, students: int, concurrency: int, hash_seconds: flo
             try:
                 flows.hub_login(stack, client, name)
                 return True
-            except flows.FlowError:
+            except flows.FlowError as exc:
+                login_failures.append(str(exc).splitlines()[0][:300])
                 return False
+
+    login_failures: list[str] = []
 
     one(names[0])  # warm-up: first requests compile templates, open DB connections
     # Two halves: throughput and CPU without probes (their requests would count as login CPU), then the
@@ -352,6 +355,8 @@ def login_burst(stack: Stack, students: int, concurrency: int, hash_seconds: flo
             f"login burst: p95 of {name} during the burst",
             f"{percentile(values, 95) * 1000:.0f} ms ({len(values)} probes)",
         )
+    if login_failures:
+        say("login burst: first failure", login_failures[0])
     if prober.errors:
         say("login burst: probe errors", str(prober.errors))
     return {"rate": rate, "limit": limit, "beyond": beyond}
