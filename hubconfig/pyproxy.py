@@ -17,6 +17,7 @@ import urllib.parse
 from pathlib import Path
 
 from configurable_http_proxy import cli, configproxy, handlers
+from tornado.httpclient import AsyncHTTPClient
 from tornado.web import Application
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: run as a script by the hub
@@ -48,7 +49,13 @@ class HostRoutingProxy(configproxy.PythonProxy):
         )
 
 
+# Tornado's HTTP client forwards at most 10 requests at once by default and queues the rest, so 20 students
+# logging in (each waiting half a second on a password check) made every other page wait behind them.
+UPSTREAM_REQUESTS_AT_ONCE = 1000
+
+
 def main() -> int:
+    AsyncHTTPClient.configure(None, max_clients=UPSTREAM_REQUESTS_AT_ONCE)
     cli.PythonProxy = HostRoutingProxy  # the CLI builds its proxy from this name
     # The Python CLI declares --host-routing as an option that takes a value; JupyterHub passes it as the
     # Node proxy's bare flag.
