@@ -43,12 +43,12 @@ def test_authorize_refuses_requests_without_s256_pkce(stack, client, student, ov
 @pytest.mark.parametrize(
     "redirect_uri",
     [
-        "http://127.0.0.1:{other_port}/jupyter/hub/oauth_callback",
-        "http://127.0.0.1:{port}/jupyter/hub/oauth_callback/extra",
-        "http://127.0.0.1:{port}/jupyter/hub/oauth_callback?next=/evil",
-        "http://localhost:{port}/jupyter/hub/oauth_callback",
-        "https://127.0.0.1:{port}/jupyter/hub/oauth_callback",
-        "http://127.0.0.1:{port}/jupyter/hub/oauth_callback_evil",
+        "http://localhost:{other_port}/jupyter/hub/oauth_callback",
+        "http://localhost:{port}/jupyter/hub/oauth_callback/extra",
+        "http://localhost:{port}/jupyter/hub/oauth_callback?next=/evil",
+        "http://127.0.0.1:{port}/jupyter/hub/oauth_callback",  # the portal's host, not the hub's
+        "https://localhost:{port}/jupyter/hub/oauth_callback",
+        "http://localhost:{port}/jupyter/hub/oauth_callback_evil",
     ],
     ids=["other-port", "extra-path", "extra-query", "other-host", "other-scheme", "longer-path"],
 )
