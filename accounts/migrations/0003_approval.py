@@ -4,20 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_user_must_change_password'),
+        ("accounts", "0002_user_must_change_password"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='invitecode',
-            name='needs_approval',
-            field=models.BooleanField(default=False, help_text='Accounts made with this code cannot log in until staff approve them.', verbose_name='needs approval'),
+            model_name="invitecode",
+            name="needs_approval",
+            field=models.BooleanField(
+                default=False,
+                help_text="Accounts made with this code cannot log in until staff approve them.",
+                verbose_name="needs approval",
+            ),
         ),
         migrations.AddField(
-            model_name='user',
-            name='awaiting_approval',
-            field=models.BooleanField(default=False, help_text='Signed up with an invite code that needs approval; cannot log in until staff approve.', verbose_name='waiting for approval'),
+            model_name="user",
+            name="awaiting_approval",
+            field=models.BooleanField(
+                default=False,
+                help_text="Signed up with an invite code that needs approval; cannot log in until staff approve.",
+                verbose_name="waiting for approval",
+            ),
         ),
     ]

@@ -5,41 +5,47 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_approval'),
+        ("accounts", "0003_approval"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PendingHubRemoval',
+            name="PendingHubRemoval",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('username', models.CharField(max_length=150, unique=True, verbose_name='hub username')),
-                ('reason', models.CharField(max_length=32, verbose_name='reason')),
-                ('requested_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='requested at')),
-                ('attempts', models.PositiveIntegerField(default=0, verbose_name='attempts')),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True, verbose_name='last attempt')),
-                ('last_error', models.CharField(blank=True, max_length=300, verbose_name='last error')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("username", models.CharField(max_length=150, unique=True, verbose_name="hub username")),
+                ("reason", models.CharField(max_length=32, verbose_name="reason")),
+                ("requested_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="requested at")),
+                ("attempts", models.PositiveIntegerField(default=0, verbose_name="attempts")),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True, verbose_name="last attempt")),
+                ("last_error", models.CharField(blank=True, max_length=300, verbose_name="last error")),
             ],
             options={
-                'verbose_name': 'pending hub removal',
-                'verbose_name_plural': 'pending hub removals',
-                'ordering': ['requested_at'],
+                "verbose_name": "pending hub removal",
+                "verbose_name_plural": "pending hub removals",
+                "ordering": ["requested_at"],
             },
         ),
         migrations.CreateModel(
-            name='RetiredUsername',
+            name="RetiredUsername",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('username', models.CharField(max_length=150, unique=True, verbose_name='username')),
-                ('reason', models.CharField(choices=[('deleted', 'account deleted'), ('renamed', 'account renamed')], max_length=16, verbose_name='reason')),
-                ('retired_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='retired at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("username", models.CharField(max_length=150, unique=True, verbose_name="username")),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[("deleted", "account deleted"), ("renamed", "account renamed")],
+                        max_length=16,
+                        verbose_name="reason",
+                    ),
+                ),
+                ("retired_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="retired at")),
             ],
             options={
-                'verbose_name': 'retired username',
-                'verbose_name_plural': 'retired usernames',
-                'ordering': ['-retired_at'],
+                "verbose_name": "retired username",
+                "verbose_name_plural": "retired usernames",
+                "ordering": ["-retired_at"],
             },
         ),
     ]

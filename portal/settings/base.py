@@ -193,9 +193,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     # Tokens, codes and secrets in a logged URL are masked (portal/logscrub.py).
     "filters": {"scrub_secrets": {"()": "portal.logscrub.ScrubSecretsFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "stream": sys.stderr, "filters": ["scrub_secrets"]}
-    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "stream": sys.stderr, "filters": ["scrub_secrets"]}},
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
