@@ -293,3 +293,34 @@ def test_retry_command_with_inactive_catches_deactivations_that_bypassed_save(st
     with pytest.raises(CommandError):
         call_command("retry_hub_removals", "--inactive")
     assert pending("student9").reason == "inactive" and pending("student9").attempts == 1
+
+
+def test_the_deactivate_command_ends_access_like_the_admin_and_reactivate_restores_login(client, student, hub_app):
+    client.force_login(student)
+    call_command("deactivate_users", student.username)
+    student.refresh_from_db()
+    assert not student.is_active
+    assert PendingHubRemoval.objects.filter(username=student.username).exists()
+    assert not Session.objects.exists()  # the student's portal session is gone
+    call_command("deactivate_users", student.username)  # idempotent
+    call_command("deactivate_users", "--reactivate", student.username)
+    student.refresh_from_db()
+    assert student.is_active and Client().login(username=student.username, password=PASSWORD)
+
+
+def test_the_deactivate_command_takes_a_group_and_dry_run_changes_nothing(student, capsys):
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.create(name="class-a")
+    student.groups.add(group)
+    call_command("deactivate_users", "--group", "class-a", "--dry-run")
+    student.refresh_from_db()
+    assert student.is_active and f"would deactivate {student.username}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "named"), [((), "at least one"), (("nobody-here",), "nobody-here"), (("--group", "typo"), "typo")]
+)
+def test_the_deactivate_command_refuses_unknown_names_in_one_line(db, args, named):
+    with pytest.raises(CommandError, match=named):
+        call_command("deactivate_users", *args)
