@@ -84,6 +84,16 @@ def proxy_command(env: Env) -> list[str]:
     return [*command, "--custom-header", f"{topology.PROXY_SECRET_HEADER}:{secret}"]
 
 
+def log_request(handler) -> None:
+    """JupyterHub's request log line, with our proxy's secret header masked as well: for a failed request it
+    writes out every header, and masks only Authorization and Cookie."""
+    from jupyterhub.log import log_request as hub_log_request
+
+    if topology.PROXY_SECRET_HEADER in handler.request.headers:
+        handler.request.headers[topology.PROXY_SECRET_HEADER] = "[secret]"
+    hub_log_request(handler)
+
+
 def one_host(name: str, domain: str, kind: str) -> str:
     """JupyterHub's subdomain hook without per-user subdomains: every server on the hub's own host."""
     return domain
@@ -139,11 +149,12 @@ def _apply(c, env: Env) -> None:
     # The hub's own pages: no framing by other sites, no plugins, no foreign <base>, and no hub URL (with its
     # query) leaked in a Referer to another origin.
     c.JupyterHub.tornado_settings = {
+        "log_function": log_request,
         "headers": {
             "Content-Security-Policy": "frame-ancestors 'self'; object-src 'none'; base-uri 'self'",
             "Referrer-Policy": "same-origin",
             "X-Content-Type-Options": "nosniff",
-        }
+        },
     }
 
     # --- proxy ---

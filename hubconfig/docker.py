@@ -55,9 +55,9 @@ exec "$@"
 """
 
 
-def engine_problem(image: str, network: str = "host") -> str:
-    """Why Docker cannot run `image` on `network` here ("" when it can): the engine does not answer, or lacks
-    the image or the network."""
+def engine_problem(image: str, network: str = "host", volumes: tuple[str, ...] = ()) -> str:
+    """Why Docker cannot run `image` on `network` with the shared `volumes` here ("" when it can): the engine
+    does not answer, or lacks the image, the network or a volume."""
     try:
         import docker
 
@@ -69,12 +69,17 @@ def engine_problem(image: str, network: str = "host") -> str:
         client.images.get(image)
         if network != "host":
             client.networks.get(network)
+        for volume in volumes:
+            try:
+                client.volumes.get(volume)
+            except docker.errors.NotFound:
+                return f"the Docker volume {volume} does not exist (python manage.py setup_volumes makes it)"
     except docker.errors.ImageNotFound:
         return f"the image {image} does not exist (python manage.py build_image makes it)"
     except docker.errors.NotFound:
         return f"the Docker network {network} does not exist (python manage.py setup_volumes makes it)"
     except Exception as exc:
-        return f"the Docker engine failed to look up {image} or network {network} ({exc})"
+        return f"the Docker engine failed to look up {image}, network {network} or the shared volumes ({exc})"
     finally:
         client.close()
     return ""
@@ -88,7 +93,7 @@ def docker_warnings(env: Env) -> list[str]:
     from portal import isolation
 
     cfg = ct.from_env(env)
-    problem = engine_problem(cfg.image, cfg.network)
+    problem = engine_problem(cfg.image, cfg.network, (cfg.data_volume, cfg.team_volume))
     if problem:
         return [f"WARNING: users' servers cannot start: {problem}"]
     lines = []
@@ -111,7 +116,7 @@ def choose_spawner(env: Env) -> tuple[str, str]:
     if profile(env) == "prod":
         return "docker", "APP_PROFILE=prod always uses Docker"
     cfg = ct.from_env(env)
-    problem = engine_problem(cfg.image, cfg.network)
+    problem = engine_problem(cfg.image, cfg.network, (cfg.data_volume, cfg.team_volume))
     if problem:
         return "local", f"SPAWNER is not set and {problem}"
     return "docker", f"SPAWNER is not set, the Docker engine answers and {cfg.image} exists"

@@ -243,3 +243,34 @@ def test_hub_links_and_cookie_security_follow_public_url():
 
 def test_local_servers_stop_with_the_hub_but_containers_outlive_it():
     assert configured(SPAWNER="local").JupyterHub.cleanup_servers is True
+
+
+def test_the_hubs_request_log_masks_the_proxy_secret_when_it_writes_out_a_failed_requests_headers(caplog):
+    """JupyterHub logs every header of a 5xx request (masking only Authorization and Cookie); a real tornado
+    server with the hub's log function, a failing handler, and our proxy's header."""
+    import asyncio
+    import logging
+
+    import httpx
+    import tornado.web
+
+    from hubconfig.config import log_request
+
+    class Failing(tornado.web.RequestHandler):
+        def get(self):
+            raise RuntimeError("boom")
+
+    async def serve_and_ask():
+        app = tornado.web.Application([(r"/", Failing)], log_function=log_request)
+        server = app.listen(0, "127.0.0.1")
+        port = next(iter(server._sockets.values())).getsockname()[1]
+        async with httpx.AsyncClient(trust_env=False) as client:
+            response = await client.get(f"http://127.0.0.1:{port}/", headers={"X-Cfps-Proxy": "proxy-secret-42"})
+        server.stop()
+        return response.status_code
+
+    with caplog.at_level(logging.INFO):
+        assert asyncio.run(serve_and_ask()) == 500
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "X-Cfps-Proxy" in logged and "[secret]" in logged, logged  # the headers were written out...
+    assert "proxy-secret-42" not in logged  # ...without the secret

@@ -192,6 +192,15 @@ def test_dev_falls_back_to_local_when_the_users_network_is_missing():
     assert "setup_volumes" in why or "does not exist" in why or "does not answer" in why
 
 
+def test_dev_falls_back_to_local_when_the_shared_volumes_are_missing():
+    """A fresh clone on a machine with Docker and the image, before setup_volumes: local, not a failed spawn."""
+    spawner, why = choose_spawner(
+        Env({"DOCKER_NETWORK": "host", "DOCKER_DATA_VOLUME": f"cfps-missing-{secrets.token_hex(4)}"})
+    )
+    assert spawner == "local", why
+    assert "setup_volumes" in why or "does not exist" in why or "does not answer" in why
+
+
 def test_a_missing_users_network_stops_the_hub_with_the_step_that_makes_it():
     with pytest.raises(HubConfigError) as failure:
         configured(DOCKER_NETWORK=f"cfps-missing-{secrets.token_hex(4)}")
