@@ -3,7 +3,8 @@ configured (`apply_docker_config`, set-only like `hubconfig.config.apply_config`
 
 Rules:
 - SPAWNER=docker|local in .env picks the spawner. Unset: docker in prod; in dev docker when the engine
-  answers and DOCKER_IMAGE exists, else local, and the hub's log says why (`choose_spawner`).
+  answers and DOCKER_IMAGE, the users' network and the shared volumes exist (build_image, setup_volumes),
+  else local, and the hub's log says why (`choose_spawner`).
 - Names, mounts and limits come from portal/containers.py (the same values `build_image` and
   `setup_volumes` use); the team volume of each portal group the user belongs to is added at every start,
   from the hub user's groups (synced from the portal at login and before each spawn).
