@@ -155,3 +155,22 @@ class Nginx:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+class BehindNginx:
+    """A `Stack` as browsers see it on a server: through Nginx on `port`, the portal's host 127.0.0.1 and the
+    hub's localhost (over https with `scheme="https"`). Quacks like `Stack` for tests/e2e/flows.py."""
+
+    def __init__(self, stack, nginx: Nginx, port: int, scheme: str = "http"):
+        self.stack, self.nginx = stack, nginx
+        self.base_url, self.hub_base_url = f"{scheme}://127.0.0.1:{port}", f"{scheme}://localhost:{port}"
+
+    def __getattr__(self, name):
+        return getattr(self.stack, name)
+
+    def url(self, path: str = "/") -> str:
+        path = "/" + path.lstrip("/")
+        return (self.hub_base_url if path.startswith("/jupyter/") else self.base_url) + path
+
+    def log_tail(self, lines: int = 80) -> str:
+        return f"{self.stack.log_tail(lines)}\n--- nginx ---\n{self.nginx.error_log()}"

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import websocket  # websocket-client
 
-from tests.deploy.conftest import Nginx, self_signed_certificate
+from tests.deploy.conftest import BehindNginx, Nginx, self_signed_certificate
 from tests.e2e import flows
 from tests.e2e.conftest import STACK_ENV, require_node_proxy
 from tests.live import Stack, free_port
@@ -28,24 +28,6 @@ from tests.live import Stack, free_port
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 LOGIN_IP_LIMIT = 5  # failures per hour (a window starts at the first one), so the test needs only a handful
-
-
-class BehindNginx:
-    """The stack as browsers see it on a server: through Nginx. Quacks like `Stack` for tests/e2e/flows.py."""
-
-    def __init__(self, stack: Stack, nginx: Nginx, port: int):
-        self.stack, self.nginx = stack, nginx
-        self.base_url, self.hub_base_url = f"http://127.0.0.1:{port}", f"http://localhost:{port}"
-
-    def __getattr__(self, name):
-        return getattr(self.stack, name)
-
-    def url(self, path: str = "/") -> str:
-        path = "/" + path.lstrip("/")
-        return (self.hub_base_url if path.startswith("/jupyter/") else self.base_url) + path
-
-    def log_tail(self, lines: int = 80) -> str:
-        return f"{self.stack.log_tail(lines)}\n--- nginx ---\n{self.nginx.error_log()}"
 
 
 @pytest.fixture(scope="module")

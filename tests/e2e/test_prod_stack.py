@@ -17,7 +17,7 @@ import ssl
 import httpx
 import pytest
 
-from tests.deploy.conftest import Nginx, self_signed_certificate
+from tests.deploy.conftest import BehindNginx, Nginx, self_signed_certificate
 from tests.e2e import flows
 from tests.e2e.conftest import require_node_proxy
 from tests.live import Stack, descendants, free_port, in_ci
@@ -48,24 +48,6 @@ def require_redis() -> None:
         if in_ci():
             pytest.fail(f"CI=true but {message}", pytrace=False)
         pytest.skip(message)
-
-
-class BehindTls:
-    """The prod stack as browsers see it: through Nginx, over https. Quacks like `Stack` for flows.py."""
-
-    def __init__(self, stack: Stack, nginx: Nginx, port: int):
-        self.stack, self.nginx = stack, nginx
-        self.base_url, self.hub_base_url = f"https://127.0.0.1:{port}", f"https://localhost:{port}"
-
-    def __getattr__(self, name):
-        return getattr(self.stack, name)
-
-    def url(self, path: str = "/") -> str:
-        path = "/" + path.lstrip("/")
-        return (self.hub_base_url if path.startswith("/jupyter/") else self.base_url) + path
-
-    def log_tail(self, lines: int = 80) -> str:
-        return f"{self.stack.log_tail(lines)}\n--- nginx ---\n{self.nginx.error_log()}"
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +93,7 @@ def prod(tmp_path_factory):
             )  # fmt: skip
             nginx = Nginx(site, tmp / "nginx", [http_port, https_port]).start()
             try:
-                yield BehindTls(stack, nginx, https_port), cert
+                yield BehindNginx(stack, nginx, https_port, scheme="https"), cert
             finally:
                 nginx.stop()
     finally:
