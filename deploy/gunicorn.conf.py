@@ -34,7 +34,7 @@ bind = [_env.get("BIND") or f"127.0.0.1:{_env.int('PORTAL_PORT', 8010)}"]
 # ONE process by default: the embedded default keeps rate-limit counts in the in-process cache
 # (LocMemCache), which is exact only when every request reaches the same process. Production shares its
 # counts through Redis, so it uses gunicorn's usual 2 x cores + 1.
-_prod = _env.get("APP_PROFILE", "dev").strip().lower() == "prod"
+_prod = _env.prod
 workers = _env.int("GUNICORN_WORKERS", 2 * (os.cpu_count() or 1) + 1 if _prod else 1)
 threads = _env.int("GUNICORN_THREADS", 32)
 worker_class = "gthread"

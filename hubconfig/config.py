@@ -35,13 +35,9 @@ class HubConfigError(SystemExit):
         super().__init__(f"CFPS hub configuration error: {message}")
 
 
-def profile(env: Env) -> str:
-    return env.get("APP_PROFILE", "dev").lower()
-
-
 def crypt_key(env: Env) -> str:
     """The key that encrypts auth state (tokens) in the hub database; hex, 32 bytes."""
-    return env.secret("JUPYTERHUB_CRYPT_KEY", generate=profile(env) != "prod", maker=lambda: secrets.token_hex(32))
+    return env.secret("JUPYTERHUB_CRYPT_KEY", generate=not env.prod, maker=lambda: secrets.token_hex(32))
 
 
 def process_environment(env: Env) -> dict[str, str]:
@@ -67,7 +63,7 @@ def startup_warnings(env: Env) -> list[str]:
 
 
 def proxy_command(env: Env) -> list[str]:
-    choice = env.get("PROXY", "node" if profile(env) == "prod" else "python").lower()
+    choice = env.get("PROXY", "node" if env.prod else "python").lower()
     if choice not in PROXIES:
         raise HubConfigError(f"PROXY must be python or node, not {choice!r}")
     if choice == "python":
@@ -80,7 +76,7 @@ def proxy_command(env: Env) -> list[str]:
         command = [str(node)]
     # Marks requests that went through our own proxy, so the portal believes the X-Forwarded-For entry the
     # proxy appended (accounts/throttle.py); Nginx sets the same header in production.
-    secret = env.secret("PROXY_SECRET", generate=profile(env) != "prod")
+    secret = env.secret("PROXY_SECRET", generate=not env.prod)
     return [*command, "--custom-header", f"{topology.PROXY_SECRET_HEADER}:{secret}"]
 
 
@@ -120,7 +116,7 @@ def apply_config(c, env: Env | None = None) -> None:
 def _apply(c, env: Env) -> None:
     topo = topology.from_env(env)
     state = var_dir() / "hub"
-    generate = profile(env) != "prod"
+    generate = not env.prod
     prefix = topology.HUB_PREFIX
     bin_dir = Path(sys.executable).parent
     if not generate:
@@ -235,7 +231,7 @@ def _apply(c, env: Env) -> None:
     if spawner not in SPAWNERS:
         raise HubConfigError(f"SPAWNER must be one of {sorted(SPAWNERS)}, not {spawner!r}")
     if spawner == "local":
-        if profile(env) == "prod":
+        if env.prod:
             raise HubConfigError("SPAWNER=local gives users no isolation and is refused in APP_PROFILE=prod")
         c.JupyterHub.spawner_class = "hubconfig.spawners.LocalHomeSpawner"
         c.LocalHomeSpawner.home_dir_template = str(var_dir() / "users" / "{username}")

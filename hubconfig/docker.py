@@ -33,7 +33,6 @@ from dockerspawner import DockerSpawner
 from jupyterhub.utils import random_port
 from traitlets import Dict, Unicode
 
-from hubconfig.config import profile
 from portal import containers as ct
 from portal import volumes
 from portal.envfile import Env, EnvError
@@ -114,7 +113,7 @@ def choose_spawner(env: Env) -> tuple[str, str]:
     chosen = env.get("SPAWNER").strip().lower()
     if chosen:
         return chosen, f"SPAWNER={chosen} in .env"
-    if profile(env) == "prod":
+    if env.prod:
         return "docker", "APP_PROFILE=prod always uses Docker"
     cfg = ct.from_env(env)
     problem = engine_problem(cfg.image, cfg.network, (cfg.data_volume, cfg.team_volume))

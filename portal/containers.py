@@ -57,14 +57,16 @@ ICC_OPTION = "com.docker.network.bridge.enable_icc"
 # Empty: the Debian mirror this machine's apt already uses (see apt_debian_mirror), so a campus server
 # behind a local mirror needs no setting.
 DEFAULT_MIRROR = ""
-APT_SOURCES = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]
-APT_DEB822_SOURCES = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
+APT_DIR = Path("/etc/apt")
 
 
-def apt_debian_mirror() -> str:
-    """The first Debian archive URI in this machine's apt sources (not the security archive), or ""."""
+def apt_debian_mirror(apt_dir: Path = APT_DIR) -> str:
+    """The first Debian archive URI in this machine's apt sources (not the security archive), or "".
+
+    The sources are listed when asked, not at import: importing this module reads nothing from the disk."""
+    parts_dir = apt_dir / "sources.list.d"
     uris: list[str] = []
-    for path in APT_DEB822_SOURCES:
+    for path in sorted(parts_dir.glob("*.sources")):
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -75,7 +77,7 @@ def apt_debian_mirror() -> str:
             )
             if "deb" in fields.get("Types", "").split() and "main" in fields.get("Components", "").split():
                 uris += fields.get("URIs", "").split()
-    for path in APT_SOURCES:
+    for path in [apt_dir / "sources.list", *sorted(parts_dir.glob("*.list"))]:
         try:
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:

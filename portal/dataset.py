@@ -105,7 +105,7 @@ class DatasetConfig:
 
 
 def from_env(env: Env) -> DatasetConfig:
-    generate = env.get("APP_PROFILE", "dev").lower() != "prod"
+    generate = not env.prod
     read_only = None
     if raw := env.get("DATASET_DATABASE_URL"):
         read_only = parse_mysql_url(raw, "DATASET_DATABASE_URL", DEFAULT_USER, DEFAULT_DATABASE)

@@ -65,8 +65,23 @@ def load(path: Path | None = None) -> dict[str, str]:
     return values
 
 
+PROFILES = ("dev", "prod")
+
+
 class Env:
     """Typed access to the merged configuration; every getter names the key in its error."""
+
+    @property
+    def profile(self) -> str:
+        """APP_PROFILE, read here and nowhere else: "dev" (the default, the embedded set-up) or "prod"."""
+        value = self.get("APP_PROFILE", "dev").strip().lower()
+        if value not in PROFILES:
+            raise EnvError(f"APP_PROFILE must be one of {', '.join(PROFILES)}, not {value!r} (see .env)")
+        return value
+
+    @property
+    def prod(self) -> bool:
+        return self.profile == "prod"
 
     def __init__(self, values: dict[str, str] | None = None):
         self.values = load() if values is None else values

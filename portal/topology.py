@@ -135,7 +135,7 @@ def _origin(key: str, value: str) -> str:
 
 def from_env(env: Env) -> Topology:
     port = env.int("PORT", 8000)
-    prod = env.get("APP_PROFILE", "dev").strip().lower() == "prod"
+    prod = env.prod
     domain = env.get("APP_DOMAIN_NAME").strip().lower()
     hub_domain = env.get("HUB_DOMAIN_NAME", f"hub.{domain}" if domain else "").strip().lower()
     if domain:  # a server with a name: behind Nginx and TLS (README, "Deploy to a server")

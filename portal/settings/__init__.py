@@ -3,13 +3,11 @@
 `APP_PROFILE` in `.env` (`dev` by default, or `prod`) picks the module through `module_for_profile`.
 """
 
-PROFILES = {"dev", "prod"}
-
 
 def module_for_profile() -> str:
-    from portal.envfile import Env
+    from portal.envfile import Env, EnvError
 
-    profile = Env().get("APP_PROFILE", "dev").strip().lower()
-    if profile not in PROFILES:
-        raise SystemExit(f"APP_PROFILE must be one of {sorted(PROFILES)}, not {profile!r} (see .env)")
-    return f"portal.settings.{profile}"
+    try:
+        return f"portal.settings.{Env().profile}"
+    except EnvError as exc:
+        raise SystemExit(str(exc)) from None

@@ -199,7 +199,7 @@ LOGGING = {
 }
 
 # --- Two origins: the portal here, the hub and the students' servers on another host (portal/topology.py) ---
-_PROD = env.get("APP_PROFILE", "dev").strip().lower() == "prod"
+_PROD = env.prod
 MISSING_SECRETS = []
 _topology_env = env
 if _PROD and not (env.get("APP_DOMAIN_NAME") or env.get("PUBLIC_URL")):

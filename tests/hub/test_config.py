@@ -63,6 +63,11 @@ def test_a_topology_that_would_mix_origins_is_refused_in_one_line(values, named)
         configured(**values)
 
 
+def test_an_unknown_profile_stops_the_hub_in_one_line():
+    with pytest.raises(HubConfigError, match="APP_PROFILE must be one of dev, prod, not 'staging'"):
+        configured(APP_PROFILE="staging")
+
+
 def test_applying_twice_gives_the_same_config():
     env = Env({"PORT": "9000", "HUB_IDLE_TIMEOUT_SECONDS": "600", "SPAWNER": "local"})
     once, twice = Config(), Config()

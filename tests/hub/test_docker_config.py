@@ -244,23 +244,23 @@ def test_two_groups_that_differ_only_in_case_get_different_volumes():
     assert containers.group_volume("Class-A") != containers.group_volume("class-a")
 
 
-def test_debian_mirror_defaults_to_the_one_apt_uses(tmp_path, monkeypatch):
+def test_debian_mirror_defaults_to_the_one_apt_uses(tmp_path):
     from portal import containers
 
-    sources = tmp_path / "campus.sources"
-    sources.write_text(
+    deb822, legacy = tmp_path / "deb822", tmp_path / "legacy"
+    (deb822 / "sources.list.d").mkdir(parents=True)
+    (deb822 / "sources.list.d" / "campus.sources").write_text(
         "Types: deb\nURIs: http://mirror.campus.example/debian-security\nSuites: bookworm-security\n"
         "Components: main\n\nTypes: deb\nURIs: http://mirror.campus.example/debian\nSuites: bookworm\n"
         "Components: main\n"
     )
-    monkeypatch.setattr(containers, "APT_DEB822_SOURCES", [sources])
-    monkeypatch.setattr(containers, "APT_SOURCES", [])
-    assert containers.apt_debian_mirror() == "http://mirror.campus.example/debian"
-    legacy = tmp_path / "sources.list"
-    legacy.write_text("# comment\ndeb [arch=amd64] http://mirrors.campus.example/debian bookworm main contrib\n")
-    monkeypatch.setattr(containers, "APT_DEB822_SOURCES", [])
-    monkeypatch.setattr(containers, "APT_SOURCES", [legacy])
-    assert containers.apt_debian_mirror() == "http://mirrors.campus.example/debian"
+    assert containers.apt_debian_mirror(deb822) == "http://mirror.campus.example/debian"
+    legacy.mkdir()
+    (legacy / "sources.list").write_text(
+        "# comment\ndeb [arch=amd64] http://mirrors.campus.example/debian bookworm main contrib\n"
+    )
+    assert containers.apt_debian_mirror(legacy) == "http://mirrors.campus.example/debian"
+    assert containers.apt_debian_mirror(tmp_path / "missing") == ""
 
 
 def test_containers_outlive_a_hub_restart():

@@ -38,7 +38,7 @@ def sources(with_homes: bool = True) -> backup.Sources:
         oidc_key_file=Path(oidc_file) if oidc_file and not env.get("OIDC_RSA_PRIVATE_KEY") else None,
         image=config.image,
         volumes=list(dict.fromkeys(names)),
-        docker_required=env.get("SPAWNER") in {"docker", "swarm"} or env.get("APP_PROFILE") == "prod",
+        docker_required=env.get("SPAWNER") in {"docker", "swarm"} or env.prod,
         with_homes=with_homes,
     )
 

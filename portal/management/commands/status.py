@@ -52,7 +52,7 @@ class Command(BaseCommand):
         env = Env()
         topo = settings.TOPOLOGY
         spawner = env.get("SPAWNER")
-        docker_required = spawner in {"docker", "swarm"} or env.get("APP_PROFILE") == "prod"
+        docker_required = spawner in {"docker", "swarm"} or env.prod
         checks = [
             health.portal(f"{topo.portal_internal_url}/healthz"),
             health.database(),
