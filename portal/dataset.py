@@ -22,6 +22,7 @@ Imports nothing from Django (and MySQLdb only when talking to a server) so that 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import sys
@@ -209,6 +210,27 @@ def connect_admin(admin: MysqlURL, database: str | None = None):
         raise explain(exc, admin) from None
 
 
+@contextlib.contextmanager
+def admin_session(admin: MysqlURL, database: str | None = None):
+    """connect_admin() as a `with` block: closes the connection, and turns any MySQLdb error inside the
+    block into the same one-line DatasetError."""
+    import MySQLdb
+
+    conn = connect_admin(admin, database)
+    try:
+        yield conn
+    except MySQLdb.Error as exc:
+        raise explain(exc, admin) from None
+    finally:
+        conn.close()
+
+
+def create_database_statement(name: str) -> str:
+    """CREATE DATABASE for the dataset, idempotent, in the character set the CFPS labels need."""
+    quoted = "`" + name.replace("`", "``") + "`"
+    return f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+
+
 def explain(exc, admin: MysqlURL) -> DatasetError:
     """Turn a MySQLdb error into one line that says what to do."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
@@ -323,10 +345,7 @@ def plan_read_only_account(
     database_statements = []
     cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (account.database,))
     if not cursor.fetchone():
-        quoted = "`" + account.database.replace("`", "``") + "`"
-        database_statements.append(
-            f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
+        database_statements.append(create_database_statement(account.database))
     # MariaDB's mysql.user (a view over mysql.global_priv) shows both limits; MySQL's has no statement time.
     statement_time = "max_statement_time" if mariadb else "0"
     cursor.execute(

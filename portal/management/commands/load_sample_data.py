@@ -62,30 +62,22 @@ class Command(BaseCommand):
         )
 
     def load_mysql(self, config, tables, force):
-        import MySQLdb
-
         admin, name = config.admin, config.read_only.database
-        conn = self.connect(admin)
         try:
-            cursor = conn.cursor()
-            quoted = "`" + name.replace("`", "``") + "`"
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-            cursor.execute(f"USE {quoted}")
-            clash = sorted(sd.existing_tables_mysql(cursor, name) & {t.name for t in tables})
-            if clash and not force and not sd.is_synthetic_mysql(cursor, name):
-                raise CommandError(
-                    f"database {name} already has tables {', '.join(clash)} that load_sample_data did not "
-                    f"load (real data?); refusing to replace them: use another database, or --force"
-                )
-            conn.autocommit(False)
-            sd.write_mysql(conn, tables)
-        except MySQLdb.Error as exc:
-            raise CommandError(str(dataset.explain(exc, admin))) from None
-        finally:
-            conn.close()
-
-    def connect(self, admin):
-        try:
-            return dataset.connect_admin(admin)
+            with dataset.admin_session(admin) as conn:
+                self.write_mysql(conn, name, tables, force)
         except dataset.DatasetError as exc:
             raise CommandError(str(exc)) from None
+
+    def write_mysql(self, conn, name, tables, force):
+        cursor = conn.cursor()
+        cursor.execute(dataset.create_database_statement(name))
+        cursor.execute("USE `" + name.replace("`", "``") + "`")
+        clash = sorted(sd.existing_tables_mysql(cursor, name) & {t.name for t in tables})
+        if clash and not force and not sd.is_synthetic_mysql(cursor, name):
+            raise CommandError(
+                f"database {name} already has tables {', '.join(clash)} that load_sample_data did not "
+                f"load (real data?); refusing to replace them: use another database, or --force"
+            )
+        conn.autocommit(False)
+        sd.write_mysql(conn, tables)

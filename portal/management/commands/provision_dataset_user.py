@@ -26,7 +26,6 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Print the SQL that would run; change nothing.")
 
     def handle(self, *args, dry_run=False, **options):
-        import MySQLdb
 
         config = settings.DATASET
         if config.read_only is None:
@@ -37,29 +36,19 @@ class Command(BaseCommand):
         if config.admin is None:
             raise CommandError("DATASET_ADMIN_URL is empty: set it to an account that may create users and grant")
         account, admin = config.read_only, config.admin
-        conn = self.connect(admin)
         try:
-            plan = dataset.plan_read_only_account(
-                conn, account, config.user_hosts, admin, config.max_connections, config.max_statement_seconds
-            )
-            if dry_run:
-                for _, shown in plan.statements:
-                    self.stdout.write(shown + ";")
-            else:
-                dataset.apply_plan(conn, plan, admin)
-        except MySQLdb.Error as exc:
-            raise CommandError(str(dataset.explain(exc, admin))) from None
+            with dataset.admin_session(admin) as conn:
+                plan = dataset.plan_read_only_account(
+                    conn, account, config.user_hosts, admin, config.max_connections, config.max_statement_seconds
+                )
+                if dry_run:
+                    for _, shown in plan.statements:
+                        self.stdout.write(shown + ";")
+                else:
+                    dataset.apply_plan(conn, plan, admin)
         except dataset.DatasetError as exc:
             raise CommandError(str(exc)) from None
-        finally:
-            conn.close()
         self.report(plan, account, dry_run, options["verbosity"])
-
-    def connect(self, admin):
-        try:
-            return dataset.connect_admin(admin)
-        except dataset.DatasetError as exc:
-            raise CommandError(str(exc)) from None
 
     def report(self, plan, account, dry_run, verbosity):
         suffix = " (dry run: not done)" if dry_run else ""
