@@ -192,9 +192,17 @@ def _apply(c, env: Env) -> None:
     # - delete:users: remove a deactivated, deleted or renamed person's hub user, which deletes every hub
     #   token they hold (their own API tokens included). Narrower than `tokens` or `admin:users`: it cannot
     #   create tokens, create users or grant admin rights;
-    # - read:users:name, list:users, read:users:activity: the staff usage page lists every user's servers.
-    portal_scopes = ["servers", "delete:users", "read:users:name", "list:users", "read:users:activity"]
+    # - read:users:name, list:users, read:users:activity: the staff usage page lists every user's servers;
+    # - the custom memory scope: the same page's memory column, which the hub publishes (hubconfig/memory.py)
+    #   because it holds the Docker socket and the portal does not.
+    from hubconfig import memory
+
+    portal_scopes = ["servers", "delete:users", "read:users:name", "list:users", "read:users:activity", memory.SCOPE]
     roles = [{"name": "portal", "scopes": portal_scopes, "services": ["portal"]}]
+    c.JupyterHub.custom_scopes = {memory.SCOPE: memory.SCOPE_DEFINITION}
+    # (JupyterHub calls extra_handlers deprecated in favour of services and logs so at start; a service would
+    # need a process, a port and the socket of its own for one small read-only endpoint.)
+    c.JupyterHub.extra_handlers = [(memory.URL, memory.MemoryHandler)]
     idle_timeout = env.int("HUB_IDLE_TIMEOUT_SECONDS", 3600)
     if idle_timeout > 0:
         services.append(
