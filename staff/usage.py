@@ -1,12 +1,16 @@
-"""What the usage page shows: every account, joined with the hub's view (servers, activity) and, when the
-users' servers are Docker containers, the memory the engine reports for each.
+"""What the usage page shows: every account, joined with the hub's view (servers, activity) and the memory
+each running server uses, which the hub publishes (hubconfig/memory.py: from the Docker engine for containers,
+from /proc for local servers).
 
 Rules:
-- The page never waits long: the hub and the engine are asked at the same time, each with a deadline
-  (HUB_TIMEOUT, ENGINE_TIMEOUT); what does not answer in time shows as "unknown" with a note, never an error.
-- The engine's figures are cached for ENGINE_CACHE_SECONDS: one stats call per container, made in
-  parallel, is too much to repeat on every page load for 200 students.
-- The portal asks the hub as its own service (`portal`), with the read scopes in hubconfig/config.py.
+- The page never waits long: the user list and the memory figures are asked of the hub at the same time,
+  each with a deadline (HUB_TIMEOUT); what does not answer in time shows as "unknown" with a note, never an
+  error.
+- The portal asks the hub as its own service (`portal`), with the scopes in hubconfig/config.py; it never
+  talks to the Docker engine itself. The hub holds the socket (root-equivalent) anyway, and memory is only
+  shown for servers the hub says run, so a direct path to the engine would add nothing when the hub is down.
+- The hub caches the figures (hubconfig/memory.py CACHE_SECONDS): one stats call per container is too much to
+  repeat on every page load for 200 students.
 """
 
 from __future__ import annotations
@@ -14,11 +18,10 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
-import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -26,14 +29,9 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 HUB_TIMEOUT = 1.5
-ENGINE_TIMEOUT = 1.5
-ENGINE_CACHE_SECONDS = 15
-CONTAINER_PREFIX = "jupyter-"  # DockerSpawner's default name_template: jupyter-<escaped username>
+MEMORY_PATH = "/cfps/memory"  # hubconfig/memory.py URL, under the hub's API
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
-# Two pools: the per-container stats calls (up to one per student) must never queue ahead of the next
-# page load's hub request.
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="usage")
-_STATS_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="usage-stats")
 
 
 @dataclass
@@ -49,9 +47,10 @@ class HubUser:
 class Snapshot:
     hub: dict[str, HubUser] | None = None  # None: the hub did not answer
     hub_problem: str = ""
-    memory: dict[str, int] | None = None  # None: no Docker (or it did not answer)
-    memory_problem: str = ""
-    notes: list[str] = field(default_factory=list)
+    memory: dict[str, int] | None = None  # None: no figures (the hub did not give them)
+    memory_source: str = ""  # "docker", "local", or "" when no server runs
+    memory_problem: str = ""  # the hub did not give the figures in time, or refused
+    engine_problem: str = ""  # the hub gave what it had, but the engine was late or did not answer
 
 
 def _parse_time(value):
@@ -95,83 +94,38 @@ def hub_users(timeout: float = HUB_TIMEOUT) -> dict[str, HubUser]:
         offset = following["offset"]
 
 
-_engine_cache: tuple[float, dict[str, int]] | None = None
-_engine_lock = threading.Lock()
+def hub_memory(timeout: float = HUB_TIMEOUT) -> dict:
+    """The hub's answer: {"source": ..., "memory": {username: bytes}, "problem": ...} (hubconfig/memory.py)."""
+    return _hub_get(MEMORY_PATH, timeout)
 
 
-def _container_memory(container) -> int | None:
-    stats = container.stats(stream=False, one_shot=True)  # one_shot: no second sample, no 1 s wait
-    memory = stats.get("memory_stats") or {}
-    usage = memory.get("usage")
-    if usage is None:
-        return None
-    # What `docker stats` shows: usage minus the page cache the kernel can drop at once.
-    inactive = (memory.get("stats") or {}).get("inactive_file", 0)
-    return max(usage - inactive, 0)
-
-
-def engine_memory(timeout: float = ENGINE_TIMEOUT) -> dict[str, int]:
-    """Memory in use per username, for every running notebook container; cached briefly."""
-    global _engine_cache
-    with _engine_lock:
-        if _engine_cache and time.monotonic() - _engine_cache[0] < ENGINE_CACHE_SECONDS:
-            return _engine_cache[1]
-    import docker
-    import escapism
-
-    client = docker.from_env(timeout=timeout)
-    try:
-        containers = client.containers.list(sparse=True, filters={"name": CONTAINER_PREFIX, "status": "running"})
-        names = {}
-        for container in containers:
-            name = (container.attrs.get("Names") or [""])[0].lstrip("/")
-            if name.startswith(CONTAINER_PREFIX):
-                names[container] = escapism.unescape(name[len(CONTAINER_PREFIX) :], escape_char="-")
-        futures = {_STATS_POOL.submit(_container_memory, c): username for c, username in names.items()}
-        done, _ = concurrent.futures.wait(futures, timeout=timeout)
-        memory = {}
-        for future in done:
-            if future.exception() is None and future.result() is not None:
-                memory[futures[future]] = future.result()
-    finally:
-        client.close()
-    with _engine_lock:
-        _engine_cache = (time.monotonic(), memory)
-    return memory
-
-
-def engine_configured() -> bool:
-    """A Docker engine to ask: DOCKER_HOST, or the default socket. Without one, no memory column."""
-    import os
-
-    return bool(os.environ.get("DOCKER_HOST")) or os.path.exists("/var/run/docker.sock")
+def _problem(exc: BaseException, what: str) -> str:
+    if isinstance(exc, concurrent.futures.TimeoutError):
+        return "timeout"
+    if isinstance(exc, urllib.error.HTTPError):
+        log.warning("usage page: the hub refused %s: HTTP %s", what, exc.code)
+        return f"HTTP {exc.code}"
+    log.warning("usage page: the hub did not answer for %s: %s", what, exc)
+    return "unreachable"
 
 
 def snapshot() -> Snapshot:
-    """Ask the hub and (with Docker) the engine at the same time; whatever is late is reported, not awaited."""
+    """Ask the hub for the users and the memory figures at the same time; what is late is reported, not awaited."""
     result = Snapshot()
+    deadline = time.monotonic() + HUB_TIMEOUT + 0.2
     hub_future = _POOL.submit(hub_users)
-    engine_future = _POOL.submit(engine_memory) if engine_configured() else None
+    memory_future = _POOL.submit(hub_memory)
     try:
         result.hub = hub_future.result(timeout=HUB_TIMEOUT + 0.2)
-    except concurrent.futures.TimeoutError:
-        result.hub_problem = "timeout"
-    except urllib.error.HTTPError as exc:
-        result.hub_problem = f"HTTP {exc.code}"
-        log.warning("usage page: the hub refused the user list: HTTP %s", exc.code)
-    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
-        result.hub_problem = "unreachable"
-        log.warning("usage page: the hub did not answer: %s", exc)
-    if engine_future is not None:
-        try:
-            result.memory = engine_future.result(timeout=ENGINE_TIMEOUT + 0.2)
-        except concurrent.futures.TimeoutError:
-            result.memory_problem = "timeout"
-        except Exception as exc:  # the Docker SDK raises many kinds; the page must still render
-            # The socket is root-equivalent, so in production the portal is usually not allowed to use it.
-            denied = "Permission denied" in str(exc) or isinstance(exc, PermissionError)
-            result.memory_problem = "no-access" if denied else "unreachable"
-            log.warning("usage page: no memory figures from the Docker engine: %s", exc)
+    except (concurrent.futures.TimeoutError, urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        result.hub_problem = _problem(exc, "the user list")
+    try:
+        answer = memory_future.result(timeout=max(deadline - time.monotonic(), 0))
+        result.memory = {str(name): int(value) for name, value in answer["memory"].items()}
+        result.memory_source = answer.get("source", "")
+        result.engine_problem = answer.get("problem", "")
+    except (concurrent.futures.TimeoutError, urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
+        result.memory_problem = _problem(exc, "the memory figures")
     return result
 
 

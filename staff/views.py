@@ -38,9 +38,10 @@ def _usage(request):
         ],
         "running_count": sum(row["running"] for row in rows),
         "hub_problem": data.hub_problem,
-        # Known when the engine answered and has a container for at least one running server.
+        # Known when the hub gave a figure for at least one running server.
         "memory_known": bool(data.memory) or not any(row["running"] for row in rows),
         "memory_problem": data.memory_problem,
+        "engine_problem": data.engine_problem,
     }
     return render(request, "admin/staff/usage.html", context)
 

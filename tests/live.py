@@ -168,6 +168,9 @@ class PortalProcess:
         )
         env.update(extra_env or {})
         self.env = env
+        # On top of env for the gunicorn process only, not its commands nor a Stack's hub: e.g. a portal
+        # without the Docker access the hub has, as the production units split them.
+        self.server_env: dict[str, str] = {}
 
     # --- commands ---------------------------------------------------------------------------------
     def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -207,7 +210,8 @@ class PortalProcess:
         self.manage("compilemessages", "--ignore=.venv", "--ignore=node_modules", "--ignore=var")
         # STATIC_ROOT is $CFPS_VAR_DIR/static, as ./run.sh collects into var/static.
         self.manage("collectstatic", "--noinput", "-v", "0")
-        self.proc, self._log_file = start_logged(self.gunicorn_command(), REPO, self.env, self.log_path)
+        server_env = {**self.env, **self.server_env}
+        self.proc, self._log_file = start_logged(self.gunicorn_command(), REPO, server_env, self.log_path)
         try:
             wait_until_ok([self.url("/")], self.proc, self.log_path, self.START_TIMEOUT, PortalError)
         except BaseException:

@@ -1,9 +1,13 @@
 """Staff pages and the hub's own pages against the real stack: the hub's home in Chinese with the way back to
-the portal and the portal's announcement; the usage page in Chromium showing a running server and stopping it."""
+the portal and the portal's announcement; the usage page in Chromium showing a running server, its memory, and
+stopping it; the hub's memory figures for the portal's token only."""
 
 from __future__ import annotations
 
+import re
 import time
+
+import httpx
 
 from tests.e2e import flows
 
@@ -58,6 +62,8 @@ def test_usage_page_in_a_browser_shows_the_running_server_and_stops_it(stack, cl
     row = page.locator(f'tr[data-username="{student}"]')
     assert "运行中" in row.inner_text(), page.content()[:3000]
     assert "从未" not in row.inner_text()  # the student logged in
+    # The local server's resident memory, from the hub (the JupyterLab process alone is well over 10 MB).
+    assert re.search(r"\d{2,}(\.\d+)?\s*MB|\d(\.\d+)?\s*GB", row.locator("td").nth(6).inner_text()), row.inner_text()
     screenshot(page, "01-usage-running")
 
     started = time.monotonic()
@@ -189,3 +195,31 @@ def test_an_announcement_written_in_the_admin_shows_on_the_portal_and_in_the_hub
         time.sleep(2)
         page.reload()
     screenshot(page, "03-hub")
+
+
+def test_the_hubs_memory_figures_are_for_the_portals_token_only(stack, client, student):
+    from tests.e2e.test_lifecycle import mint_hub_token, with_token
+
+    memory = "/jupyter/hub/api/cfps/memory"
+    flows.hub_login(stack, client, student)
+    student_token = mint_hub_token(stack, client, student)
+    teacher = flows.unique_username("memadm")
+    flows.create_user(stack, teacher, staff=True, superuser=True)
+    teacher_client = flows.new_client(stack)
+    try:
+        flows.hub_login(stack, teacher_client, teacher)
+        admin_token = mint_hub_token(stack, teacher_client, teacher)
+    finally:
+        teacher_client.close()
+    # A hub admin's token can do much (list every user), but not this: only the portal's role has the scope.
+    assert with_token(stack, admin_token, path="/jupyter/hub/api/users").status_code == 200
+    for who, token in [("a student", student_token), ("a hub admin", admin_token)]:
+        response = with_token(stack, token, path=memory)
+        assert response.status_code == 403, f"{who}: {response.status_code} {response.text[:300]}"
+        assert "memory" not in response.json()
+    anonymous = httpx.get(stack.url(memory), trust_env=False, timeout=30)
+    assert anonymous.status_code == 403
+    # Through the hub's API port, as the portal asks: the same scope check.
+    answer = flows.hub_api(stack, "/cfps/memory")
+    assert answer.status_code == 200, answer.text
+    assert set(answer.json()) == {"source", "memory", "problem"}
