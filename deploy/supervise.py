@@ -2,7 +2,8 @@
 that dies on its own, and on Ctrl-C stops them all in order, with everything they started.
 
     python -m deploy.supervise [options] \\
-        --start NAME [--log FILE] [--cwd DIR] [--ready URL [--host HOST]] -- COMMAND ARGS... \\; \\
+        --start NAME [--log FILE] [--cwd DIR] [--ready URL [--host HOST]] [--keep-running TEXT]... \\
+            -- COMMAND ARGS... \\; \\
         [--start ...] [--when-ready COMMAND ARGS... \\;]
 
 Under systemd each process is a unit and systemd does all of this (`Restart=on-failure`, `KillMode=mixed`);
@@ -26,9 +27,11 @@ The rules:
   that dies before then is a configuration error: its log is shown and the supervisor exits with its code.
   Then the --when-ready commands run one after the other and the banner is printed.
 - Afterwards a process that dies on its own is started again after a back-off (--restart-delay, doubled per
-  restart within --restart-window); what it started is left running, since a restarted JupyterHub finds its
-  users' servers again (from its database) and replaces its old proxy itself. Beyond --max-restarts within
-  --restart-window the supervisor gives up: it shows the end of the log, stops everything and exits non-zero.
+  restart within --restart-window). What it had started is stopped first (as systemd empties a unit's cgroup
+  before a restart: the hub's old proxy and idle culler would otherwise run twice), except what matches
+  --keep-running, with its own descendants: the users' servers and kernels, which a restarted JupyterHub finds
+  again from its database. Beyond --max-restarts within --restart-window the supervisor gives up: it shows
+  the end of the log, stops everything and exits non-zero.
 - Exit codes: 0 after a signal (INT, TERM, HUP), 1 when start-up times out or the supervisor gives up on a
   process that exited 0, else the dead process's code (128 + N for signal N, as shells report it).
 - SIGINT is handled even when it was ignored at start (`./run.sh &`, nohup), and the processes start with it
@@ -79,15 +82,22 @@ def alive(pid: int) -> bool:
     return bool(fields) and fields[0] not in {"Z", "X"}
 
 
-def descendants(root: int) -> list[tuple[int, str]]:
-    """(pid, start time) of every process below `root` (children first, then theirs), from one look at /proc."""
-    parents: dict[int, int] = {}
+def parents() -> dict[int, int]:
+    """pid -> parent pid of every process, from one look at /proc."""
+    found: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (fields := _stat(int(entry))) and len(fields) > 1 and fields[1].isdigit():
-            parents[int(entry)] = int(fields[1])
+            found[int(entry)] = int(fields[1])
+    return found
+
+
+def descendants(root: int, table: dict[int, int] | None = None) -> list[tuple[int, str]]:
+    """(pid, start time) of every process below `root` (children first, then theirs), from one look at /proc
+    (or from `table`, a parents() taken a moment ago)."""
+    table = parents() if table is None else table
     found, frontier = [], {root}
     while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier}
+        frontier = {pid for pid, parent in table.items() if parent in frontier}
         found += [(pid, start) for pid in sorted(frontier) if (start := start_time(pid))]
     return found
 
@@ -111,6 +121,22 @@ def command_line(pid: int) -> str:
             return fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return "?"
+
+
+def short_command(pid: int) -> str:
+    """The program and its first arguments, up to the first option: enough to name a process in a message,
+    without the option values that follow (the hub gives its proxy a secret header on the command line)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            words = fh.read().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    shown = []
+    for word in words[:3]:
+        if word.startswith("--") or not word:
+            break
+        shown.append(word if len(word) <= 60 else word[:57] + "...")
+    return " ".join(shown) or "?"
 
 
 def become_subreaper() -> bool:
@@ -207,6 +233,10 @@ class Process:
     log: Path | None = None
     ready_url: str | None = None
     ready_host: str | None = None
+    keep_running: list[str] = field(default_factory=list)  # command-line parts of what outlives a death
+
+    tree: dict[int, str] = field(default_factory=dict)  # pid -> start time of what it started, dead or alive
+    doomed: list[tuple[int, str]] = field(default_factory=list)  # its leftovers, TERMed, KILLed at restart
 
     proc: subprocess.Popen | None = None
     restarts: collections.deque = field(default_factory=collections.deque)  # monotonic times
@@ -310,10 +340,34 @@ class Supervisor:
         self.remember()
 
     def remember(self) -> None:
-        for pid, start in descendants(os.getpid()):
-            self.known[pid] = start
-        for pid in [pid for pid, start in self.known.items() if start_time(pid) != start]:
-            del self.known[pid]  # ended: forget it before the pid names another process
+        table = parents()
+        self.known.update(descendants(os.getpid(), table))
+        for process in self.processes:
+            if process.running():
+                process.tree.update(descendants(process.pid, table))
+        for tree in [self.known] + [process.tree for process in self.processes]:
+            for pid in [pid for pid, start in tree.items() if start_time(pid) != start]:
+                del tree[pid]  # ended: forget it before the pid names another process
+
+    def stop_leftovers(self, process: Process) -> None:
+        """What a process that died on its own had started is stopped before it starts again (its proxy, its
+        services), except what matches --keep-running and what that started (the users' servers and their
+        kernels, which a restarted JupyterHub finds again): TERM now, KILL at the restart."""
+        left = still_running(process.tree.items())
+        kept: set[int] = set()
+        for pid in left:
+            if any(part in command_line(pid) for part in process.keep_running):
+                kept |= {pid, *(child for child, _ in descendants(pid))}
+        doomed = [pid for pid in left if pid not in kept]
+        if doomed:
+            warn(f"stopping what {process.name} left running:")
+            for pid in doomed:
+                _write(sys.stderr, f"  {pid} {short_command(pid)}\n")
+            signal_all(doomed, signal.SIGTERM)
+        if kept:
+            say(f"{len(kept)} process(es) {process.name} started keep running: {' '.join(map(str, sorted(kept)))}")
+        process.doomed = [(pid, process.tree[pid]) for pid in doomed]
+        process.tree = {pid: start for pid, start in process.tree.items() if pid in kept}
 
     def dead(self) -> list[Process]:
         return [p for p in self.processes if p.proc is not None and p.restart_at is None and not p.running()]
@@ -369,7 +423,7 @@ class Supervisor:
         if left:
             warn("stopping what was left running:")
             for pid in left:
-                _write(sys.stderr, f"  {pid} {command_line(pid)[:120]}\n")
+                _write(sys.stderr, f"  {pid} {short_command(pid)}\n")
             signal_all(left, signal.SIGTERM)
             if rest := self._wait_gone(left, self.stop_timeout):
                 signal_all(rest, signal.SIGKILL)
@@ -482,8 +536,11 @@ class Supervisor:
                     f"(restart {len(process.restarts)} of at most {self.max_restarts} "
                     f"within {self.restart_window / 60:g} min{log})"
                 )
+                self.stop_leftovers(process)
             for process in self.processes:
                 if process.restart_at is not None and now >= process.restart_at:
+                    signal_all(still_running(process.doomed), signal.SIGKILL)
+                    process.doomed = []
                     self.start(process, again=len(process.restarts))
                 elif process.running() and not process.answering and process.ready_deadline is not None:
                     if process.answers():
@@ -520,7 +577,20 @@ def _blocks(argv: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
 
 def parse(argv: list[str]) -> Supervisor:
     options, blocks = _blocks(argv)
-    parser = argparse.ArgumentParser(prog="python -m deploy.supervise", usage=USAGE)
+    start = argparse.ArgumentParser(prog="--start", usage="--start NAME [options] -- COMMAND ARGS... ;")
+    start.add_argument("name")
+    start.add_argument("--log", type=Path, help="append the output here (else: the supervisor's own)")
+    start.add_argument("--cwd", type=Path, default=Path.cwd())
+    start.add_argument("--ready", help="a URL that answers 200 once the process is ready")
+    start.add_argument("--host", help="the Host header to ask --ready with")
+    start.add_argument(
+        "--keep-running", action="append", default=[], metavar="TEXT",
+        help="when the process dies, what it started keeps running if its command line contains TEXT",
+    )  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.supervise", usage=USAGE, epilog=start.format_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     parser.add_argument("--label", default="supervise", help="who starts the processes, in messages and logs")
     parser.add_argument("--ready-timeout", type=float, default=60, help="seconds for every --ready URL to answer")
     parser.add_argument("--stop-timeout", type=float, default=20, help="seconds from TERM to KILL, per process")
@@ -530,12 +600,6 @@ def parse(argv: list[str]) -> Supervisor:
     parser.add_argument("--banner", help="printed once everything answers and the --when-ready commands ran")
     args = parser.parse_args(options)
 
-    start = argparse.ArgumentParser(prog="--start", usage="--start NAME [options] -- COMMAND ARGS... ;")
-    start.add_argument("name")
-    start.add_argument("--log", type=Path, help="append the output here (else: the supervisor's own)")
-    start.add_argument("--cwd", type=Path, default=Path.cwd())
-    start.add_argument("--ready", help="a URL that answers 200 once the process is ready")
-    start.add_argument("--host", help="the Host header to ask --ready with")
     processes, when_ready = [], []
     for kind, words in blocks:
         if kind == "--when-ready":
@@ -547,7 +611,9 @@ def parse(argv: list[str]) -> Supervisor:
             parser.error(f"--start {' '.join(words[:1])}: the command follows '--'")
         split = words.index("--")
         spec = start.parse_args(words[:split])
-        processes.append(Process(spec.name, words[split + 1 :], spec.cwd, spec.log, spec.ready, spec.host))
+        processes.append(
+            Process(spec.name, words[split + 1 :], spec.cwd, spec.log, spec.ready, spec.host, spec.keep_running)
+        )
     if not processes:
         parser.error("nothing to start: give at least one --start NAME ... -- COMMAND ;")
     return Supervisor(

@@ -39,17 +39,24 @@ def on_term(signum, frame):
 
 
 signal.signal(signal.SIGTERM, on_term)
-if "--child" in sys.argv:
-    pid_file = os.path.join(folder, "child.pid")
-    try:
-        pid = int(open(pid_file).read())
+STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)  # "
+
+
+def spawn(what):  # in a session of its own, deaf to SIGTERM: the worst case
+    secret = ["--api-token", "SECRET-" + what.split()[-1]]  # as the hub hands its proxy a secret
+    child = subprocess.Popen([sys.executable, "-c", STUBBORN + what, *secret], start_new_session=True)
+    open(os.path.join(folder, what.split()[-1] + ".pid"), "w").write(str(child.pid))
+    note(f"starts {what} {child.pid}")
+
+
+if "--children" in sys.argv:
+    try:  # a user's server: a restarted hub finds it again (as JupyterHub does from its database)
+        pid = int(open(os.path.join(folder, "server.pid")).read())
         os.kill(pid, 0)
-        note(f"finds child {pid}")
+        note(f"finds server {pid}")
     except (OSError, ValueError):
-        code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
-        child = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
-        open(pid_file, "w").write(str(child.pid))
-        note(f"starts child {child.pid}")
+        spawn("a user's server")
+    spawn("the hub's service")  # like the idle culler: a new one per hub
 if "--die" in sys.argv:
     sys.exit("cannot start: the configuration is wrong")
 
@@ -77,14 +84,15 @@ class Run:
     """One supervisor process over "web" and "hub", with its output and the servers' state in `folder`."""
 
     def __init__(
-        self, folder: Path, *options: str, hub_args=("--child",), hub_ready: str | None = None, sigint_ignored=False
+        self, folder: Path, *options: str, hub_args=("--children",), hub_ready: str | None = None, sigint_ignored=False
     ):
         self.folder = folder
         (folder / "server.py").write_text(SERVER)
         self.ports = {"web": free_port(), "hub": free_port()}
         blocks = []
         for name, extra in (("web", ()), ("hub", hub_args)):
-            blocks += ["--start", name, "--log", str(folder / f"{name}.log"), "--cwd", str(folder),
+            keep = ["--keep-running", "# a user's server"] if name == "hub" else []
+            blocks += ["--start", name, "--log", str(folder / f"{name}.log"), "--cwd", str(folder), *keep,
                        "--ready", (name == "hub" and hub_ready) or self.url(name), "--",
                        sys.executable, str(folder / "server.py"), name, str(self.ports[name]), str(folder), *extra,
                        ";"]  # fmt: skip
@@ -139,8 +147,8 @@ class Run:
     def hub_pid(self) -> int:
         return int(self.answer("hub").split()[1])
 
-    def child_pid(self) -> int:
-        return int((self.folder / "child.pid").read_text())
+    def pid_of(self, child: str) -> int:
+        return int((self.folder / f"{child}.pid").read_text())
 
     def wait_exit(self, timeout: float = 30) -> int:
         try:
@@ -188,19 +196,24 @@ def kill_hub_and_wait_for_a_new_one(run: Run) -> int:
                         "a new hub answering")  # fmt: skip
 
 
-def test_a_killed_hub_is_started_again_finds_what_it_started_and_answers(run):
+def test_a_killed_hub_is_started_again_finds_its_users_server_and_answers(run):
     run = run().ready()
-    child, child_started = run.child_pid(), start_time(run.child_pid())
+    server, server_started, service = run.pid_of("server"), start_time(run.pid_of("server")), run.pid_of("service")
     web = run.answer("web")
 
     new_hub = kill_hub_and_wait_for_a_new_one(run)
 
     run.wait_for(lambda: "hub answers again" in run.stdout(), 10, "the supervisor saying the hub is back")
-    assert "hub stopped by itself (killed by SIGKILL); starting it again in 1 s (restart 1 of at most 5" in run.stderr()
-    assert alive(child) and start_time(child) == child_started, "the hub's child died with the hub"
+    err = run.stderr()
+    assert "hub stopped by itself (killed by SIGKILL); starting it again in 1 s (restart 1 of at most 5" in err
+    assert alive(server) and start_time(server) == server_started, "the user's server died with the hub"
     # Orphaned, it belongs to the supervisor (a subreaper), not to init: still found as a descendant.
-    assert Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(run.proc.pid)
-    assert f"hub {new_hub} finds child {child}" in (run.folder / "events").read_text()
+    assert Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(run.proc.pid)
+    assert f"hub {new_hub} finds server {server}" in (run.folder / "events").read_text()
+    assert f"1 process(es) hub started keep running: {server}" in run.stdout()
+    # The dead hub's service (deaf to TERM) is gone, not running twice beside the new hub's.
+    assert f"stopping what hub left running:\n  {service} " in err and not alive(service)
+    assert alive(run.pid_of("service"))
     assert run.answer("web") == web, "the web server was restarted too"
     hub_log = (run.folder / "hub.log").read_text()
     assert "=== " in hub_log and ": test starts hub again (restart 1) ===" in hub_log
@@ -209,17 +222,19 @@ def test_a_killed_hub_is_started_again_finds_what_it_started_and_answers(run):
 def test_ctrl_c_stops_the_hub_then_the_portal_then_what_they_left_and_exits_0(run):
     run = run().ready()
     run.look()
-    child = run.child_pid()
+    children = [run.pid_of("server"), run.pid_of("service")]
 
     os.kill(run.proc.pid, signal.SIGINT)
 
     assert run.wait_exit() == 0, run.stderr()
     assert run.events()[-4:] == ["hub got SIGTERM", "hub exits", "web got SIGTERM", "web exits"]
     assert "Stopping hub, then web (up to 2 s each; Ctrl-C again to kill at once)" in run.stdout()
-    # The hub's child ignores TERM and outlived the hub: found, named, and killed.
-    assert f"stopping what was left running:\n  {child} " in run.stderr()
-    assert child in run.seen and not run.left_running(), "processes outlived the supervisor"
-    assert not alive(child)
+    # The hub's children ignore TERM and outlived the hub: found, named, and killed.
+    left = run.stderr().split("stopping what was left running:\n", 1)[1].splitlines()
+    assert sorted(int(line.split()[0]) for line in left) == sorted(children), run.stderr()
+    assert f"{sys.executable} -c import signal" in left[0] and "SECRET-" not in run.stderr()
+    assert set(children) <= set(run.seen) and not run.left_running(), "processes outlived the supervisor"
+    assert not any(alive(pid) for pid in children)
 
 
 def test_a_hub_that_keeps_dying_makes_the_supervisor_give_up_with_its_log(run):
