@@ -33,6 +33,27 @@ def xsrf_token(client) -> str:
     return tokens[-1]
 
 
+def student_with_a_kernel(stack, client, username: str) -> str:
+    """Sign up, log in to the hub, open JupyterLab and start a kernel, as a student does; the kernel's URL."""
+    flows.signup(stack, client, username)
+    flows.hub_login(stack, client, username)
+    flows.wait_for_lab(stack, client, username, client.get(stack.url("/jupyter/")))
+    api = stack.url(f"/jupyter/user/{username}/api/kernels")
+    kernel = client.post(api, json={"name": "python3"}, headers={"X-XSRFToken": xsrf_token(client)})
+    assert kernel.status_code == HTTPStatus.CREATED, kernel.text
+    return f"{api}/{kernel.json()['id']}"
+
+
+def assert_found_again(stack, client, username: str, kernel_url: str) -> None:
+    """The restarted hub has the student's server as ready, and the student reaches the same kernel."""
+    state = flows.wait_until(
+        lambda: (flows.hub_api(stack, f"/users/{username}").json()["servers"].get("") or {}).get("ready"), 60
+    )
+    assert state, flows.explain(stack, "the restarted hub did not find the running server")
+    again = flows.wait_until(lambda: client.get(kernel_url).status_code == HTTPStatus.OK, 30)
+    assert again, flows.explain(stack, "the student's kernel is gone after the hub restart")
+
+
 @pytest.fixture
 def docker_stack(tmp_path, docker_engine):
     env = {
@@ -59,13 +80,7 @@ def test_containers_and_kernels_survive_a_killed_hub_and_the_restarted_hub_finds
     stack, username = docker_stack, f"kim-{RUN}"
     engine = docker.from_env()
     with flows.new_client(stack) as client:
-        flows.signup(stack, client, username)
-        flows.hub_login(stack, client, username)
-        flows.wait_for_lab(stack, client, username, client.get(stack.url("/jupyter/")))
-        api = stack.url(f"/jupyter/user/{username}/api/kernels")
-        kernel = client.post(api, json={"name": "python3"}, headers={"X-XSRFToken": xsrf_token(client)})
-        assert kernel.status_code == HTTPStatus.CREATED, kernel.text
-        kernel_id = kernel.json()["id"]
+        kernel_url = student_with_a_kernel(stack, client, username)
         container = container_of(engine, username)
         try:
             os.kill(stack.hub_proc.pid, signal.SIGKILL)  # the hub this test's stack started
@@ -74,13 +89,8 @@ def test_containers_and_kernels_survive_a_killed_hub_and_the_restarted_hub_finds
             assert container.status == "running", "the container died with the hub"
 
             restart_hub(stack)
-            state = flows.wait_until(
-                lambda: (flows.hub_api(stack, f"/users/{username}").json()["servers"].get("") or {}).get("ready"), 60
-            )
-            assert state, flows.explain(stack, "the restarted hub did not find the running server")
+            assert_found_again(stack, client, username, kernel_url)
             assert container_of(engine, username).id == container.id  # the same container, not a new one
-            again = flows.wait_until(lambda: client.get(f"{api}/{kernel_id}").status_code == HTTPStatus.OK, 30)
-            assert again, flows.explain(stack, "the student's kernel is gone after the hub restart")
         finally:
             with_server = flows.hub_api(stack, f"/users/{username}")
             if with_server.status_code == HTTPStatus.OK:

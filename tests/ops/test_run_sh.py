@@ -11,7 +11,6 @@ import secrets
 import signal
 import subprocess
 import time
-from http import HTTPStatus
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from deploy.supervise import command_line, descendants, still_running
 from tests.e2e import flows
 from tests.live import HUB_HOST, PORTAL_HOST, REPO, free_port, secret_file
-from tests.ops.test_hub_restart import xsrf_token
+from tests.ops.test_hub_restart import assert_found_again, student_with_a_kernel
 
 
 class RunSh:
@@ -121,13 +120,7 @@ def test_run_sh_restarts_a_killed_hub_that_finds_the_students_server_and_ctrl_c_
     assert "WARNING: SPAWNER=local" in out
 
     with flows.new_client(stack) as client:
-        flows.signup(stack, client, username)
-        flows.hub_login(stack, client, username)
-        flows.wait_for_lab(stack, client, username, client.get(stack.url("/jupyter/")))
-        api = stack.url(f"/jupyter/user/{username}/api/kernels")
-        kernel = client.post(api, json={"name": "python3"}, headers={"X-XSRFToken": xsrf_token(client)})
-        assert kernel.status_code == HTTPStatus.CREATED, kernel.text
-        kernel_id = kernel.json()["id"]
+        kernel_url = student_with_a_kernel(stack, client, username)
         stack.look()
         servers = [pid for pid in stack.seen if "jupyterhub-singleuser" in command_line(pid)]
         assert servers, flows.explain(stack, "no jupyterhub-singleuser below run.sh")
@@ -142,12 +135,7 @@ def test_run_sh_restarts_a_killed_hub_that_finds_the_students_server_and_ctrl_c_
         assert "jupyterhub_idle_culler" in stopped and "pyproxy.py" in stopped, err
         assert "singleuser" not in stopped, err
         assert still_running((pid, stack.seen[pid]) for pid in servers) == servers, "the server died with the hub"
-        state = flows.wait_until(
-            lambda: (flows.hub_api(stack, f"/users/{username}").json()["servers"].get("") or {}).get("ready"), 60
-        )
-        assert state, flows.explain(stack, "the restarted hub did not find the running server")
-        again = flows.wait_until(lambda: client.get(f"{api}/{kernel_id}").status_code == HTTPStatus.OK, 30)
-        assert again, flows.explain(stack, "the student's kernel is gone after the hub restart")
+        assert_found_again(stack, client, username, kernel_url)
 
     stack.look()
     stack.proc.send_signal(signal.SIGINT)
