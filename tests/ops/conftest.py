@@ -12,7 +12,9 @@ import subprocess
 
 import pytest
 
+from tests.e2e import flows
 from tests.live import in_ci
+from tests.ops.services import OwnDockerEngine
 
 RUN = secrets.token_hex(3)
 IMAGE = "cfps-notebook:latest"
@@ -44,6 +46,31 @@ def docker_engine():
     names = docker("volume", "ls", "-q", "--filter", f"name={RUN}").stdout.decode().split()
     if names:
         docker("volume", "rm", "-f", *names, check=False)
+
+
+def docker_hub_env(**overrides: str) -> dict[str, str]:
+    """A Stack's environment for the Docker spawner: host networking (every connection stays on 127.0.0.1),
+    this session's own shared volumes, small limits, no idle culler."""
+    return {
+        "INVITE_CODES": flows.INVITE_CODE,
+        "SPAWNER": "docker",
+        "DOCKER_NETWORK": "host",
+        "DOCKER_IMAGE": IMAGE,
+        "DOCKER_DATA_VOLUME": f"cfps-ops-{RUN}-data",
+        "DOCKER_TEAM_VOLUME": f"cfps-ops-{RUN}-team",
+        "MEM_LIMIT": "512M",
+        "HUB_IDLE_TIMEOUT_SECONDS": "0",
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session")
+def own_docker_engine(tmp_path_factory, docker_engine):
+    """A Docker engine of the session's own with the notebook image (tests/ops/services.py OwnDockerEngine),
+    for the tests that stop or restart the engine."""
+    with OwnDockerEngine(tmp_path_factory.mktemp("own-engine")) as engine:
+        engine.load_image(IMAGE)
+        yield engine
 
 
 def volume_write(volume: str, path: str, text: str) -> None:
