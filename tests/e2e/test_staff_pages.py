@@ -1,6 +1,7 @@
 """Staff pages and the hub's own pages against the real stack: the hub's home in Chinese with the way back to
 the portal and the portal's announcement; the usage page in Chromium showing a running server, its memory, and
-stopping it; the hub's memory figures for the portal's token only."""
+stopping it; the hub's memory figures for the portal's token only; the token page, the spawn progress and the
+home page's stop button in Chinese in Chromium."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def test_hub_home_is_chinese_links_back_to_the_portal_and_shows_the_announcement
             break
         time.sleep(2)
     assert "我的 JupyterLab" in html and "启动我的服务器" in html, html[:3000]
+    assert '<html lang="zh-Hans">' in html
     assert "返回门户" in html
     assert f'href="{stack.url("/")}"' in html
     assert "本周五 20:00 系统维护" in html
@@ -44,6 +46,9 @@ def test_hub_pages_are_english_for_an_english_browser(stack):
         flows.signup(stack, client, username)
         html = flows.hub_login(stack, client, username).text
         assert "My JupyterLab" in html and "Back to the portal" in html
+        assert '<html lang="en">' in html
+        token_page = client.get("/jupyter/hub/token").text
+        assert '<html lang="en">' in token_page and "Request a new API token" in token_page
     finally:
         client.close()
 
@@ -104,13 +109,17 @@ def test_hub_login_while_the_portal_is_down_shows_a_portal_unavailable_page(tmp_
             client.close()
 
 
-def test_hub_home_in_a_chinese_browser(stack, client, student, page, screenshot):
+def _log_in_to_the_hub(stack, page, student: str) -> None:
     page.goto(stack.url("/jupyter/hub/home"))
     page.wait_for_url("**/accounts/login/**")
     page.fill("#id_username", student)
     page.fill("#id_password", flows.PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/jupyter/hub/home")
+
+
+def test_hub_home_in_a_chinese_browser(stack, client, student, page, screenshot):
+    _log_in_to_the_hub(stack, page, student)
     assert page.locator("#start").inner_text().strip() == "启动我的服务器"
     assert page.get_by_test_id("back-to-portal").get_attribute("href") == stack.url("/")
     screenshot(page, "hub-home")
@@ -223,3 +232,51 @@ def test_the_hubs_memory_figures_are_for_the_portals_token_only(stack, client, s
     answer = flows.hub_api(stack, "/cfps/memory")
     assert answer.status_code == 200, answer.text
     assert set(answer.json()) == {"source", "memory", "problem"}
+
+
+# Kept across the reload to JupyterLab (same origin): every message the spawn-pending page's log showed.
+RECORD_PROGRESS = """
+window.addEventListener("beforeunload", function () {
+  var events = document.querySelectorAll("#progress-log .progress-log-event");  // (in a closed <details>)
+  if (events.length) {
+    sessionStorage.setItem("cfps-progress", Array.from(events, function (e) { return e.textContent; }).join("\\n"));
+  }
+});
+"""
+
+
+def test_token_page_spawn_progress_and_stop_button_in_a_chinese_browser(stack, student, page, screenshot):
+    from hubconfig.templating import LIVE_MESSAGES
+
+    _log_in_to_the_hub(stack, page, student)
+    assert page.locator("html").get_attribute("lang") == "zh-Hans"
+
+    page.goto(stack.url("/jupyter/hub/token"))
+    assert page.locator("html").get_attribute("lang") == "zh-Hans"
+    page.fill("#token-note", "我的脚本")
+    page.click("#request-token-form button[type=submit]")
+    page.locator("#token-result").wait_for()
+    assert len(page.locator("#token-result").inner_text().strip()) >= 32  # the hub's token.js got its answer
+    page.reload()
+    row = page.locator("#api-tokens-table tr.token-row").first
+    assert "我的脚本" in row.inner_text() and "撤销" in row.inner_text()
+    assert re.search(r"20\d\d年", row.inner_text()), row.inner_text()  # the creation time, written the Chinese way
+    assert "Request new API token" not in page.content()
+    screenshot(page, "01-token")
+
+    page.add_init_script(RECORD_PROGRESS)
+    page.goto(stack.url(f"/jupyter/hub/spawn/{student}"))
+    page.wait_for_url(f"**/jupyter/user/{student}/lab**", wait_until="commit", timeout=120_000)
+    shown = page.evaluate("sessionStorage.getItem('cfps-progress')") or ""
+    # The hub's own messages (progress 0, the default Spawner.progress, the ready event), in Chinese.
+    assert "服务器已就绪" in shown, shown
+    english = [*LIVE_MESSAGES["zh"]["exact"], *LIVE_MESSAGES["zh"]["prefixes"]]
+    assert not [text for text in english if text in shown], shown
+
+    page.goto(stack.url("/jupyter/hub/home"))
+    assert page.locator("#start").inner_text().strip() == "打开我的服务器"
+    page.click("#stop")
+    # home.js writes "Start My Server" into the button once the server stopped.
+    page.wait_for_function("document.getElementById('stop').style.display === 'none'", timeout=60_000)
+    assert page.locator("#start").inner_text().strip() == "启动我的服务器"
+    screenshot(page, "02-home-after-stop")

@@ -1,8 +1,13 @@
 """The hub's own pages (hubconfig/templating.py): template folder and variables in the config, the language
-choice, both string tables complete, and every override rendered by the hub's own Jinja set-up (the same
-loaders JupyterHub builds). tests/e2e/test_staff_pages.py checks the pages of a running hub."""
+choice, both string tables complete, every override rendered by the hub's own Jinja set-up (the same
+loaders JupyterHub builds) with <html lang> in the page's language, the token page in both languages, and
+the English the hub's scripts write into pages still found in the installed JupyterHub.
+tests/e2e/test_staff_pages.py checks the pages of a running hub."""
 
+import json
+import re
 import threading
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
@@ -92,7 +97,8 @@ def test_announcements_are_read_from_the_portal_and_kept_when_it_goes_away():
 
 
 def _jupyterhub_environment():
-    """The loaders JupyterHub's app builds (app.py init_tornado_settings): ours first, its own as templates/."""
+    """The loaders JupyterHub's app builds (app.py init_tornado_settings): ours first, its own as templates/,
+    with the Jinja options our config gives it."""
     import jupyterhub
 
     default = str(templating.Path(jupyterhub.__file__).resolve().parents[4] / "share" / "jupyterhub" / "templates")
@@ -104,7 +110,7 @@ def _jupyterhub_environment():
             jinja2.FileSystemLoader([str(templating.TEMPLATES_DIR), default]),
         ]
     )
-    return jinja2.Environment(loader=loader, autoescape=True)
+    return jinja2.Environment(loader=loader, autoescape=True, **configured().JupyterHub.jinja_environment_options)
 
 
 class _Handler:
@@ -156,7 +162,7 @@ def test_every_override_renders_in_the_chosen_language_with_a_link_to_the_portal
 
 
 def test_home_page_is_chinese_by_default():
-    html = render("home.html", "")
+    html = re.sub(r"<script.*?</script>", "", render("home.html", ""), flags=re.S)  # the live table names English
     assert "启动我的服务器" in html and "我的 JupyterLab" in html and "Start My Server" not in html
 
 
@@ -183,3 +189,80 @@ def test_the_template_variable_survives_the_config_copies_jupyterhub_makes():
 def test_the_not_running_page_is_chinese(failed, expected):
     html = render("not_running.html", "zh-CN", failed=failed, failed_message="boom")
     assert expected in html and "Launch" not in html and "Relaunch" not in html
+
+
+PAGES = ["home.html", "spawn_pending.html", "error.html", "admin.html", "not_running.html", "token.html"]
+EXPIRY_OPTIONS = (  # as the hub's TokenPageHandler writes them (handlers/pages.py), with a maximum of 3 days
+    '<option value="3600">1 Hour</option>\n<option value="86400">1 Day</option>\n'
+    '<option selected="selected"value="">Max (3 days)</option>'
+)
+API_TOKEN = SimpleNamespace(
+    api_id="a1",
+    note="Requested via token page",
+    scopes=["inherit"],
+    last_activity=None,
+    created=datetime(2026, 3, 1, 8, 30),
+    expires_at=None,
+)
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize(("accept_language", "lang"), [("zh-CN,zh;q=0.9", "zh-Hans"), ("", "zh-Hans"), ("en-US", "en")])
+def test_every_page_tells_the_browser_its_language(page, accept_language, lang):
+    html = render(page, accept_language, api_tokens=[], token_expires_in_options_html=EXPIRY_OPTIONS)
+    assert f'<html lang="{lang}">' in html
+    assert html.count("<html") == 1
+
+
+def test_the_hubs_page_html_still_has_the_tag_the_language_goes_into():
+    source = templating.Path(_jupyterhub_environment().loader.loaders[0].mapping["templates"].searchpath[0])
+    assert templating.HtmlLangExtension.TAG in (source / "page.html").read_text()
+
+
+def test_the_token_page_is_chinese():
+    html = render("token.html", "zh-CN", api_tokens=[API_TOKEN], token_expires_in_options_html=EXPIRY_OPTIONS)
+    for text in ["申请新的 API 令牌", "备注", "有效期", "权限", "你的新 API 令牌", "撤销", "永不过期", "从未使用"]:
+        assert text in html, text
+    assert ">1 小时</option>" in html and ">最长 3 天</option>" in html and 'value="86400">1 天<' in html
+    assert "在令牌页面申请" in html  # the hub's default note for a token requested here
+    english = ["Request new API token", "Your new API Token", "Copy this token", ">revoke<", "Never", "1 Hour", "Note<"]
+    assert not [text for text in english if text in html]
+    # What the hub's token.js needs is still there.
+    for hook in ['id="request-token-form"', 'id="token-note"', 'id="token-expiration-seconds"', 'id="token-scopes"',
+                 'id="token-area"', 'id="token-result"', 'class="revoke-token-btn', 'data-token-id="a1"']:  # fmt: skip
+        assert hook in html, hook
+
+
+def test_the_token_page_is_english_for_an_english_browser():
+    html = render("token.html", "en-US", api_tokens=[API_TOKEN], token_expires_in_options_html=EXPIRY_OPTIONS)
+    assert "Request a new API token" in html and ">1 Hour</option>" in html and "Max (3 days)" in html
+    assert "令牌" not in html
+
+
+def _jupyterhub_sources() -> str:
+    """The hub's Python, templates and scripts that write the messages LIVE_MESSAGES and EXPIRY_LABELS name."""
+    import jupyterhub
+
+    package = templating.Path(jupyterhub.__file__).parent
+    share = templating.Path(_jupyterhub_environment().loader.loaders[0].mapping["templates"].searchpath[0]).parent
+    files = [package / "spawner.py", package / "apihandlers" / "users.py", package / "handlers" / "pages.py"]
+    files += [share / "templates" / "spawn_pending.html", share / "static" / "js" / "home.js"]
+    return "\n".join(path.read_text() for path in files)
+
+
+def test_every_live_message_we_translate_is_still_written_by_the_installed_jupyterhub():
+    sources = _jupyterhub_sources()
+    table = templating.LIVE_MESSAGES["zh"]
+    missing = [text for text in [*table["exact"], *table["prefixes"]] if text not in sources]
+    missing += [label for label in templating.EXPIRY_LABELS["zh"] if f'"{label}"' not in sources]
+    assert 'f"Max ({max_label})"' in sources and 'f"{max_days:.0f} days"' in sources
+    assert not missing, f"JupyterHub no longer writes {missing}: update hubconfig/templating.py"
+
+
+@pytest.mark.parametrize(("accept_language", "expected"), [("zh-CN", "已请求启动服务器"), ("en-US", None)])
+def test_pages_carry_the_live_message_table_of_their_language_only(accept_language, expected):
+    html = render("spawn_pending.html", accept_language, progress_url="/jupyter/hub/api/users/lihua/server/progress")
+    if expected:
+        assert "MutationObserver" in html and json.dumps(expected) in html  # as Jinja's tojson writes it
+    else:
+        assert "MutationObserver" not in html  # nothing to rewrite on an English page
