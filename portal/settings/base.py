@@ -352,6 +352,8 @@ SERVICE_USER = env.get("SERVICE_USER", "cfps")
 # user-defined Docker network) and the host address they reach the hub at.
 DOCKER_BRIDGE_INTERFACES = env.list("DOCKER_BRIDGE_INTERFACES", "docker0,br-+")
 DOCKER_INTERFACE_IP = env.get("DOCKER_INTERFACE_IP")
+# SPAWNER=swarm with worker nodes: the networks (CIDR) they are on, whose servers call the hub's API.
+SWARM_WORKERS = env.list("SWARM_WORKERS")
 try:
     # HSTS lifetime; Nginx sends the header for the hub too, and prod tells Django the same value.
     HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31536000)

@@ -27,7 +27,7 @@ def rules(**env: str) -> str:
 def test_rules_pass_iptables_restore_test():
     require_root("iptables-restore --test talks to the kernel")
     iptables_restore = require_tool("iptables-restore", "iptables")
-    text = rules(DOCKER_INTERFACE_IP="172.17.0.1")
+    text = rules(DOCKER_INTERFACE_IP="172.17.0.1", SWARM_WORKERS="10.0.0.0/24")
     for extra in ([], ["--noflush"]):
         result = subprocess.run(
             [iptables_restore, "--test", *extra], input=text, capture_output=True, text=True, timeout=30
@@ -56,10 +56,21 @@ def test_rules_allow_only_the_hub_api_and_mysql_from_the_docker_bridges():
     ]
 
 
+def test_swarm_workers_reach_the_hub_port_and_other_machines_still_do_not():
+    text = rules(HUB_PORT="8181", SWARM_WORKERS="10.0.0.0/24, 10.0.1.0/24")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    closed = lines.index("-A CFPS-INPUT ! -i lo -p tcp -m tcp --dport 8181 -j REJECT --reject-with tcp-reset")
+    for network in ("10.0.0.0/24", "10.0.1.0/24"):
+        assert lines.index(f"-A CFPS-INPUT -s {network} -p tcp -m tcp --dport 8181 -j ACCEPT") < closed
+    assert not [line for line in lines if "-s " in line and "8181" not in line], "workers get the hub's port only"
+    assert "-s " not in rules(HUB_PORT="8181"), "no workers, no exception"
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
         ({"DOCKER_BRIDGE_INTERFACES": "docker0 -j ACCEPT"}, "DOCKER_BRIDGE_INTERFACES"),
+        ({"SWARM_WORKERS": "10.0.0.0/24 -j ACCEPT"}, "SWARM_WORKERS"),
         ({"DOCKER_INTERFACE_IP": "172.17.0.1/16"}, "DOCKER_INTERFACE_IP"),
         ({"DATASET_DATABASE_URL": "mysql://u:p@db:http/cfps"}, "DATASET_DATABASE_URL"),
     ],

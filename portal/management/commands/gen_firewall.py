@@ -4,7 +4,8 @@ Why: a student's notebook runs arbitrary code in a container on a Docker bridge,
 more than it should show them (the portal, the proxy's API, Redis, ssh...). From the bridges
 (DOCKER_BRIDGE_INTERFACES) the rules let through only what a user's server needs on the host: the hub's API
 (HUB_PORT) and MySQL (the port in DATASET_DATABASE_URL, else 3306), at DOCKER_INTERFACE_IP when it is set;
-everything else is rejected. The rules live in their own chains and load with `iptables-restore --noflush`,
+everything else is rejected. Other machines never reach HUB_PORT, except the swarm's worker nodes
+(SWARM_WORKERS, with SPAWNER=swarm: their servers call the hub's API). The rules live in their own chains and load with `iptables-restore --noflush`,
 so Docker's and the operator's rules stay; the `cfps-firewall` unit (`gen_systemd`) loads them at boot.
 Safe to run again: an unchanged file is left alone.
 
@@ -56,6 +57,12 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
                 destination = str(ipaddress.IPv4Address(destination))
             except ValueError:
                 raise CommandError(f"DOCKER_INTERFACE_IP={destination!r} is not an IPv4 address") from None
+        workers = []
+        for network in settings.SWARM_WORKERS:
+            try:
+                workers.append(str(ipaddress.IPv4Network(network)))
+            except ValueError:
+                raise CommandError(f"SWARM_WORKERS: {network!r} is not an IPv4 network such as 10.0.0.0/24") from None
         ports = [
             {"name": "the hub's API", "number": settings.TOPOLOGY.hub_port},
             {"name": "MySQL", "number": settings.FIREWALL_MYSQL_PORT},
@@ -69,4 +76,5 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
             "destination": destination,
             "ports": ports,
             "hub_port": settings.TOPOLOGY.hub_port,
+            "workers": workers,
         }
