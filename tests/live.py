@@ -19,6 +19,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+# The process-tree helpers of run.sh's supervisor: the tests stop their hubs with the same code.
+from deploy.supervise import descendants, signal_all, still_running
+
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = REPO / "deploy" / "gunicorn.conf.py"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -249,32 +252,6 @@ class HubError(RuntimeError):
     pass
 
 
-def _start_time(pid: int) -> str | None:
-    """The start time of a process (clock ticks since boot): with the pid it names one process for good."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def descendants(root: int) -> list[tuple[int, str]]:
-    """(pid, start time) of every process below `root`, from one look at /proc."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = [], {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier}
-        found += [(pid, start) for pid in frontier if (start := _start_time(pid))]
-    return found
-
-
 def secret_file(env: dict[str, str], name: str) -> str:
     """A secret the dev profile generated into var/secrets/."""
     return (Path(env["CFPS_VAR_DIR"]) / "secrets" / name).read_text().strip()
@@ -382,12 +359,7 @@ class Stack:
                 pass
         # Users' servers and services run in sessions of their own: a hub that gave up (or was killed) leaves
         # them behind, so end whatever it had started that still runs.
-        for pid, start in started:
-            if _start_time(pid) == start:
-                try:
-                    os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
+        signal_all(still_running(started), 9)
         if self._hub_log_file is not None:
             self._hub_log_file.close()
             self._hub_log_file = None
