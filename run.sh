@@ -34,7 +34,7 @@ VAR_DIR=${CFPS_VAR_DIR:-$ROOT/var}
 [[ -n "${CFPS_VAR_DIR:-}" ]] && export CFPS_VAR_DIR=$VAR_DIR
 LOG_DIR=$VAR_DIR/log
 
-ensure_apt_packages "${BASE_PACKAGES[@]}" curl
+ensure_apt_packages "${BASE_PACKAGES[@]}"
 ensure_venv
 ensure_env_file
 mkdir -p "$LOG_DIR" "$VAR_DIR/hub"

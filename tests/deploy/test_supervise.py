@@ -38,7 +38,7 @@ def on_term(signum, frame):
     os._exit(0)
 
 
-signal.signal(signal.SIGTERM, on_term)
+signal.signal(signal.SIGTERM, signal.SIG_IGN if "--deaf" in sys.argv else on_term)
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)  # "
 
 
@@ -235,6 +235,32 @@ def test_ctrl_c_stops_the_hub_then_the_portal_then_what_they_left_and_exits_0(ru
     assert f"{sys.executable} -c import signal" in left[0] and "SECRET-" not in run.stderr()
     assert set(children) <= set(run.seen) and not run.left_running(), "processes outlived the supervisor"
     assert not any(alive(pid) for pid in children)
+
+
+def test_a_killed_portal_is_started_again_too(run):
+    run = run().ready()
+    old, hub = int(run.answer("web").split()[1]), run.answer("hub")
+
+    os.kill(old, signal.SIGKILL)
+
+    run.wait_for(lambda: (a := run.answer("web")) and int(a.split()[1]) != old, 30, "a new web server answering")
+    assert "web stopped by itself (killed by SIGKILL); starting it again in 1 s" in run.stderr()
+    assert run.answer("hub") == hub, "the hub was restarted too"
+
+
+def test_ctrl_c_twice_kills_at_once_what_does_not_stop(run):
+    run = run("--stop-timeout", "60", hub_args=("--deaf",)).ready()
+    hub = run.hub_pid()
+    os.kill(run.proc.pid, signal.SIGINT)
+    run.wait_for(lambda: "Ctrl-C again to kill at once" in run.stdout(), 10, "the supervisor stopping")
+    began = time.monotonic()
+
+    os.kill(run.proc.pid, signal.SIGINT)
+
+    assert run.wait_exit(timeout=20) == 0, run.stderr()
+    assert time.monotonic() - began < 10, "the second Ctrl-C did not cut the wait short"
+    assert f"killing process {hub} (Ctrl-C twice) and what it started" in run.stderr()
+    assert not alive(hub) and not run.left_running()
 
 
 def test_a_hub_that_keeps_dying_makes_the_supervisor_give_up_with_its_log(run):
