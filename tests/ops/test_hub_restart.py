@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e import flows
 from tests.live import REPO, HubError, Stack, start_logged, wait_until_ok
-from tests.ops.conftest import IMAGE, RUN
+from tests.ops.conftest import RUN, docker_hub_env
 
 
 def restart_hub(stack: Stack) -> None:
@@ -56,17 +56,7 @@ def assert_found_again(stack, client, username: str, kernel_url: str) -> None:
 
 @pytest.fixture
 def docker_stack(tmp_path, docker_engine):
-    env = {
-        "INVITE_CODES": flows.INVITE_CODE,
-        "SPAWNER": "docker",
-        "DOCKER_NETWORK": "host",
-        "DOCKER_IMAGE": IMAGE,
-        "DOCKER_DATA_VOLUME": f"cfps-ops-{RUN}-data",
-        "DOCKER_TEAM_VOLUME": f"cfps-ops-{RUN}-team",
-        "MEM_LIMIT": "512M",
-        "HUB_IDLE_TIMEOUT_SECONDS": "0",
-    }
-    stack = Stack(tmp_path, extra_env=env)
+    stack = Stack(tmp_path, extra_env=docker_hub_env())
     stack.manage("setup_volumes")
     with stack:
         yield stack
