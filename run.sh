@@ -55,7 +55,6 @@ try:
     topo = topology.from_env(env)
 except EnvError as exc:
     raise SystemExit(f"error: {exc}") from None
-profile = env.get("APP_PROFILE", "dev").strip().lower()
 codes = ["".join(c.split()).upper() for c in env.list("INVITE_CODES", sep=";")]
 values = {
     "port": topo.port,
@@ -67,7 +66,7 @@ values = {
     "hub_url": topo.hub_public_url,
     "portal_host": topo.portal_host,
     "hub_host": topo.hub_host,
-    "proxy": env.get("PROXY", "node" if profile == "prod" else "python").strip().lower(),
+    "proxy": env.get("PROXY", "node" if env.prod else "python").strip().lower(),
     "spawner": choose_spawner(env)[0],  # the hub's own choice (hubconfig/docker.py)
     "bind": env.get("BIND"),
     "admin_user": env.get("ADMIN_USERNAME", "cfps-admin"),
