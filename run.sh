@@ -11,9 +11,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-# `./run.sh --prepare`: install and prepare everything (Debian packages, .venv, the Node.js proxy when PROXY is
-# node, the database, static files, bootstrap), then exit without starting anything. For a server where
-# systemd runs the processes (README, "Deploy to a server").
+# `./run.sh --prepare`: install and prepare everything (Debian packages, .venv, the generated secrets, the
+# Node.js proxy when PROXY is node, the database, static files, bootstrap), then exit without starting anything.
+# For a server where systemd runs the processes (README, "Deploy to a server").
 PREPARE_ONLY=""
 case "${1:-}" in
 "") ;;
@@ -37,6 +37,7 @@ LOG_DIR=$VAR_DIR/log
 ensure_apt_packages "${BASE_PACKAGES[@]}"
 ensure_venv
 ensure_env_file
+ensure_secrets
 mkdir -p "$LOG_DIR" "$VAR_DIR/hub"
 
 # Everything the rest of this script needs, read once through the same code as the portal and the hub.

@@ -26,6 +26,8 @@ ensure_notebook_env
 export CFPS_ENV_FILE=/dev/null
 export DJANGO_SETTINGS_MODULE=portal.settings.test
 unset DATABASE_URL
+# The secrets the settings read from var/secrets/ (they never generate one on import).
+ensure_secrets
 
 # The MariaDB URL for the second pytest run; empty when MariaDB cannot be used.
 mariadb_test_url() {

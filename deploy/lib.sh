@@ -137,6 +137,12 @@ ensure_env_file() {
     say "Created .env from .env.example (new SECRET_KEY, invite code $code)"
 }
 
+# ensure_secrets: generate the secrets that .env leaves out into var/secrets/ (0600; nothing in prod, where .env
+# holds each one). Before anything imports the settings or the hub's config, which only read them.
+ensure_secrets() {
+    .venv/bin/python -m portal.envfile prepare || die "could not generate the secrets in var/secrets/ (see above)"
+}
+
 # env_value KEY DEFAULT: the value the portal will see (process environment, then .env, then DEFAULT).
 env_value() {
     .venv/bin/python -c 'import sys

@@ -4,7 +4,8 @@ Rules:
 - Only assignments to `c`: applying twice gives the same config (tests apply it to a plain
   `traitlets.config.Config()`).
 - Values come from the same `.env` as the portal (`portal.envfile`), URLs and ports from
-  `portal.topology`, secrets from `Env.secret` (generated once into var/secrets/ outside prod).
+  `portal.topology`, secrets from `Env.secret` (outside prod, read from var/secrets/ when .env leaves them out;
+  made beforehand by `python -m portal.envfile prepare`, never here).
 - The hub lives at /jupyter/ on its own origin (HUB_PUBLIC_URL), never the portal's: the proxy on PORT routes
   by host name (JupyterHub's `subdomain_host` mode), the portal's host to the portal (gunicorn), every other
   host to the hub and the students' servers. Without USER_SUBDOMAINS every student shares the hub's host
@@ -13,7 +14,6 @@ Rules:
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -37,7 +37,7 @@ class HubConfigError(SystemExit):
 
 def crypt_key(env: Env) -> str:
     """The key that encrypts auth state (tokens) in the hub database; hex, 32 bytes."""
-    return env.secret("JUPYTERHUB_CRYPT_KEY", generate=not env.prod, maker=lambda: secrets.token_hex(32))
+    return env.secret("JUPYTERHUB_CRYPT_KEY", generate=not env.prod)
 
 
 def process_environment(env: Env) -> dict[str, str]:

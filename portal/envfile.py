@@ -8,6 +8,8 @@ Rules:
   optional `export ` prefix, values optionally wrapped in single or double quotes. No interpolation.
 
 This module imports nothing from Django so that `hubconfig/` can use it too.
+
+`python -m portal.envfile prepare` makes the generated secrets (see GENERATED_SECRETS below).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -117,28 +121,96 @@ class Env:
     def list(self, key: str, default: str = "", sep: str = ",") -> list[str]:
         return [item.strip() for item in self.get(key, default).split(sep) if item.strip()]
 
-    def secret(self, key: str, generate: bool = True, nbytes: int = 48, maker=None) -> str:
-        """The value of `key` from .env; else, when `generate`, one made once and kept in
-        `var/secrets/<key>` (mode 0600) so the portal, the hub and later runs all see the same value."""
+    def secret(self, key: str, generate: bool = True) -> str:
+        """The value of `key` from .env; else, when `generate` (outside prod), the one `generate_secrets` made
+        into `var/secrets/<key>`, so the portal, the hub and later runs all see the same value. Only reads:
+        a missing file is an error naming the step that makes it."""
         value = self.get(key)
         if value:
             return value
         if not generate:
             raise EnvError(f"{key} must be set in .env")
-        return generated_secret(key, maker or (lambda: secrets.token_urlsafe(nbytes)))
+        return read_generated_secret(key)
 
 
-def generated_secret(name: str, maker) -> str:
-    folder = var_dir() / "secrets"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / name
+# --- Generated secrets -------------------------------------------------------------------------------------
+# What outside prod may come from var/secrets/ instead of .env, and how each one is made. Made by an explicit
+# step, `python -m portal.envfile prepare` (./run.sh, ./run.sh --prepare and ./test.sh run it first), never on
+# import: reading the settings or the hub's config must not write files (STYLE.md, rule 2).
+PREPARE_HINT = "run ./run.sh --prepare (or .venv/bin/python -m portal.envfile prepare)"
+
+
+def _token(nbytes: int):
+    return lambda: secrets.token_urlsafe(nbytes)
+
+
+def _rsa_private_key_pem() -> str:
+    from portal.keys import new_rsa_private_key_pem  # `cryptography` only when a key is made
+
+    return new_rsa_private_key_pem()
+
+
+GENERATED_SECRETS = {
+    "SECRET_KEY": _token(50),  # dev.py; test.py and prod.py have their own
+    "HUB_CLIENT_SECRET": _token(48),
+    "HUB_API_TOKEN": _token(48),
+    "CONFIGPROXY_AUTH_TOKEN": _token(48),
+    "PROXY_SECRET": _token(48),
+    "JUPYTERHUB_CRYPT_KEY": lambda: secrets.token_hex(32),  # JupyterHub wants hex, 32 bytes
+    "DATASET_DB_PASSWORD": _token(24),  # when DATASET_DATABASE_URL names no password
+    "OIDC_RSA_PRIVATE_KEY_PEM": _rsa_private_key_pem,
+}
+# Other keys of .env that make a generated secret unnecessary.
+_GIVEN_BY = {"OIDC_RSA_PRIVATE_KEY_PEM": ("OIDC_RSA_PRIVATE_KEY", "OIDC_RSA_PRIVATE_KEY_FILE")}
+
+
+def secrets_dir(var: Path | None = None) -> Path:
+    return (var or var_dir()) / "secrets"
+
+
+def read_generated_secret(name: str) -> str:
+    if name not in GENERATED_SECRETS:
+        raise ValueError(f"{name} is not in GENERATED_SECRETS")  # a programming error, not an operator's
+    path = secrets_dir() / name
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
         return path.read_text(encoding="utf-8").strip()
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(maker())
-    return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise EnvError(f"{path} is missing: {PREPARE_HINT}") from None
+
+
+def generate_secrets(var_dir: Path | None = None, env: Env | None = None) -> list[str]:
+    """Make every generated secret that `env` does not give and `var_dir/secrets/` lacks; return their names.
+
+    Rules: each file is written whole and then linked into place, so a reader (another process running the
+    same step) sees no file or the complete one; an existing file is never overwritten, so a second run
+    changes nothing; files are 0600 in a 0700 folder. Prod reads every secret from .env: nothing is made.
+    """
+    env = env or Env()
+    if env.prod:
+        return []
+    folder = secrets_dir(var_dir)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)
+    made = []
+    for name, maker in GENERATED_SECRETS.items():
+        path = folder / name
+        if any(env.get(key) for key in (name, *_GIVEN_BY.get(name, ()))) or path.exists():
+            continue
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")  # 0600
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(maker())
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                continue  # another run made it first; keep theirs
+            made.append(name)
+        finally:
+            os.unlink(tmp)
+    return made
 
 
 def database_config(url: str, base_dir: Path = BASE_DIR) -> dict:
@@ -200,3 +272,28 @@ def sqlite_config(path: Path) -> dict:
         # A file, not :memory:, in tests too: threads in the concurrency tests need separate connections.
         "TEST": {"NAME": str(path.with_name(path.stem + "-test.sqlite3"))},
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m portal.envfile prepare`: a command of its own, not manage.py's, since the settings cannot
+    be imported before the secrets they read exist."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m portal.envfile")
+    parser.add_argument("step", choices=["prepare"], help="prepare: generate the missing secrets into var/secrets/")
+    parser.parse_args(argv)
+    try:
+        made = generate_secrets()
+    except EnvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: cannot write {secrets_dir()}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if made:
+        print(f"==> Generated {', '.join(made)} into {secrets_dir()} (owner-only)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Key material generated on first run (kept under var/secrets/ by portal.envfile.Env.secret)."""
+"""Key material for the generated secrets (`portal.envfile.generate_secrets`, kept under var/secrets/)."""
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa

@@ -2,6 +2,8 @@
 ./test.sh sets it. Nothing is mocked; in CI a missing service is a failure, never a skip."""
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -95,6 +97,26 @@ def pytest_collection_modifyitems(config, items):
     if live:
         config.hook.pytest_deselected(items=live)
         items[:] = [item for item in items if item not in live]
+
+
+@pytest.fixture(scope="session")
+def _generated_secrets(tmp_path_factory) -> Path:
+    """One run of the secrets step (`python -m portal.envfile prepare`) for the session, with nothing from .env."""
+    from portal.envfile import Env, generate_secrets
+
+    var = tmp_path_factory.mktemp("secrets-template")
+    generate_secrets(var_dir=var, env=Env({}))
+    return var / "secrets"
+
+
+@pytest.fixture
+def private_var_dir(tmp_path, monkeypatch, _generated_secrets) -> Path:
+    """CFPS_VAR_DIR is tmp_path/var, holding the secrets the explicit step makes before the settings or the hub's
+    config read them (copied, modes and all, from the session's one run: an RSA key per test costs seconds)."""
+    var = tmp_path / "var"
+    shutil.copytree(_generated_secrets, var / "secrets")
+    monkeypatch.setenv("CFPS_VAR_DIR", str(var))
+    return var
 
 
 @pytest.fixture(autouse=True)

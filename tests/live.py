@@ -120,6 +120,15 @@ def wait_until_ok(urls: list[str], proc: subprocess.Popen, log_path: Path, timeo
     raise error(f"no 200 from {urls} within {timeout:.0f}s (last: {last}); log tail:\n{_tail(log_path)}")
 
 
+def prepare_secrets(env: dict[str, str]) -> None:
+    """The explicit step before anything imports the settings, as ./run.sh runs it: the secrets .env leaves out,
+    into env's CFPS_VAR_DIR (or the repo's var/)."""
+    cmd = [sys.executable, "-m", "portal.envfile", "prepare"]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"`{' '.join(cmd)}` exited with {result.returncode}\n{result.stdout}{result.stderr}")
+
+
 class PortalProcess:
     """The portal served by gunicorn on 127.0.0.1:<free port>, with its own throwaway SQLite database.
 
@@ -174,10 +183,15 @@ class PortalProcess:
         # On top of env for the gunicorn process only, not its commands nor a Stack's hub: e.g. a portal
         # without the Docker access the hub has, as the production units split them.
         self.server_env: dict[str, str] = {}
+        self._prepared = False
 
     # --- commands ---------------------------------------------------------------------------------
     def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        """Run `manage.py <args>` against this portal's database; raises with the output on failure."""
+        """Run `manage.py <args>` against this portal's database; raises with the output on failure. The first
+        one is preceded by the secrets step, as ./run.sh (and --prepare) run it before any manage.py."""
+        if not self._prepared:
+            prepare_secrets(self.env)
+            self._prepared = True
         cmd = [sys.executable, "manage.py", *args]
         try:
             return subprocess.run(
@@ -253,7 +267,7 @@ class HubError(RuntimeError):
 
 
 def secret_file(env: dict[str, str], name: str) -> str:
-    """A secret the dev profile generated into var/secrets/."""
+    """A secret the secrets step (prepare_secrets) generated into var/secrets/."""
     return (Path(env["CFPS_VAR_DIR"]) / "secrets" / name).read_text().strip()
 
 

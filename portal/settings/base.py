@@ -257,15 +257,18 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- OAuth2 / OpenID Connect provider (django-oauth-toolkit at /o/) ------------------------------------
-# The embedded default generates its secrets once into var/secrets/; prod wants each one in .env and
-# lists every missing one in a single line (see prod.py).
+# The embedded default reads what .env leaves out from var/secrets/ (made by `python -m portal.envfile
+# prepare`, which ./run.sh runs; never here); prod wants each one in .env and lists every missing one in a
+# single line (see prod.py).
 _GENERATE_SECRETS = not _PROD
 
 
 def _secret(key: str) -> str:
     try:
         return env.secret(key, generate=_GENERATE_SECRETS)
-    except EnvError:
+    except EnvError as exc:
+        if _GENERATE_SECRETS:
+            _fail(str(exc))  # the step that makes it has not run
         MISSING_SECRETS.append(key)
         return ""
 
@@ -292,9 +295,7 @@ def _oidc_private_key(generate: bool) -> str:
     if not generate:
         MISSING_SECRETS.append("OIDC_RSA_PRIVATE_KEY_FILE")
         return ""
-    from portal.keys import new_rsa_private_key_pem
-
-    return env.secret("OIDC_RSA_PRIVATE_KEY_PEM", maker=new_rsa_private_key_pem)
+    return _secret("OIDC_RSA_PRIVATE_KEY_PEM")
 
 
 OAUTH2_PROVIDER = {

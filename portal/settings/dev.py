@@ -1,9 +1,10 @@
 """The embedded default: SQLite, in-process cache, one gunicorn process, no Nginx.
 
-A missing SECRET_KEY is generated once into `var/secrets/SECRET_KEY` (mode 0600) so a fresh clone just runs.
+Without SECRET_KEY in .env it is read from `var/secrets/SECRET_KEY` (mode 0600), which ./run.sh makes first
+(`python -m portal.envfile prepare`), so a fresh clone just runs.
 """
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import _secret
 
-SECRET_KEY = env.secret("SECRET_KEY", nbytes=50)
+SECRET_KEY = _secret("SECRET_KEY")

@@ -19,7 +19,7 @@ import pytest
 
 from portal import dataset
 from portal.datafolder import sync_data_folder
-from tests.live import REPO, in_ci
+from tests.live import REPO, in_ci, prepare_secrets
 
 ADMIN_URL = os.environ.get("CFPS_TEST_MARIADB_ADMIN_URL", "mysql://root@127.0.0.1:3306")
 HOSTS = ("localhost", "127.0.0.1")
@@ -107,6 +107,7 @@ def manage(*args: str, env: dict[str, str], tmp: Path, check: bool = True) -> su
         if key.startswith("DATASET_") or key in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}:
             del full[key]
     full.update({"CFPS_ENV_FILE": "/dev/null", "CFPS_VAR_DIR": str(tmp / "var"), "APP_PROFILE": "dev", **env})
+    prepare_secrets(full)  # var/ is new: its secrets first, as ./run.sh --prepare makes them
     result = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO, env=full, capture_output=True, text=True, timeout=120
     )

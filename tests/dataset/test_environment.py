@@ -15,8 +15,8 @@ from portal.envfile import Env, EnvError
 
 
 @pytest.fixture(autouse=True)
-def _private_var_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CFPS_VAR_DIR", str(tmp_path / "var"))
+def _private_var_dir(private_var_dir):
+    """Its own var/, with the generated secrets (DATASET_DB_PASSWORD among them), never the repo's."""
 
 
 def test_embedded_default_gives_notebooks_the_sqlite_sample_read_only():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import REPO, in_ci
+from tests.live import REPO, in_ci, prepare_secrets
 
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
 DOMAIN = "cfps.example.edu.cn"
@@ -45,9 +45,12 @@ def require_root(why: str) -> None:
 
 
 def manage(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """`manage.py <args>` in a subprocess with only the given configuration (no .env)."""
+    """`manage.py <args>` in a subprocess with only the given configuration (no .env). A var/ of its own
+    (CFPS_VAR_DIR in env) first gets its secrets, as ./run.sh --prepare makes them."""
     base = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL"}}
     base["CFPS_ENV_FILE"] = "/dev/null"
+    if "CFPS_VAR_DIR" in (env or {}):
+        prepare_secrets({**base, **env})
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=REPO,

@@ -9,12 +9,7 @@ from traitlets.config import Config
 
 from hubconfig.config import HubConfigError, apply_config, process_environment
 from portal import topology
-from portal.envfile import BASE_DIR, Env
-
-
-@pytest.fixture(autouse=True)
-def _private_var_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CFPS_VAR_DIR", str(tmp_path / "var"))
+from portal.envfile import BASE_DIR, PREPARE_HINT, Env
 
 
 def configured(**values) -> Config:
@@ -212,6 +207,19 @@ def test_prod_never_generates_secrets(missing):
     values = {**PROD_SECRETS, "APP_PROFILE": "prod", missing: ""}
     with pytest.raises(HubConfigError, match=missing):
         configured(**values)
+
+
+def test_dev_reads_its_secrets_but_never_generates_one(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("CFPS_VAR_DIR", str(empty))
+    with pytest.raises(HubConfigError) as missing:
+        configured()
+    message = str(missing.value)
+    assert "\n" not in message and str(empty / "secrets") in message and PREPARE_HINT in message, message
+    with pytest.raises(HubConfigError, match="JUPYTERHUB_CRYPT_KEY is missing"):
+        process_environment(Env({}))
+    assert list(empty.iterdir()) == []
 
 
 def test_crypt_key_is_generated_once_and_kept(tmp_path):

@@ -17,11 +17,6 @@ from portal.envfile import Env
 TEST_NET_IP = "192.0.2.10"  # RFC 5737 documentation address: only ever a config value here
 
 
-@pytest.fixture(autouse=True)
-def _private_var_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CFPS_VAR_DIR", str(tmp_path / "var"))
-
-
 def configured(**values) -> Config:
     c = Config()
     apply_config(c, Env({"SPAWNER": "docker", "DOCKER_NETWORK": "host", **values}))

@@ -30,11 +30,6 @@ HOLDER = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _private_var_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CFPS_VAR_DIR", str(tmp_path / "var"))
-
-
 @pytest.fixture
 def process_tree():
     parent = subprocess.Popen([sys.executable, "-c", HOLDER], stdout=subprocess.PIPE, text=True)

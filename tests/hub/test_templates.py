@@ -20,11 +20,6 @@ from hubconfig.config import apply_config
 from portal.envfile import Env
 
 
-@pytest.fixture(autouse=True)
-def _private_var_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CFPS_VAR_DIR", str(tmp_path / "var"))
-
-
 def configured(**values) -> Config:
     c = Config()
     apply_config(c, Env({"SPAWNER": "local", **values}))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from portal import filemodes
+from tests.live import prepare_secrets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,12 +66,13 @@ def run_manage(tmp_path, *args):
         "DATABASE_URL": "",
         "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
     }
+    prepare_secrets(env)  # as ./run.sh runs the step before any manage.py
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
 
 
-def test_manage_py_creates_the_database_and_secrets_owner_only_and_bootstrap_tightens_old_files(tmp_path):
+def test_the_secrets_step_and_manage_py_create_files_owner_only_and_bootstrap_tightens_old_files(tmp_path):
     var = tmp_path / "var"
     (var / "log").mkdir(parents=True)
     old_log = var / "log" / "portal.log"

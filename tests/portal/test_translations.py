@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.live import prepare_secrets
+
 REPO = Path(__file__).resolve().parents[2]
 PO = REPO / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 
@@ -31,6 +33,8 @@ def test_no_source_string_is_missing_from_the_chinese_catalogue(tmp_path):
             shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "PYTHONPATH": str(tmp_path)}
     env.pop("DATABASE_URL", None)
+    env["CFPS_VAR_DIR"] = str(tmp_path / "var")  # the copy's own var/, with the secrets its settings read
+    prepare_secrets(env)
     result = subprocess.run(
         [sys.executable, "-m", "django", "makemessages", "-l", "zh_Hans", "--no-obsolete", "--no-location"],
         cwd=tmp_path,
