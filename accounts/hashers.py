@@ -5,7 +5,9 @@ that at most PASSWORD_CHECKS_AT_ONCE checks (default: one per CPU core) run at o
 about half a second of pure CPU on purpose and releases the GIL, so during a class's login burst every
 thread of the portal would be hashing at once: the cores are shared by all of them, each login takes
 longer, and ordinary pages queue behind them. Bounded, the extra logins wait their turn without using CPU,
-the same number finish per second, and pages keep the CPU they need.
+the same number finish per second, and pages keep the CPU they need. The waiting checks go in the order they
+came (`CheckSlots`): with threading.Semaphore a check that arrives just as a slot is freed takes it from the
+one that was woken for it, and in a steady stream of logins one student waited past the proxy's 20 s timeout.
 
 `ClientSecretHasher` is for OAuth client secrets only. Why: django-oauth-toolkit stores client secrets hashed with a Django password hasher, by default the slow
 PBKDF2 used for passwords, so every token request (each student login, each hub token refresh) would pay a
@@ -15,6 +17,7 @@ Never use this for user passwords: it is listed after PBKDF2 in PASSWORD_HASHERS
 """
 
 import base64
+import collections
 import functools
 import hashlib
 import threading
@@ -26,9 +29,41 @@ from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext_noop as _
 
 
+class CheckSlots:
+    """At most `at_once` holders; the others wait in arrival order. A freed slot is handed to the oldest
+    waiter directly, so no later arrival can take it first."""
+
+    def __init__(self, at_once: int):
+        self._lock = threading.Lock()
+        self._free = at_once
+        self._waiting: collections.deque[threading.Lock] = collections.deque()
+
+    def __enter__(self):
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return self
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        turn.acquire()  # released by the holder that hands its slot over
+        return self
+
+    def __exit__(self, *exc_info):
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._free += 1
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+
 @functools.cache
-def _check_slots(at_once: int) -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(at_once)
+def _check_slots(at_once: int) -> CheckSlots:
+    return CheckSlots(at_once)
 
 
 class PBKDF2PasswordHasher(hashers.PBKDF2PasswordHasher):

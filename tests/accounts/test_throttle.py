@@ -469,3 +469,30 @@ def test_no_more_password_checks_run_at_once_than_the_setting_allows(settings):
         assert all(pool.map(lambda _: hasher.verify(PASSWORD, encoded), range(16)))
     assert Recording.most == 2
     assert encoded.startswith("pbkdf2_sha256$")  # Django's own format: existing hashes keep working
+
+
+def test_a_waiting_password_check_is_not_overtaken_by_a_later_one():
+    # Regression: with threading.Semaphore, a check arriving just as a slot was freed took it from the one
+    # woken for it; in a steady stream of logins one student waited past the proxy's 20 s timeout (a 503).
+    import threading
+
+    from accounts.hashers import CheckSlots
+
+    slots, order = CheckSlots(1), []
+
+    def waiter():
+        with slots:
+            order.append("waiting one")
+
+    slots.__enter__()
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while slots.waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert slots.waiting == 1
+    slots.__exit__(None, None, None)
+    with slots:  # arrives right after the release, before the woken thread has run
+        order.append("later one")
+    thread.join(timeout=5)
+    assert order == ["waiting one", "later one"]
