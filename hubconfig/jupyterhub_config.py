@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hubconfig.config import apply_config, process_environment, startup_warnings  # noqa: E402
+from hubconfig.hubdb import use_wal  # noqa: E402
 from portal.envfile import Env  # noqa: E402
 from portal.filemodes import restrict_umask  # noqa: E402
 
@@ -12,5 +13,6 @@ restrict_umask()  # the hub's database, cookie secret and local users' homes: ow
 env = Env()
 os.environ.update(process_environment(env))
 apply_config(c, env)  # noqa: F821  (`c` is provided by JupyterHub)
+use_wal()  # the hub's SQLite: WAL, fewer syncs (hubconfig/hubdb.py)
 for line in startup_warnings(env):
     print(line, file=sys.stderr)

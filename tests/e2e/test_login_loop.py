@@ -234,3 +234,10 @@ def test_portal_logout_by_get_logs_out_when_no_other_site_started_it(stack, clie
         f"showing {flows.logged_in_as(out.text)!r}",
     )
     assert flows.logged_in_as(client.get("/").text) is None, explain(stack, f"{student} is still logged in")
+
+
+def test_the_hubs_database_runs_in_wal_mode(stack):
+    import sqlite3
+
+    with sqlite3.connect(f"file:{stack.hub_dir / 'jupyterhub.sqlite'}?mode=ro", uri=True) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal", explain(stack, "hubconfig/hubdb.py not applied")
