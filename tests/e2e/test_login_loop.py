@@ -240,4 +240,6 @@ def test_the_hubs_database_runs_in_wal_mode(stack):
     import sqlite3
 
     with sqlite3.connect(f"file:{stack.hub_dir / 'jupyterhub.sqlite'}?mode=ro", uri=True) as db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal", explain(stack, "hubconfig/hubdb.py not applied")
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal", explain(
+            stack, "hubconfig/hubdb.py not applied"
+        )
