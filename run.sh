@@ -164,5 +164,5 @@ exec "$ROOT/.venv/bin/python" -m deploy.supervise --label run.sh --ready-timeout
     -- "$ROOT/.venv/bin/gunicorn" -c "$ROOT/deploy/gunicorn.conf.py" portal.wsgi \; \
     --start JupyterHub --log "$LOG_DIR/hub.log" --cwd "$VAR_DIR/hub" \
     --ready "$check_url/jupyter/hub/api" --host "$hub_host:$port" --keep-running jupyterhub-singleuser \
-    -- "$ROOT/.venv/bin/jupyterhub" -f "$ROOT/hubconfig/jupyterhub_config.py" \; \
+    -- "$ROOT/.venv/bin/python" "$ROOT/hubconfig/hub.py" -f "$ROOT/hubconfig/jupyterhub_config.py" \; \
     --when-ready "$ROOT/.venv/bin/python" manage.py retry_hub_removals -v0 \;

@@ -1,4 +1,4 @@
-# JupyterHub reads this file: `jupyterhub -f hubconfig/jupyterhub_config.py`. The logic is in hubconfig/config.py.
+# JupyterHub reads this file: `python hubconfig/hub.py -f hubconfig/jupyterhub_config.py`. The logic is in hubconfig/config.py.
 import os
 import sys
 from pathlib import Path

@@ -266,6 +266,11 @@ class HubError(RuntimeError):
     pass
 
 
+def hub_command() -> list[str]:
+    """JupyterHub as run.sh and the systemd unit start it (hubconfig/hub.py says why not `jupyterhub`)."""
+    return [sys.executable, str(REPO / "hubconfig" / "hub.py"), "-f", str(REPO / "hubconfig" / "jupyterhub_config.py")]
+
+
 def secret_file(env: dict[str, str], name: str) -> str:
     """A secret the secrets step (prepare_secrets) generated into var/secrets/."""
     return (Path(env["CFPS_VAR_DIR"]) / "secrets" / name).read_text().strip()
@@ -340,7 +345,7 @@ class Stack:
         self.manage("bootstrap")  # registers the hub's OAuth client, as ./run.sh does
         self.hub_dir.mkdir(parents=True, exist_ok=True)
         self.hub_proc, self._hub_log_file = start_logged(
-            [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(REPO / "hubconfig" / "jupyterhub_config.py")],
+            hub_command(),
             self.hub_dir,
             self.env,
             self.hub_log,

@@ -79,7 +79,9 @@ def test_portal_and_hub_run_as_the_service_user_with_the_env_file_and_restart_on
         assert service["NoNewPrivileges"] == ["yes"]
         assert unit["Install"]["WantedBy"] == ["multi-user.target"]
     assert portal["Service"]["ExecStart"] == [f"{venv_bin}/gunicorn -c {REPO}/deploy/gunicorn.conf.py portal.wsgi"]
-    assert hub["Service"]["ExecStart"] == [f"{venv_bin}/jupyterhub -f {REPO}/hubconfig/jupyterhub_config.py"]
+    assert hub["Service"]["ExecStart"] == [
+        f"{venv_bin}/python {REPO}/hubconfig/hub.py -f {REPO}/hubconfig/jupyterhub_config.py"
+    ]
     assert hub["Service"]["WorkingDirectory"] == [f"{var}/hub"]
     # The Docker socket: without the group the hub cannot start a single container.
     assert hub["Service"]["SupplementaryGroups"] == ["docker"]

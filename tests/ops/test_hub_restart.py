@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from http import HTTPStatus
-from pathlib import Path
 
 import pytest
 
 from tests.e2e import flows
-from tests.live import REPO, HubError, Stack, start_logged, wait_until_ok
+from tests.live import HubError, Stack, hub_command, start_logged, wait_until_ok
 from tests.ops.conftest import RUN, docker_hub_env
 
 
@@ -21,8 +19,7 @@ def restart_hub(stack: Stack) -> None:
     """Start the hub again the way Stack.start does (same command, folder, environment and log)."""
     stack._hub_log_file.close()
     stack.hub_proc, stack._hub_log_file = start_logged(
-        [str(Path(sys.executable).with_name("jupyterhub")), "-f", str(REPO / "hubconfig" / "jupyterhub_config.py")],
-        stack.hub_dir, stack.env, stack.hub_log, new_session=True,
+        hub_command(), stack.hub_dir, stack.env, stack.hub_log, new_session=True,
     )  # fmt: skip
     wait_until_ok([stack.url("/jupyter/hub/api")], stack.hub_proc, stack.hub_log, stack.START_TIMEOUT, HubError)
 

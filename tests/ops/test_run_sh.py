@@ -86,7 +86,7 @@ class RunSh:
     def hub_pid(self) -> int:
         """The JupyterHub that run.sh's supervisor started (its child; run.sh exec'd into the supervisor)."""
         for pid, _ in descendants(self.proc.pid):
-            if "/jupyterhub -f " in command_line(pid):
+            if "hubconfig/hub.py -f " in command_line(pid):
                 return pid
         raise AssertionError(flows.explain(self, "no JupyterHub below run.sh"))
 
