@@ -25,7 +25,7 @@ from portal.envfile import BASE_DIR, Env, EnvError, var_dir
 
 PROXIES = {"python", "node"}
 LAB_SETTINGS_DIR = Path(__file__).resolve().parent / "lab_settings"
-SPAWNERS = {"local", "docker"}
+SPAWNERS = {"local", "docker", "swarm"}
 
 
 class HubConfigError(SystemExit):
@@ -59,6 +59,10 @@ def startup_warnings(env: Env) -> list[str]:
         lines.append(f"WARNING: {WARNING}")
     elif spawner == "docker":
         lines += docker_warnings(env)
+    elif spawner == "swarm":
+        from hubconfig.swarm import swarm_warnings
+
+        lines += swarm_warnings(env)
     return lines
 
 
@@ -250,6 +254,10 @@ def _apply(c, env: Env) -> None:
         c.LocalHomeSpawner.environment = {
             "CFPS_DATASET_URL": dataset.notebook_dataset_url(env, datafolder.local_data_dir())
         }
+    elif spawner == "swarm":  # one Swarm service per user, the same containers: hubconfig/swarm.py
+        from hubconfig.swarm import apply_swarm_config
+
+        apply_swarm_config(c, env, topo.hub_port)
     else:  # one container per user: hubconfig/docker.py
         apply_docker_config(c, env, topo.hub_port)
     # Local servers are the hub's children and must go with it; containers outlive a hub restart (an upgrade,

@@ -2,9 +2,10 @@
 configured (`apply_docker_config`, set-only like `hubconfig.config.apply_config`).
 
 Rules:
-- SPAWNER=docker|local in .env picks the spawner. Unset: docker in prod; in dev docker when the engine
-  answers and DOCKER_IMAGE, the users' network and the shared volumes exist (build_image, setup_volumes),
-  else local, and the hub's log says why (`choose_spawner`).
+- SPAWNER=docker|swarm|local in .env picks the spawner (swarm: hubconfig/swarm.py, the same settings as
+  services of a Docker Swarm). Unset: docker in prod; in dev docker when the engine answers and
+  DOCKER_IMAGE, the users' network and the shared volumes exist (build_image, setup_volumes), else local,
+  and the hub's log says why (`choose_spawner`).
 - Names, mounts and limits come from portal/containers.py (the same values `build_image` and
   `setup_volumes` use); the team volume of each portal group the user belongs to is added at every start,
   from the hub user's groups (synced from the portal at login and before each spawn).
@@ -158,10 +159,10 @@ def container_environment(env: Env, interface_ip: str = "") -> dict[str, str]:
     return dataset.notebook_environment(env, PurePosixPath(ct.DATA_MOUNT), host)
 
 
-def apply_docker_config(c, env: Env, hub_port: int) -> None:
-    """Configure CfpsDockerSpawner from .env; only assignments to `c`."""
+def apply_container_config(c, env: Env) -> ct.Containers:
+    """What every user's container is, whichever Docker spawner runs it (CfpsSwarmSpawner inherits this
+    section of the config): image, volumes, limits, command, confinement. Only assignments to `c`."""
     cfg = ct.from_env(env)
-    c.JupyterHub.spawner_class = "hubconfig.docker.CfpsDockerSpawner"
     spawner = c.CfpsDockerSpawner
     spawner.image = cfg.image
     spawner.pull_policy = "never"  # built here by build_image; there may be no registry to pull from
@@ -189,6 +190,14 @@ def apply_docker_config(c, env: Env, hub_port: int) -> None:
         "pids_limit": cfg.pids_limit,
     }
     spawner.disk_quota = cfg.disk_quota
+    return cfg
+
+
+def apply_docker_config(c, env: Env, hub_port: int) -> None:
+    """Configure CfpsDockerSpawner from .env; only assignments to `c`."""
+    c.JupyterHub.spawner_class = "hubconfig.docker.CfpsDockerSpawner"
+    cfg = apply_container_config(c, env)
+    spawner = c.CfpsDockerSpawner
     spawner.network_name = cfg.network
     if cfg.network == "host":
         spawner.ip = "127.0.0.1"
@@ -278,10 +287,14 @@ class CfpsDockerSpawner(DockerSpawner):
                 raise RuntimeError(
                     f"Docker network {self.network_name} is missing: run python manage.py setup_volumes"
                 ) from None
-        for group in groups:
-            volumes.ensure_team_volume(self.sdk, self.image, group)
+        self.ensure_volumes(groups)
         if self.disk_quota:
             self._apply_disk_quota()
+
+    def ensure_volumes(self, groups: list[str]) -> None:
+        """Make the volumes a server needs that Docker would not make right by itself: one per group."""
+        for group in groups:
+            volumes.ensure_team_volume(self.sdk, self.image, group)
 
     def _apply_disk_quota(self) -> None:
         from portal import isolation
