@@ -22,6 +22,9 @@ Rules:
   in the log at start and at the first spawn.
 - `remove=True`: a stopped server's container is deleted, so a new image or limit applies at the next
   start; the volumes stay.
+- While the engine does not answer (restarting, stopped), nothing is decided about a running server: a poll
+  keeps it as it is, with one line in the log (with live-restore its container still runs; without, the first
+  poll after the engine is back finds it stopped), and a start fails with a 503 that says so, not a traceback.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import PurePosixPath
 
 from dockerspawner import DockerSpawner
 from jupyterhub.utils import random_port
+from tornado import web
 from traitlets import Dict, Unicode
 
 from portal import containers as ct
@@ -40,6 +44,9 @@ from portal.envfile import Env, EnvError
 
 DOCKER_ENGINE_TIMEOUT = 5
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+ENGINE_AWAY = (  # hubconfig/templates/error.html knows its first words and shows it translated
+    "The Docker engine does not answer (it may be restarting), so no server can start now: try again in a minute."
+)
 
 # Copies the example notebooks into a new home once, then becomes the single-user server. Never overwrites:
 # once ~/notebooks exists (the student's own copy, edited or not) it is left alone.
@@ -56,6 +63,18 @@ exec "$@"
 """
 
 
+def engine_unreachable(exc: BaseException) -> bool:
+    """True when `exc` is the Docker engine not reached at all (no socket, connection refused or cut), not an
+    answer that refused something; the SDK wraps a failed version check in a DockerException."""
+    import requests
+
+    return any(isinstance(e, requests.exceptions.ConnectionError) for e in (exc, exc.__cause__, exc.__context__))
+
+
+def first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def engine_problem(image: str, network: str = "host", volumes: tuple[str, ...] = ()) -> str:
     """Why Docker cannot run `image` on `network` with the shared `volumes` here ("" when it can): the engine
     does not answer, or lacks the image, the network or a volume."""
@@ -65,7 +84,7 @@ def engine_problem(image: str, network: str = "host", volumes: tuple[str, ...] =
         client = docker.from_env(timeout=DOCKER_ENGINE_TIMEOUT)
         client.ping()
     except Exception as exc:  # DockerException, requests' errors, a missing socket...
-        return f"the Docker engine does not answer ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        return f"the Docker engine does not answer ({first_line(exc)})"
     try:
         client.images.get(image)
         if network != "host":
@@ -231,6 +250,7 @@ class CfpsDockerSpawner(DockerSpawner):
 
     _sdk_client = None  # one high-level Docker SDK client per process (DockerSpawner's own is the low-level one)
     _quota_support: tuple[bool, bool] | None = None  # (home volumes, writable layers), asked once per process
+    _started_nothing = False  # the last start failed before making a container (the engine did not answer)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -314,12 +334,45 @@ class CfpsDockerSpawner(DockerSpawner):
             self.extra_host_config = {**self.extra_host_config, "storage_opt": {"size": self.disk_quota}}
 
     async def start(self):
+        self._started_nothing = False
         groups = self.group_names()
         self.apply_group_limits(groups)
-        await asyncio.wrap_future(self.executor.submit(self._prepare, groups))
+        try:
+            await asyncio.wrap_future(self.executor.submit(self._prepare, groups))
+        except Exception as exc:
+            if not engine_unreachable(exc):
+                raise
+            self.log.warning("Not starting %s: the Docker engine does not answer (%s)", self._log_name, first_line(exc))
+            self._started_nothing = True
+            # An HTTPError is logged in one line; jupyterhub_message keeps the hub from showing its generic
+            # "Failed to start your server" instead of the reason.
+            error = web.HTTPError(503, ENGINE_AWAY)
+            error.jupyterhub_message = ENGINE_AWAY
+            raise error from None
         if self.network_name == "host":
             self.port = random_port()
         return await super().start()
+
+    async def stop(self, now=False):
+        if self._started_nothing:
+            # The hub cleans up after the failed start above, which made no container; the engine is away, and
+            # an older container of this name, if any, is removed by the next start (remove=True).
+            self._started_nothing = False
+            return
+        return await super().stop(now=now)
+
+    async def poll(self):
+        try:
+            return await super().poll()
+        except Exception as exc:
+            if not engine_unreachable(exc):
+                raise
+            self.log.warning(
+                "Cannot poll %s: the Docker engine does not answer (%s); it counts as running until the engine answers",
+                self._log_name,
+                first_line(exc),
+            )
+            return None
 
     async def get_ip_and_port(self):
         if self.network_name == "host":
