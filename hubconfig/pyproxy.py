@@ -66,6 +66,10 @@ class LiteralResolver(DefaultLoopResolver):
 # Tornado's HTTP client forwards at most 10 requests at once by default and queues the rest, so 20 students
 # logging in (each waiting half a second on a password check) made every other page wait behind them.
 UPSTREAM_REQUESTS_AT_ONCE = 1000
+# The port buffers each answer whole and, without --proxy-timeout, gives up on it after Tornado's default 20 s:
+# the spawn page's progress stream lasts as long as the start (30 s on a busy class day), so it got a 503 and
+# the student's page never moved on to JupyterLab. The Node proxy has no such limit either.
+DEFAULT_PROXY_TIMEOUT_MS = 10 * 60 * 1000
 
 
 def main() -> int:
@@ -74,7 +78,10 @@ def main() -> int:
     cli.PythonProxy = HostRoutingProxy  # the CLI builds its proxy from this name
     # The Python CLI declares --host-routing as an option that takes a value; JupyterHub passes it as the
     # Node proxy's bare flag.
-    sys.argv = ["configurable-http-proxy"] + ["--host-routing=1" if a == "--host-routing" else a for a in sys.argv[1:]]
+    args = ["--host-routing=1" if a == "--host-routing" else a for a in sys.argv[1:]]
+    if not any(a.startswith("--proxy-timeout") for a in args):
+        args.append(f"--proxy-timeout={DEFAULT_PROXY_TIMEOUT_MS}")
+    sys.argv = ["configurable-http-proxy", *args]
     return cli.main()
 
 
