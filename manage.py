@@ -6,7 +6,7 @@ import sys
 
 
 def main():
-    from portal.filemodes import for_command
+    from portal.config.filemodes import for_command
     from portal.settings import module_for_profile
 
     for_command(sys.argv)  # owner-only files under var/, except for commands that share theirs

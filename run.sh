@@ -47,8 +47,8 @@ admin_user="" invite_codes=""
 settings=$(.venv/bin/python - <<'PY'
 import shlex
 
-from portal import topology
-from portal.envfile import Env, EnvError
+from portal.config import topology
+from portal.config.env import Env, EnvError
 from hubconfig.docker import choose_spawner
 
 try:

@@ -1,12 +1,12 @@
 """Gunicorn settings for ./run.sh and production: `gunicorn -c deploy/gunicorn.conf.py portal.wsgi`.
 
-Values come from the process environment first, then `.env` (through `portal.envfile`, which imports
+Values come from the process environment first, then `.env` (through `portal.config.env`, which imports
 nothing from Django), then the defaults below:
 - BIND             the whole bind address; overrides PORTAL_PORT (e.g. `unix:/run/cfps/portal.sock`). The
                    proxy still sends `/` to 127.0.0.1:PORTAL_PORT, so use it only when something else
                    routes to the portal
 - PORTAL_PORT      port on 127.0.0.1 (default 8010). Not PORT: that one belongs to JupyterHub's proxy, which
-                   sends `/` here and `/jupyter/` to the hub (see portal/topology.py); only the proxy should
+                   sends `/` here and `/jupyter/` to the hub (see portal/config/topology.py); only the proxy should
                    reach gunicorn
 - GUNICORN_WORKERS processes (default 1; 2 x cores + 1 when APP_PROFILE=prod)
 - GUNICORN_THREADS threads per process (default 32: pages never queue behind password checks, which
@@ -21,11 +21,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 if str(BASE_DIR) not in sys.path:
     sys.path.insert(0, str(BASE_DIR))
 
-from portal.envfile import Env  # noqa: E402
-from portal.filemodes import restrict_umask  # noqa: E402
+from portal.config.env import Env  # noqa: E402
+from portal.config.filemodes import restrict_umask  # noqa: E402
 
 _env = Env()
-# The SQLite database and its journals, and anything else the portal writes: owner-only (portal/filemodes.py).
+# The SQLite database and its journals, and anything else the portal writes: owner-only (portal/config/filemodes.py).
 restrict_umask()
 
 chdir = str(BASE_DIR)
@@ -49,8 +49,8 @@ accesslog = "-"
 errorlog = "-"
 loglevel = "info"
 # The access log masks tokens, codes and secrets in request lines and Referers (/o/authorize/?state=,
-# the hub's /oauth_callback?code=, one-time links): portal/logscrub.py.
-logger_class = "portal.logscrub.ScrubbingLogger"
+# the hub's /oauth_callback?code=, one-time links): portal/config/logscrub.py.
+logger_class = "portal.config.logscrub.ScrubbingLogger"
 
 # No gunicornc control socket: its default path is per user ($HOME/.gunicorn/gunicorn.ctl), so two
 # instances (run.sh and a test server, or two checkouts) would fight over it.

@@ -140,13 +140,13 @@ ensure_env_file() {
 # ensure_secrets: generate the secrets that .env leaves out into var/secrets/ (0600; nothing in prod, where .env
 # holds each one). Before anything imports the settings or the hub's config, which only read them.
 ensure_secrets() {
-    .venv/bin/python -m portal.envfile prepare || die "could not generate the secrets in var/secrets/ (see above)"
+    .venv/bin/python -m portal.config prepare || die "could not generate the secrets in var/secrets/ (see above)"
 }
 
 # env_value KEY DEFAULT: the value the portal will see (process environment, then .env, then DEFAULT).
 env_value() {
     .venv/bin/python -c 'import sys
-from portal.envfile import Env
+from portal.config.env import Env
 print(Env().get(sys.argv[1], sys.argv[2]))' "$1" "${2:-}"
 }
 
@@ -199,7 +199,7 @@ ensure_mariadb_running() {
     return 1
 }
 
-# --- Notebooks: chart libraries, IPython start-up, the synthetic sample (portal/dataset.py) --------------------
+# --- Notebooks: chart libraries, IPython start-up, the synthetic sample (portal/config/dataset.py) --------------------
 # The ECharts files pyecharts charts load in the browser, from the npm packages pinned in
 # deploy/notebook/package-lock.json, copied to deploy/notebook/lib/cfps/static/ (git-ignored), which
 # sync_data_folder copies into the data folder: students' browsers load them from their own server
@@ -237,7 +237,7 @@ ensure_notebook_assets() {
 # the data folder's startup/ files (deploy/notebook/ipython_kernel_config.py -> .venv/etc/ipython/).
 ensure_notebook_env() {
     ensure_notebook_assets
-    .venv/bin/python -c 'from portal.dataset import install_kernel_config as i; p, changed = i(); changed and print(f"==> Installed {p}")'
+    .venv/bin/python -c 'from deploy.dataset import install_kernel_config as i; p, changed = i(); changed and print(f"==> Installed {p}")'
 }
 
 # prepare_dataset: for the embedded default (DATASET_DATABASE_URL empty), (re)write the synthetic sample into
@@ -249,7 +249,7 @@ prepare_dataset() {
     fi
 }
 
-# --- Users' containers: the Docker engine (portal/containers.py) -------------------------------------------------
+# --- Users' containers: the Docker engine (portal/config/containers.py) -------------------------------------------------
 # True when the Docker engine answers this user.
 docker_alive() { docker info >/dev/null 2>&1; }
 

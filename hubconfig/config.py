@@ -3,9 +3,9 @@
 Rules:
 - Only assignments to `c`: applying twice gives the same config (tests apply it to a plain
   `traitlets.config.Config()`).
-- Values come from the same `.env` as the portal (`portal.envfile`), URLs and ports from
-  `portal.topology`, secrets from `Env.secret` (outside prod, read from var/secrets/ when .env leaves them out;
-  made beforehand by `python -m portal.envfile prepare`, never here).
+- Values come from the same `.env` as the portal (`portal.config.env`), URLs and ports from
+  `portal.config.topology`, secrets from `Env.secret` (outside prod, read from var/secrets/ when .env leaves them out;
+  made beforehand by `python -m portal.config prepare`, never here).
 - The hub lives at /jupyter/ on its own origin (HUB_PUBLIC_URL), never the portal's: the proxy on PORT routes
   by host name (JupyterHub's `subdomain_host` mode), the portal's host to the portal (gunicorn), every other
   host to the hub and the students' servers. Without USER_SUBDOMAINS every student shares the hub's host
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from jupyterhub.utils import subdomain_hook_idna
 
-from portal import placeholders, topology
-from portal.envfile import BASE_DIR, Env, EnvError, var_dir
+from portal.config import placeholders, topology
+from portal.config.env import BASE_DIR, Env, EnvError, var_dir
 
 PROXIES = {"python", "node"}
 LAB_SETTINGS_DIR = Path(__file__).resolve().parent / "lab_settings"
@@ -126,7 +126,7 @@ def _apply(c, env: Env) -> None:
     if not generate:
         refuse_placeholder_secrets(env)
 
-    # --- the hub on its own origin; the proxy routes by host (portal/topology.py) ---
+    # --- the hub on its own origin; the proxy routes by host (portal/config/topology.py) ---
     # bind_url alone: its path is the hub's base URL. Setting base_url too makes JupyterHub ignore
     # bind_url and listen on every interface at its default port.
     c.JupyterHub.bind_url = f"http://{topo.bind_ip}:{topo.port}{prefix}"
@@ -236,8 +236,9 @@ def _apply(c, env: Env) -> None:
     c.JupyterHub.concurrent_spawn_limit = env.int("HUB_CONCURRENT_SPAWN_LIMIT", 20)
 
     # --- spawner ---
+    from deploy import datafolder
     from hubconfig.docker import apply_docker_config, choose_spawner
-    from portal import datafolder, dataset
+    from portal.config import dataset
 
     spawner = choose_spawner(env)[0]
     if spawner not in SPAWNERS:
@@ -250,7 +251,7 @@ def _apply(c, env: Env) -> None:
         c.LocalHomeSpawner.shared_root = str(var_dir() / "shared")
         singleuser = shutil.which("jupyterhub-singleuser", path=str(bin_dir)) or str(bin_dir / "jupyterhub-singleuser")
         c.LocalHomeSpawner.cmd = [singleuser]
-        # The dataset as portal/dataset.py defines it; CFPS_DATA_DIR and PYTHONPATH come from the spawner.
+        # The dataset as portal/config/dataset.py defines it; CFPS_DATA_DIR and PYTHONPATH come from the spawner.
         c.LocalHomeSpawner.environment = {
             "CFPS_DATASET_URL": dataset.notebook_dataset_url(env, datafolder.local_data_dir())
         }

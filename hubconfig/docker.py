@@ -6,11 +6,11 @@ Rules:
   services of a Docker Swarm). Unset: docker in prod; in dev docker when the engine answers and
   DOCKER_IMAGE, the users' network and the shared volumes exist (build_image, setup_volumes), else local,
   and the hub's log says why (`choose_spawner`).
-- Names, mounts and limits come from portal/containers.py (the same values `build_image` and
+- Names, mounts and limits come from portal/config/containers.py (the same values `build_image` and
   `setup_volumes` use); the team volume of each portal group the user belongs to is added at every start,
   from the hub user's groups (synced from the portal at login and before each spawn).
 - Networking: DOCKER_NETWORK=cfps-users (default), the bridge network setup_volumes creates with
-  inter-container traffic off (portal/isolation.py), or another Docker network: the hub listens on every
+  inter-container traffic off (deploy/isolation.py), or another Docker network: the hub listens on every
   interface and containers reach it at DOCKER_INTERFACE_IP (default: the network's gateway); users' servers
   are published on 127.0.0.1 only, where the proxy reaches them and other containers cannot.
   DOCKER_NETWORK=host: containers share the host's network, the hub stays on 127.0.0.1 and each server
@@ -38,9 +38,9 @@ from jupyterhub.utils import random_port
 from tornado import web
 from traitlets import Dict, Unicode
 
-from portal import containers as ct
-from portal import volumes
-from portal.envfile import Env, EnvError
+from deploy import volumes
+from portal.config import containers as ct
+from portal.config.env import Env, EnvError
 
 DOCKER_ENGINE_TIMEOUT = 5
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -110,7 +110,7 @@ def docker_warnings(env: Env) -> list[str]:
     keep containers apart, a disk quota the engine cannot enforce."""
     import docker
 
-    from portal import isolation
+    from deploy import isolation
 
     cfg = ct.from_env(env)
     problem = engine_problem(cfg.image, cfg.network, (cfg.data_volume, cfg.team_volume))
@@ -169,9 +169,9 @@ def network_gateway(network: str) -> str:
 
 def container_environment(env: Env, interface_ip: str = "") -> dict[str, str]:
     """What every container's server sees besides JupyterHub's own variables: the data-folder contract
-    (portal/datafolder.py) and the dataset (portal/dataset.py), with the data folder at ~/data. On a Docker
+    (deploy/datafolder.py) and the dataset (portal/config/dataset.py), with the data folder at ~/data. On a Docker
     network, a dataset server on the host's loopback is reached at the host's address on that network."""
-    from portal import dataset
+    from portal.config import dataset
 
     account = dataset.from_env(env).read_only
     host = interface_ip if interface_ip and account and account.host in LOOPBACK else None
@@ -317,7 +317,7 @@ class CfpsDockerSpawner(DockerSpawner):
             volumes.ensure_team_volume(self.sdk, self.image, group)
 
     def _apply_disk_quota(self) -> None:
-        from portal import isolation
+        from deploy import isolation
 
         cls = type(self)
         if cls._quota_support is None:

@@ -1,4 +1,4 @@
-"""The hub's SQLite database in WAL mode with `synchronous=NORMAL`, as the portal's (portal/envfile.py).
+"""The hub's SQLite database in WAL mode with `synchronous=NORMAL`, as the portal's (portal/config/env.py).
 
 Why: JupyterHub opens SQLite with its defaults (a rollback journal, a full sync), so every commit waits for
 several fsyncs on the hub's single event loop, and a first login commits about ten times (the user, its

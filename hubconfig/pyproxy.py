@@ -1,6 +1,6 @@
 """PROXY=python: the pure-Python configurable-http-proxy, with the host-based routing the hub relies on.
 
-JupyterHub routes by host name (portal/topology.py: the portal's host reaches only the portal, the hub's
+JupyterHub routes by host name (portal/config/topology.py: the portal's host reaches only the portal, the hub's
 host the hub and the students' servers) and starts its proxy with `--host-routing`, as the Node proxy
 implements it: the route for a request is looked up under `/<host name without port><path>`. The Python
 port (0.4.0) stores host routes, but looks requests up by path alone, so no host route would ever match,
@@ -23,7 +23,7 @@ from tornado.netutil import DefaultLoopResolver, Resolver, is_valid_ip
 from tornado.web import Application
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: run as a script by the hub
-from portal import logscrub  # noqa: E402
+from portal.config import logscrub  # noqa: E402
 
 
 class HostRoutingProxyHandler(handlers.ProxyHandler):

@@ -44,6 +44,7 @@ from dockerspawner import SwarmSpawner
 from traitlets import Bool, Dict, Unicode
 from traitlets.config import Config
 
+from deploy import volumes
 from hubconfig.docker import (
     DOCKER_ENGINE_TIMEOUT,
     CfpsDockerSpawner,
@@ -51,9 +52,8 @@ from hubconfig.docker import (
     container_environment,
     engine_problem,
 )
-from portal import containers as ct
-from portal import volumes
-from portal.envfile import Env, EnvError
+from portal.config import containers as ct
+from portal.config.env import Env, EnvError
 
 DEFAULT_NFS_OPTIONS = "nfsvers=4"
 VOLUMES_FOLDER = "volumes"  # under DATA_ROOT: one folder per home and group volume

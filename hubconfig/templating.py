@@ -168,7 +168,7 @@ DEFAULT_LANGUAGE = "zh"
 HTML_LANG = {"zh": "zh-Hans", "en": "en"}  # as the portal's <html lang> (Django's zh-hans)
 
 # English the hub's own code writes into its pages after they load, in the page's language. Each key is
-# found in the installed JupyterHub by tests/hub/test_templates.py, so an upgrade that rewords one fails there.
+# found in the installed JupyterHub by tests/hubconfig/test_templates.py, so an upgrade that rewords one fails there.
 LIVE_MESSAGES = {
     "zh": {
         "exact": {

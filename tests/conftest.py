@@ -101,8 +101,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def _generated_secrets(tmp_path_factory) -> Path:
-    """One run of the secrets step (`python -m portal.envfile prepare`) for the session, with nothing from .env."""
-    from portal.envfile import Env, generate_secrets
+    """One run of the secrets step (`python -m portal.config prepare`) for the session, with nothing from .env."""
+    from portal.config.env import Env, generate_secrets
 
     var = tmp_path_factory.mktemp("secrets-template")
     generate_secrets(var_dir=var, env=Env({}))

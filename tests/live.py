@@ -123,7 +123,7 @@ def wait_until_ok(urls: list[str], proc: subprocess.Popen, log_path: Path, timeo
 def prepare_secrets(env: dict[str, str]) -> None:
     """The explicit step before anything imports the settings, as ./run.sh runs it: the secrets .env leaves out,
     into env's CFPS_VAR_DIR (or the repo's var/)."""
-    cmd = [sys.executable, "-m", "portal.envfile", "prepare"]
+    cmd = [sys.executable, "-m", "portal.config.env", "prepare"]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise RuntimeError(f"`{' '.join(cmd)}` exited with {result.returncode}\n{result.stdout}{result.stderr}")
@@ -276,7 +276,7 @@ def secret_file(env: dict[str, str], name: str) -> str:
     return (Path(env["CFPS_VAR_DIR"]) / "secrets" / name).read_text().strip()
 
 
-# The embedded default's two origins share the proxy's port but not the host name (portal/topology.py).
+# The embedded default's two origins share the proxy's port but not the host name (portal/config/topology.py).
 PORTAL_HOST = "127.0.0.1"
 HUB_HOST = "localhost"
 HUB_PATH = "/jupyter/"

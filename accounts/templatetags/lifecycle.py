@@ -2,7 +2,7 @@
 
 from django import template
 
-from portal.containers import USER_VOLUME_TEMPLATE
+from portal.config.containers import USER_VOLUME_TEMPLATE
 
 register = template.Library()
 

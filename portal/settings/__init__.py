@@ -5,7 +5,7 @@
 
 
 def module_for_profile() -> str:
-    from portal.envfile import Env, EnvError
+    from portal.config.env import Env, EnvError
 
     try:
         return f"portal.settings.{Env().profile}"

@@ -1,4 +1,4 @@
-"""Settings shared by every profile. Values come from `.env` through `portal.envfile.Env` only."""
+"""Settings shared by every profile. Values come from `.env` through `portal.config.env.Env` only."""
 
 import os
 import re
@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext_lazy as _
 
-from portal import topology
-from portal.envfile import BASE_DIR, Env, EnvError, database_config, var_dir
+from portal.config import topology
+from portal.config.env import BASE_DIR, Env, EnvError, database_config, var_dir
 
 env = Env()
 VAR_DIR = var_dir()
@@ -45,7 +45,7 @@ DJANGO_APPS = [
     "django.contrib.staticfiles",
 ]
 THIRD_PARTY_APPS = ["oauth2_provider", "csp"]
-LOCAL_APPS = ["accounts", "portal", "staff"]
+LOCAL_APPS = ["accounts", "deploy", "staff"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
@@ -169,9 +169,9 @@ ADMIN_PASSWORD = env.get("ADMIN_PASSWORD")
 ADMIN_EMAIL = env.get("ADMIN_EMAIL")
 INVITE_CODES = env.list("INVITE_CODES", sep=";")
 
-# --- E-mail: password reset by mail only when a mail server is configured (rules in portal/mailconfig.py) ---
+# --- E-mail: password reset by mail only when a mail server is configured (rules in portal/config/mail.py) ---
 try:
-    from portal import mailconfig as _mailconfig
+    from portal.config import mail as _mailconfig
 
     _MAIL = _mailconfig.from_env(env)
     # False without a mail server: the "forgot password" page then says to ask staff for a set-password link.
@@ -191,14 +191,14 @@ PASSWORD_RESET_RATE_LIMIT = _rate("PASSWORD_RESET_RATE_LIMIT", "3/h")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Tokens, codes and secrets in a logged URL are masked (portal/logscrub.py).
-    "filters": {"scrub_secrets": {"()": "portal.logscrub.ScrubSecretsFilter"}},
+    # Tokens, codes and secrets in a logged URL are masked (portal/config/logscrub.py).
+    "filters": {"scrub_secrets": {"()": "portal.config.logscrub.ScrubSecretsFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "stream": sys.stderr, "filters": ["scrub_secrets"]}},
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# --- Two origins: the portal here, the hub and the students' servers on another host (portal/topology.py) ---
+# --- Two origins: the portal here, the hub and the students' servers on another host (portal/config/topology.py) ---
 _PROD = env.prod
 MISSING_SECRETS = []
 _topology_env = env
@@ -257,7 +257,7 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- OAuth2 / OpenID Connect provider (django-oauth-toolkit at /o/) ------------------------------------
-# The embedded default reads what .env leaves out from var/secrets/ (made by `python -m portal.envfile
+# The embedded default reads what .env leaves out from var/secrets/ (made by `python -m portal.config.env
 # prepare`, which ./run.sh runs; never here); prod wants each one in .env and lists every missing one in a
 # single line (see prod.py).
 _GENERATE_SECRETS = not _PROD
@@ -364,18 +364,18 @@ try:
 except (EnvError, ValueError) as exc:
     _fail(f"{exc} (SECURE_HSTS_* or the port in DATASET_DATABASE_URL)")
 
-# --- Users' notebook containers (build_image, setup_volumes; the hub reads the same, see portal/containers.py)
+# --- Users' notebook containers (build_image, setup_volumes; the hub reads the same, see portal/config/containers.py)
 try:
-    from portal import containers as _containers
+    from portal.config import containers as _containers
 
     CONTAINERS = _containers.from_env(env)
 except EnvError as exc:
     _fail(str(exc))
 
-# --- The CFPS dataset (provision_dataset_user, load_sample_data; rules in portal/dataset.py) -------------
+# --- The CFPS dataset (provision_dataset_user, load_sample_data; rules in portal/config/dataset.py) -------------
 try:
-    from portal import dataset as _dataset
-    from portal.datafolder import local_data_dir as _local_data_dir
+    from deploy.datafolder import local_data_dir as _local_data_dir
+    from portal.config import dataset as _dataset
 
     # DATASET_DATABASE_URL (the notebooks' read-only account), DATASET_ADMIN_URL, DATASET_USER_HOST.
     DATASET = _dataset.from_env(env)

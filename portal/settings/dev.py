@@ -1,7 +1,7 @@
 """The embedded default: SQLite, in-process cache, one gunicorn process, no Nginx.
 
 Without SECRET_KEY in .env it is read from `var/secrets/SECRET_KEY` (mode 0600), which ./run.sh makes first
-(`python -m portal.envfile prepare`), so a fresh clone just runs.
+(`python -m portal.config prepare`), so a fresh clone just runs.
 """
 
 from .base import *  # noqa: F403

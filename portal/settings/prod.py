@@ -10,7 +10,7 @@ Rules (see the README's "Deploy to a server"):
 - `python manage.py check --deploy` is clean; each silenced check says why below.
 """
 
-from portal import placeholders
+from portal.config import placeholders
 
 from .base import *  # noqa: F403
 from .base import HSTS_INCLUDE_SUBDOMAINS, HSTS_SECONDS, MISSING_SECRETS, OAUTH2_PROVIDER, _fail, env

@@ -10,8 +10,8 @@ from aiosmtpd.controller import Controller
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from portal import mailconfig
-from portal.envfile import Env, EnvError
+from portal.config import mail as mailconfig
+from portal.config.env import Env, EnvError
 from staff.models import MailFailure
 from tests.conftest import PASSWORD
 from tests.live import free_port

@@ -426,7 +426,7 @@ def spawn(tmp: Path, proxy: str, at_once: int, rounds: int, extra_env: dict[str,
     if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         say("spawn", "skipped: no Docker engine")
         return
-    from portal import containers
+    from portal.config import containers
 
     image = containers.DEFAULT_IMAGE
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from portal import dataset
+from deploy.dataset import install_kernel_config
 from tests.browser.test_jupyterlab_browser import open_jupyterlab_from_home, sign_up_from_home, step
 from tests.live import REPO, Stack, in_ci
 
@@ -25,7 +25,7 @@ def stack(tmp_path_factory):
         if in_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    dataset.install_kernel_config()  # as ./run.sh does for .venv
+    install_kernel_config()  # as ./run.sh does for .venv
     stack = Stack(tmp_path_factory.mktemp("stack"), proxy="python", extra_env={"SPAWNER": "local"})
     stack.start()
     try:

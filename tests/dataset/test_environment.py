@@ -1,4 +1,4 @@
-"""What every user's server is given (portal/dataset.py, hubconfig): one CFPS_DATASET_URL derived from .env,
+"""What every user's server is given (portal/config/dataset.py, hubconfig): one CFPS_DATASET_URL derived from .env,
 the data folder on PYTHONPATH, and IPython's kernel config that runs the data folder's start-up files."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
+from deploy.datafolder import local_data_dir
+from deploy.dataset import install_kernel_config
 from hubconfig.config import apply_config
-from portal import dataset
-from portal.datafolder import local_data_dir
-from portal.envfile import Env, EnvError
+from portal.config import dataset
+from portal.config.env import Env, EnvError
 
 
 @pytest.fixture(autouse=True)
@@ -66,9 +67,9 @@ def test_local_spawner_gives_every_server_the_dataset_url():
 
 
 def test_kernel_config_is_installed_once_and_runs_the_startup_files_only_with_a_data_folder(tmp_path, monkeypatch):
-    target, changed = dataset.install_kernel_config(tmp_path)
+    target, changed = install_kernel_config(tmp_path)
     assert target == tmp_path / "etc" / "ipython" / "ipython_kernel_config.py" and changed
-    assert dataset.install_kernel_config(tmp_path) == (target, False)
+    assert install_kernel_config(tmp_path) == (target, False)
 
     def exec_files(data_dir: str | None) -> list[str]:
         if data_dir is None:

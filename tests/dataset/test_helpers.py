@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from portal import dataset
+from portal.config import dataset
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])

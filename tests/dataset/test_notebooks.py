@@ -1,5 +1,5 @@
 """Every notebook in notebooks/ runs top to bottom in a kernel of this Python, as a student's would: the
-data folder and the variables the hub gives every server (portal/dataset.py), the IPython start-up files run
+data folder and the variables the hub gives every server (portal/config/dataset.py), the IPython start-up files run
 by the kernel config, and the sample data through the read-only account, once on the SQLite sample and
 once on MariaDB. Any error fails the test, except in cells tagged `raises-exception`, which MUST fail with the
 database's refusal. Committed notebooks carry no outputs."""
@@ -13,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from portal import dataset
+from deploy.dataset import install_kernel_config
+from portal.config import dataset
 from tests.live import REPO, in_ci
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -39,7 +40,7 @@ def test_committed_notebook_has_no_outputs(path):
 @pytest.fixture(scope="session")
 def kernel_config():
     """What ./run.sh and ./test.sh do for the local spawner: IPython's kernel config in this Python's prefix."""
-    target, _ = dataset.install_kernel_config()
+    target, _ = install_kernel_config()
     return target
 
 

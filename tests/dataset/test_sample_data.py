@@ -7,7 +7,7 @@ import re
 import sqlite3
 import time
 
-from portal import sample_data as sd
+from deploy import sample_data as sd
 from tests.dataset.conftest import ADMIN_URL, manage
 
 DATA_TABLES = {"adult_2010", "adult_2014", "adult_2018", "child_2018", "famecon_2018"}

@@ -29,7 +29,7 @@ HUB_PROD = {
 
 @pytest.fixture(scope="module")
 def oidc_key_file(tmp_path_factory):
-    from portal.keys import new_rsa_private_key_pem
+    from portal.config.keys import new_rsa_private_key_pem
 
     path = tmp_path_factory.mktemp("keys") / "oidc.pem"
     path.write_text(new_rsa_private_key_pem())
@@ -68,7 +68,7 @@ def test_hub_refuses_to_start_with_a_placeholder_secret_in_prod(tmp_path, key):
 
 def test_hub_accepts_generated_secrets_in_prod(tmp_path, monkeypatch):
     from hubconfig.config import refuse_placeholder_secrets
-    from portal.envfile import Env
+    from portal.config.env import Env
 
     refuse_placeholder_secrets(Env(HUB_PROD))  # no exception
     refuse_placeholder_secrets(

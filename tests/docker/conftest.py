@@ -21,7 +21,7 @@ import sys
 
 import pytest
 
-from portal import containers
+from portal.config import containers
 from tests.e2e import flows
 from tests.live import REPO, Stack, in_ci
 

@@ -9,7 +9,7 @@ import time
 
 import jupyterhub
 
-from portal.envfile import BASE_DIR
+from portal.config.env import BASE_DIR
 from tests.docker.conftest import RUN, manage_in_repo
 from tests.live import free_port
 

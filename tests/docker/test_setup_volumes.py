@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from portal import containers, isolation
+from deploy import isolation
+from portal.config import containers
 from tests.docker.conftest import RUN
 from tests.live import PortalProcess
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 from dockerspawner import DockerSpawner
 
+from deploy.volumes import ROOT_MODE, bind_options
 from hubconfig.swarm import NO_NEW_PRIVILEGES_API, api_at_least
-from portal import containers
-from portal.volumes import ROOT_MODE, bind_options
+from portal.config import containers
 from tests.docker.conftest import (
     COMMON_GROUP,
     EXAMPLE,

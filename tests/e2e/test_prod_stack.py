@@ -60,7 +60,7 @@ def prod(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("prod-stack")
     http_port, https_port = free_port(), free_port()
     cert, key = self_signed_certificate(tmp / "tls", "127.0.0.1", "localhost")
-    from portal.keys import new_rsa_private_key_pem
+    from portal.config.keys import new_rsa_private_key_pem
 
     (tmp / "oidc.pem").write_text(new_rsa_private_key_pem())
     env = {

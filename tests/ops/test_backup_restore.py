@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from portal import containers
-from portal.keys import new_rsa_private_key_pem
+from portal.config import containers
+from portal.config.keys import new_rsa_private_key_pem
 from tests.e2e import flows
 from tests.live import REPO, PortalError, Stack
 from tests.ops.conftest import RUN, docker, volume_owner, volume_read, volume_write

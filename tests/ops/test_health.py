@@ -110,7 +110,7 @@ def self_signed(folder, days: int):
 
 @pytest.mark.parametrize(("days", "well"), [(60, True), (5, False)])
 def test_status_fails_on_a_certificate_that_expires_within_two_weeks(tmp_path, days, well):
-    from portal import health
+    from deploy import health
 
     check = health.certificate(self_signed(tmp_path, days))
     assert check.ok is well, check
@@ -118,7 +118,7 @@ def test_status_fails_on_a_certificate_that_expires_within_two_weeks(tmp_path, d
 
 
 def test_status_names_an_unreadable_certificate(tmp_path):
-    from portal import health
+    from deploy import health
 
     (tmp_path / "broken.pem").write_text("not a certificate")
     check = health.certificate(tmp_path / "broken.pem")

@@ -1,4 +1,4 @@
-"""Owner-only files under var/ (portal/filemodes.py): what manage.py creates, and what bootstrap tightens."""
+"""Owner-only files under var/ (portal/config/filemodes.py): what manage.py creates, and what bootstrap tightens."""
 
 import os
 import stat
@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from portal import filemodes
+from portal.config import filemodes
 from tests.live import prepare_secrets
 
 REPO = Path(__file__).resolve().parents[2]

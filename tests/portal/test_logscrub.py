@@ -1,10 +1,10 @@
-"""Secrets never reach the portal's logs (portal/logscrub.py): a table of what is masked and what is kept."""
+"""Secrets never reach the portal's logs (portal/config/logscrub.py): a table of what is masked and what is kept."""
 
 import logging
 
 import pytest
 
-from portal.logscrub import ScrubbingLogger, ScrubSecretsFilter, scrub
+from portal.config.logscrub import ScrubbingLogger, ScrubSecretsFilter, scrub
 
 CASES = [
     ("GET /o/userinfo/?access_token=TOK1 HTTP/1.1", "GET /o/userinfo/?access_token=[secret] HTTP/1.1"),

@@ -1,4 +1,4 @@
-"""Generated secrets (portal/envfile.py): an explicit step makes them, and reading the settings or the hub's
+"""Generated secrets (portal/config/env.py): an explicit step makes them, and reading the settings or the hub's
 config never writes a file; without the step they stop in one line that names the file and the step."""
 
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.envfile import GENERATED_SECRETS, PREPARE_HINT, Env, EnvError, generate_secrets
+from portal.config.env import GENERATED_SECRETS, PREPARE_HINT, Env, EnvError, generate_secrets
 from tests.live import REPO, prepare_secrets
 
 
@@ -95,14 +95,14 @@ def test_a_fresh_var_dir_after_the_step_runs_the_portal_and_the_hub(tmp_path):
     var = tmp_path / "var"
     env = clean_env(var, DATABASE_URL=f"sqlite:///{tmp_path}/portal.sqlite3")
     cli = subprocess.run(
-        [sys.executable, "-m", "portal.envfile", "prepare"], cwd=REPO, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "portal.config.env", "prepare"], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert cli.returncode == 0 and "HUB_CLIENT_SECRET" in cli.stdout, cli.stderr
     prepare_secrets(env)  # again, as every ./run.sh does: nothing new
     assert sorted(p.name for p in (var / "secrets").iterdir()) == sorted(GENERATED_SECRETS)
     probe = (
         "from django.conf import settings; from traitlets.config import Config; from hubconfig.config import"
-        " apply_config; from portal.envfile import Env; c = Config(); apply_config(c, Env({'SPAWNER': 'local'}));"
+        " apply_config; from portal.config.env import Env; c = Config(); apply_config(c, Env({'SPAWNER': 'local'}));"
         " print(settings.HUB_CLIENT_SECRET == c.PortalOAuthenticator.client_secret, len(settings.SECRET_KEY))"
     )
     result = subprocess.run(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from portal import envfile
+from portal.config import env as envfile
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,7 +80,7 @@ def test_dev_profile_starts_with_nothing_configured(tmp_path):
 
 @pytest.fixture(scope="module")
 def oidc_key_file(tmp_path_factory):
-    from portal.keys import new_rsa_private_key_pem
+    from portal.config.keys import new_rsa_private_key_pem
 
     path = tmp_path_factory.mktemp("keys") / "oidc.pem"
     path.write_text(new_rsa_private_key_pem())

@@ -4,7 +4,7 @@ Why: `./run.sh` and deploy scripts call this after `migrate` instead of asking t
 through the admin. It creates the staff account `ADMIN_USERNAME` (password from `ADMIN_PASSWORD`, or
 generated and printed once), every invite code in `INVITE_CODES` (`;`-separated, unlimited uses) and the
 hub's OAuth client (`ensure_hub_client`), and takes group and other permissions off what var/ holds
-(portal/filemodes.py: databases, logs, secrets, homes are owner-only).
+(portal/config/filemodes.py: databases, logs, secrets, homes are owner-only).
 It never changes an existing password or an existing code's settings.
 """
 
@@ -47,8 +47,8 @@ class Command(BaseCommand):
         self.tighten_var(dry_run, verbose)
 
     def tighten_var(self, dry_run, verbose):
-        from portal import filemodes
-        from portal.envfile import var_dir
+        from portal.config import filemodes
+        from portal.config.env import var_dir
 
         # Public or shared on purpose: static files, the image build, the containers' shared volumes.
         shared = [settings.STATIC_ROOT, var_dir() / "image-build", settings.CONTAINERS.data_root]

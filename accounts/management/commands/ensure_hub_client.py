@@ -1,6 +1,6 @@
 """Register JupyterHub as an OAuth client of the portal, exactly as `.env` describes. Safe to re-run.
 
-Why: the client id, secret and callback URL are derived from `.env` (see portal/topology.py), which the
+Why: the client id, secret and callback URL are derived from `.env` (see portal/config/topology.py), which the
 hub reads too; this command makes the portal's Application match, so nothing is typed twice. The hub's
 client is trusted: it skips the consent screen. `bootstrap` runs this.
 
@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from oauth2_provider.models import get_application_model
 
-from portal import topology as topology_module
+from portal.config import topology as topology_module
 
 Application = get_application_model()
 

@@ -1,6 +1,6 @@
 """sql()：在 CFPS 数据库上运行一条 SQL 查询，得到一个 pandas DataFrame。
 
-连接信息来自环境变量 CFPS_DATASET_URL（JupyterHub 为每个用户的服务器设置好，见 portal/dataset.py）：
+连接信息来自环境变量 CFPS_DATASET_URL（JupyterHub 为每个用户的服务器设置好，见 portal/config/dataset.py）：
 - mysql://用户:密码@主机:端口/库名 —— MariaDB/MySQL 上的只读账号（驱动：PyMySQL）
 - sqlite:////绝对路径/cfps_sample.sqlite3?mode=ro —— 内置的合成样本数据，以只读方式打开
 """

@@ -1,0 +1,157 @@
+"""Write the Nginx site for the server's domain, from `deploy/nginx/cfps.conf`.
+
+Why: Nginx is the only thing the internet talks to. It serves two host names (portal/config/topology.py): the
+portal's (APP_DOMAIN_NAME) goes straight to gunicorn on 127.0.0.1:PORTAL_PORT, the hub's (HUB_DOMAIN_NAME,
+and *.HUB_DOMAIN_NAME with USER_SUBDOMAINS) to JupyterHub's proxy on 127.0.0.1:PORT. It ends TLS, upgrades
+websockets, passes the client's address with the proxy secret the portal's rate limits expect, and answers
+certbot's challenges for both names. Without `--tls` it serves plain http, which is what certbot needs for
+the first certificate; with `--tls` http only redirects to https. The file holds PROXY_SECRET, so it is
+written readable by its owner only (Nginx reads it as root). Safe to run again: an unchanged file is left
+alone.
+
+    python manage.py gen_nginx --output /etc/nginx/sites-available/cfps          # before the certificate
+    python manage.py gen_nginx --tls --output /etc/nginx/sites-available/cfps    # after certbot
+"""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from deploy import render as deploygen
+from portal.config.topology import PROXY_SECRET_HEADER
+
+# `http2 on;` replaced `listen ... http2` in Nginx 1.25.1 (the old form still works there, with a warning).
+HTTP2_DIRECTIVE_SINCE = (1, 25, 1)
+_SIZE = re.compile(r"[1-9][0-9]*[kKmMgG]?")
+
+
+def nginx_version() -> tuple[int, ...] | None:
+    """The installed Nginx's version, or None when there is no nginx on PATH."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if not nginx:
+        return None
+    result = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False)
+    match = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", result.stderr + result.stdout)
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def listen_addresses(address: str, port: int, suffix: str = "") -> list[str]:
+    """`listen` arguments: every IPv4 and IPv6 address by default, else just the one given."""
+    extra = f" {suffix}" if suffix else ""
+    if not address:
+        return [f"{port}{extra}", f"[::]:{port}{extra}"]
+    if ":" in address and not address.startswith("["):
+        address = f"[{address}]"
+    return [f"{address}:{port}{extra}"]
+
+
+class Command(deploygen.GeneratorCommand, BaseCommand):
+    help = "Write the Nginx site: the portal's host to gunicorn, the hub's host(s) to JupyterHub's proxy."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--tls", action="store_true", help="https on 443 with the certbot certificate; http redirects."
+        )
+        parser.add_argument("--output", type=Path, help="File to write (default: print to stdout).")
+        parser.add_argument("--dry-run", action="store_true", help="Say whether --output would change; write nothing.")
+        parser.add_argument(
+            "--certificate",
+            help="Certificate chain for both names (default: /etc/letsencrypt/live/<APP_DOMAIN_NAME>/fullchain.pem).",
+        )
+        parser.add_argument(
+            "--certificate-key", help="Its private key (default: /etc/letsencrypt/live/<APP_DOMAIN_NAME>/privkey.pem)."
+        )
+        parser.add_argument(
+            "--hub-certificate",
+            help="A separate certificate for the hub's name(s), e.g. a wildcard for USER_SUBDOMAINS "
+            "(default: the same as --certificate).",
+        )
+        parser.add_argument("--hub-certificate-key", help="Its private key (default: the same as --certificate-key).")
+        parser.add_argument(
+            "--acme-webroot",
+            default="/var/www/certbot",
+            help="Folder certbot --webroot writes its challenges to (default: /var/www/certbot).",
+        )
+        parser.add_argument(
+            "--cache-dir",
+            default="/var/lib/nginx/cfps-static",
+            help="Where Nginx caches the portal's static files (default: /var/lib/nginx/cfps-static).",
+        )
+        parser.add_argument(
+            "--max-body-size", default="100m", help="Largest upload or notebook save, Nginx syntax (default: 100m)."
+        )
+        parser.add_argument(
+            "--listen",
+            default="",
+            help="Address to listen on (default: every IPv4 and IPv6 address; tests: 127.0.0.1).",
+        )
+        parser.add_argument("--http-port", type=int, default=80, help="Plain http port (default: 80).")
+        parser.add_argument("--https-port", type=int, default=443, help="https port with --tls (default: 443).")
+
+    def handle(self, *args, tls=False, output=None, dry_run=False, **options):
+        text = deploygen.render("nginx/cfps.conf", self.context(tls, options))
+        if output is None:
+            if dry_run:
+                raise CommandError("--dry-run needs --output (without it the file is only printed)")
+            self.stdout.write(text, ending="")
+            return
+        deploygen.write(self, output, text, dry_run=dry_run, mode=0o600)
+        if not dry_run:
+            self.say("Check and load it with: nginx -t && systemctl reload nginx")
+
+    def context(self, tls: bool, options: dict) -> dict:
+        topo = settings.TOPOLOGY
+        deploygen.check_domain(settings.APP_DOMAIN_NAME)  # the operator's own setting, named if missing
+        portal_host = deploygen.check_domain(topo.portal_host, "APP_DOMAIN_NAME (or PUBLIC_URL)")
+        hub_host = deploygen.check_domain(topo.hub_host, "HUB_DOMAIN_NAME (or HUB_PUBLIC_URL)")
+        hub_names = f"{hub_host} *.{hub_host}" if topo.user_subdomains else hub_host
+        live = Path("/etc/letsencrypt/live") / portal_host
+        certificate = options["certificate"] or str(live / "fullchain.pem")
+        certificate_key = options["certificate_key"] or str(live / "privkey.pem")
+        hub_certificate = options["hub_certificate"] or certificate
+        hub_certificate_key = options["hub_certificate_key"] or certificate_key
+        if tls:
+            for what, path in (
+                ("certificate", certificate),
+                ("certificate key", certificate_key),
+                ("hub certificate", hub_certificate),
+                ("hub certificate key", hub_certificate_key),
+            ):
+                if not Path(path).is_file():
+                    raise CommandError(
+                        f"the {what} {path} does not exist: get it with certbot first (README, Deploy to a server)"
+                    )
+        http_port, https_port = options["http_port"], options["https_port"]
+        for key, port in (("--http-port", http_port), ("--https-port", https_port)):
+            if not 0 < port < 65536:
+                raise CommandError(f"{key} must be a port number, not {port}")
+        listen = deploygen.check_value("--listen", options["listen"]) if options["listen"] else ""
+        hsts = f"max-age={settings.HSTS_SECONDS}" + ("; includeSubDomains" if settings.HSTS_INCLUDE_SUBDOMAINS else "")
+        version = nginx_version()
+        return {
+            "tls": tls,
+            "portal_host": portal_host,
+            "hub_names": hub_names,
+            "portal_upstream": f"127.0.0.1:{topo.portal_port}",
+            "front": f"127.0.0.1:{topo.port}",
+            "proxy_secret_header": PROXY_SECRET_HEADER,
+            "proxy_secret": deploygen.check_value("PROXY_SECRET", settings.PROXY_SECRET),
+            "http_listen": listen_addresses(listen, http_port),
+            "https_listen": listen_addresses(
+                listen, https_port, "ssl" if version and version >= HTTP2_DIRECTIVE_SINCE else "ssl http2"
+            ),
+            "http2_directive": bool(version and version >= HTTP2_DIRECTIVE_SINCE),
+            "https_port_suffix": "" if https_port == 443 else f":{https_port}",
+            "certificate": deploygen.check_value("--certificate", certificate),
+            "certificate_key": deploygen.check_value("--certificate-key", certificate_key),
+            "hub_certificate": deploygen.check_value("--hub-certificate", hub_certificate),
+            "hub_certificate_key": deploygen.check_value("--hub-certificate-key", hub_certificate_key),
+            "acme_webroot": deploygen.check_value("--acme-webroot", options["acme_webroot"]),
+            "cache_dir": deploygen.check_value("--cache-dir", options["cache_dir"]),
+            "max_body_size": deploygen.check_value("--max-body-size", options["max_body_size"], _SIZE),
+            "hsts": hsts,
+        }
