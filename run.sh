@@ -47,13 +47,13 @@ admin_user="" invite_codes=""
 settings=$(.venv/bin/python - <<'PY'
 import shlex
 
-from portal.config import topology
-from portal.config.env import Env, EnvError
+from portal.config import load
+from portal.config.env import EnvError
 from hubconfig.docker import choose_spawner
 
 try:
-    env = Env()
-    topo = topology.from_env(env)
+    config = load()
+    env, topo = config.env, config.topology
 except EnvError as exc:
     raise SystemExit(f"error: {exc}") from None
 codes = ["".join(c.split()).upper() for c in env.list("INVITE_CODES", sep=";")]

@@ -18,18 +18,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from portal.config.env import BASE_DIR, var_dir
+from portal.config.env import BASE_DIR
 
 SOURCES = {
     "notebooks": BASE_DIR / "notebooks",
     "lib": BASE_DIR / "deploy" / "notebook" / "lib",
     "startup": BASE_DIR / "deploy" / "notebook" / "startup",
 }
-
-
-def local_data_dir() -> Path:
-    """Where the embedded local spawner keeps the shared data folder."""
-    return var_dir() / "shared" / "data"
 
 
 def sync_data_folder(dest: Path, dry_run: bool = False) -> list[str]:

@@ -21,10 +21,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 if str(BASE_DIR) not in sys.path:
     sys.path.insert(0, str(BASE_DIR))
 
-from portal.config.env import Env  # noqa: E402
+from portal.config import load  # noqa: E402
 from portal.config.filemodes import restrict_umask  # noqa: E402
 
-_env = Env()
+_env = load().env
 # The SQLite database and its journals, and anything else the portal writes: owner-only (portal/config/filemodes.py).
 restrict_umask()
 

@@ -146,8 +146,8 @@ ensure_secrets() {
 # env_value KEY DEFAULT: the value the portal will see (process environment, then .env, then DEFAULT).
 env_value() {
     .venv/bin/python -c 'import sys
-from portal.config.env import Env
-print(Env().get(sys.argv[1], sys.argv[2]))' "$1" "${2:-}"
+from portal.config import load
+print(load().env.get(sys.argv[1], sys.argv[2]))' "$1" "${2:-}"
 }
 
 # True when locale/ holds at least one .po file.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from jupyterhub.utils import subdomain_hook_idna
 
-from portal.config import placeholders, topology
+from portal.config import load, placeholders, topology
 from portal.config.env import BASE_DIR, Env, EnvError, var_dir
 
 PROXIES = {"python", "node"}
@@ -110,7 +110,7 @@ def refuse_placeholder_secrets(env: Env) -> None:
 
 
 def apply_config(c, env: Env | None = None) -> None:
-    env = env or Env()
+    env = env or load().env
     try:
         _apply(c, env)
     except EnvError as exc:
@@ -236,7 +236,6 @@ def _apply(c, env: Env) -> None:
     c.JupyterHub.concurrent_spawn_limit = env.int("HUB_CONCURRENT_SPAWN_LIMIT", 20)
 
     # --- spawner ---
-    from deploy import datafolder
     from hubconfig.docker import apply_docker_config, choose_spawner
     from portal.config import dataset
 
@@ -253,7 +252,7 @@ def _apply(c, env: Env) -> None:
         c.LocalHomeSpawner.cmd = [singleuser]
         # The dataset as portal/config/dataset.py defines it; CFPS_DATA_DIR and PYTHONPATH come from the spawner.
         c.LocalHomeSpawner.environment = {
-            "CFPS_DATASET_URL": dataset.notebook_dataset_url(env, datafolder.local_data_dir())
+            "CFPS_DATASET_URL": dataset.notebook_dataset_url(env, dataset.local_data_dir())
         }
     elif spawner == "swarm":  # one Swarm service per user, the same containers: hubconfig/swarm.py
         from hubconfig.swarm import apply_swarm_config

@@ -30,6 +30,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 from pathlib import PurePosixPath
 
@@ -128,6 +129,7 @@ def docker_warnings(env: Env) -> list[str]:
     return lines
 
 
+@functools.cache  # per Env: the hub's start asks twice (its log, its config); one Docker ping answers both
 def choose_spawner(env: Env) -> tuple[str, str]:
     """(`docker` or `local`, why), for the hub's log and run.sh's banner."""
     chosen = env.get("SPAWNER").strip().lower()

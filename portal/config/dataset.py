@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from portal.config.env import Env, EnvError
+from portal.config.env import Env, EnvError, var_dir
 
 # Where the read-only account may connect from: this machine, and Docker's bridge networks (172.16.0.0/12
 # holds every default Docker address pool), where the users' containers live.
@@ -138,6 +138,11 @@ def from_env(env: Env) -> DatasetConfig:
         max_connections=max_connections,
         max_statement_seconds=max_seconds,
     )
+
+
+def local_data_dir() -> Path:
+    """Where the embedded local spawner keeps the shared data folder (filled by deploy/datafolder.py)."""
+    return var_dir() / "shared" / "data"
 
 
 def sample_path(data_dir: Path) -> Path:

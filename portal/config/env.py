@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     be imported before the secrets they read exist."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m portal.config.env")
+    parser = argparse.ArgumentParser(prog="python -m portal.config")
     parser.add_argument("step", choices=["prepare"], help="prepare: generate the missing secrets into var/secrets/")
     parser.parse_args(argv)
     try:

@@ -5,9 +5,10 @@
 
 
 def module_for_profile() -> str:
-    from portal.config.env import Env, EnvError
+    from portal.config import load
+    from portal.config.env import EnvError
 
     try:
-        return f"portal.settings.{Env().profile}"
+        return f"portal.settings.{load().profile}"
     except EnvError as exc:
         raise SystemExit(str(exc)) from None

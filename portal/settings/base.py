@@ -1,4 +1,4 @@
-"""Settings shared by every profile. Values come from `.env` through `portal.config.env.Env` only."""
+"""Settings shared by every profile. Values come from `.env` through `portal.config.load()` only."""
 
 import os
 import re
@@ -7,10 +7,11 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext_lazy as _
 
-from portal.config import topology
+from portal.config import load, topology
 from portal.config.env import BASE_DIR, Env, EnvError, database_config, var_dir
 
-env = Env()
+CONFIG = load()
+env = CONFIG.env
 VAR_DIR = var_dir()
 
 
@@ -374,12 +375,11 @@ except EnvError as exc:
 
 # --- The CFPS dataset (provision_dataset_user, load_sample_data; rules in portal/config/dataset.py) -------------
 try:
-    from deploy.datafolder import local_data_dir as _local_data_dir
     from portal.config import dataset as _dataset
 
     # DATASET_DATABASE_URL (the notebooks' read-only account), DATASET_ADMIN_URL, DATASET_USER_HOST.
     DATASET = _dataset.from_env(env)
     # The embedded default: the synthetic sample in the local data folder, opened read-only by notebooks.
-    DATASET_SAMPLE_PATH = _dataset.sample_path(_local_data_dir())
+    DATASET_SAMPLE_PATH = _dataset.sample_path(_dataset.local_data_dir())
 except EnvError as exc:
     _fail(str(exc))

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from deploy.datafolder import local_data_dir
 from deploy.dataset import install_kernel_config
 from hubconfig.config import apply_config
 from portal.config import dataset
@@ -63,7 +62,7 @@ def test_local_spawner_gives_every_server_the_dataset_url():
     c = Config()
     apply_config(c, Env({"SPAWNER": "local"}))
     url = c.LocalHomeSpawner.environment["CFPS_DATASET_URL"]
-    assert url == f"sqlite:///{local_data_dir() / 'sample' / 'cfps_sample.sqlite3'}?mode=ro"
+    assert url == f"sqlite:///{dataset.local_data_dir() / 'sample' / 'cfps_sample.sqlite3'}?mode=ro"
 
 
 def test_kernel_config_is_installed_once_and_runs_the_startup_files_only_with_a_data_folder(tmp_path, monkeypatch):

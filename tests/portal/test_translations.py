@@ -28,9 +28,11 @@ def test_chinese_catalogue_is_complete_and_valid():
 
 
 def test_no_source_string_is_missing_from_the_chinese_catalogue(tmp_path):
-    for folder in ("accounts", "portal", "staff", "templates", "hubconfig", "locale"):
+    for folder in ("accounts", "portal", "deploy", "staff", "templates", "hubconfig", "locale"):
         if (REPO / folder).exists():
-            shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
+            shutil.copytree(
+                REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__", "*.mo", "node_modules")
+            )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "PYTHONPATH": str(tmp_path)}
     env.pop("DATABASE_URL", None)
     env["CFPS_VAR_DIR"] = str(tmp_path / "var")  # the copy's own var/, with the secrets its settings read

@@ -17,13 +17,13 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
 from deploy import backup
-from portal.config import containers
-from portal.config.env import Env, env_path, var_dir
+from portal.config import containers, load
+from portal.config.env import env_path, var_dir
 
 
 def sources(with_homes: bool = True) -> backup.Sources:
     """What to save, from the current configuration."""
-    env = Env()
+    env = load().env
     config = settings.CONTAINERS
     names = [
         containers.USER_VOLUME_TEMPLATE.format(username=name)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from deploy import health
+from portal.config import load
 from portal.config.env import Env, EnvError, var_dir
 
 
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, certificate=None, **options):
-        env = Env()
+        env = load().env
         topo = settings.TOPOLOGY
         spawner = env.get("SPAWNER")
         docker_required = spawner in {"docker", "swarm"} or env.prod
