@@ -52,6 +52,13 @@ def _ids(request) -> list[int]:
     return [int(part) for part in raw.split(",") if part.strip().isdigit()]
 
 
+def _selected(request, queryset) -> list:
+    """The objects named by ?ids=, in the order the admin listed them (slips print in that order)."""
+    ids = _ids(request)
+    order = {pk: i for i, pk in enumerate(ids)}
+    return sorted(queryset.filter(pk__in=ids), key=lambda obj: order[obj.pk])
+
+
 def _ids_url(name: str, objects) -> str:
     return reverse(name) + "?ids=" + ",".join(str(obj.pk) for obj in objects)
 
@@ -164,9 +171,7 @@ def user_slips_view(model_admin, request):
     """One slip per student: portal address, username, set-password link (and its QR code), expiry."""
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
-    ids = _ids(request)
-    order = {pk: i for i, pk in enumerate(ids)}
-    users = sorted(User.objects.filter(pk__in=ids), key=lambda u: order[u.pk])
+    users = _selected(request, User.objects)
     allowed = [user for user in users if setpassword.may_issue(request.user, user)]
     slips = []
     for user in allowed:
@@ -187,9 +192,7 @@ def invite_slips_view(model_admin, request):
     """One slip per invite code: sign-up address, the code, its expiry and uses."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
-    ids = _ids(request)
-    order = {pk: i for i, pk in enumerate(ids)}
-    invites = sorted(InviteCode.objects.filter(pk__in=ids).select_related("group"), key=lambda i: order[i.pk])
+    invites = _selected(request, InviteCode.objects.select_related("group"))
     signup_url = settings.PUBLIC_URL + reverse("signup")
     context = {
         "title": _("Invite code slips"),

@@ -98,3 +98,15 @@ class GeneratorCommand:
     def execute(self, *args, **options):
         self.verbosity = options.get("verbosity", 1)
         return super().execute(*args, **options)
+
+    def emit(self, text: str, output, *, dry_run: bool, then: str, what: str = "file is") -> None:
+        """Print `text`, or write it owner-only to `output` and say `then` (the next step), for the one-file
+        generators (gen_nginx, gen_firewall): both files hold what an attacker would like to read."""
+        if output is None:
+            if dry_run:
+                raise CommandError(f"--dry-run needs --output (without it the {what} only printed)")
+            self.stdout.write(text, ending="")
+            return
+        write(self, output, text, dry_run=dry_run, mode=0o600)
+        if not dry_run:
+            self.say(then)

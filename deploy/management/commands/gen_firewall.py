@@ -33,16 +33,14 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Say whether --output would change; write nothing.")
 
     def handle(self, *args, output=None, dry_run=False, **options):
-        text = deploygen.render("firewall/cfps.rules", self.context())
-        if output is None:
-            if dry_run:
-                raise CommandError("--dry-run needs --output (without it the rules are only printed)")
-            self.stdout.write(text, ending="")
-            return
         # Root's alone: the file says exactly what the host lets through.
-        deploygen.write(self, output, text, dry_run=dry_run, mode=0o600)
-        if not dry_run:
-            self.say("Load them with: systemctl restart cfps-firewall (the unit comes from gen_systemd)")
+        self.emit(
+            deploygen.render("firewall/cfps.rules", self.context()),
+            output,
+            dry_run=dry_run,
+            then="Load them with: systemctl restart cfps-firewall (the unit comes from gen_systemd)",
+            what="rules are",
+        )
 
     def context(self) -> dict:
         interfaces = settings.DOCKER_BRIDGE_INTERFACES

@@ -93,15 +93,12 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
         parser.add_argument("--https-port", type=int, default=443, help="https port with --tls (default: 443).")
 
     def handle(self, *args, tls=False, output=None, dry_run=False, **options):
-        text = deploygen.render("nginx/cfps.conf", self.context(tls, options))
-        if output is None:
-            if dry_run:
-                raise CommandError("--dry-run needs --output (without it the file is only printed)")
-            self.stdout.write(text, ending="")
-            return
-        deploygen.write(self, output, text, dry_run=dry_run, mode=0o600)
-        if not dry_run:
-            self.say("Check and load it with: nginx -t && systemctl reload nginx")
+        self.emit(
+            deploygen.render("nginx/cfps.conf", self.context(tls, options)),
+            output,
+            dry_run=dry_run,
+            then="Check and load it with: nginx -t && systemctl reload nginx",
+        )
 
     def context(self, tls: bool, options: dict) -> dict:
         topo = settings.TOPOLOGY
