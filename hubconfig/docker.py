@@ -25,6 +25,12 @@ Rules:
 - While the engine does not answer (restarting, stopped), nothing is decided about a running server: a poll
   keeps it as it is, with one line in the log (with live-restore its container still runs; without, the first
   poll after the engine is back finds it stopped), and a start fails with a 503 that says so, not a traceback.
+- Starting: the engine calls of all servers share DOCKER_THREADS threads (DockerSpawner's own is one, so a
+  class starting together queued behind each other's create and start calls), and `start()` returns once
+  the server answers, asked every ANSWER_POLL_SECONDS: JupyterHub's own wait retries with a random backoff
+  of up to 5 s, so a server up after 2 s was seen up after 4. Meanwhile the container is watched: one that
+  stops before its server answers fails the start at once, saying so (JupyterHub looks only after its
+  slow-spawn timeout, and not at all while start() has not returned).
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 
 from dockerspawner import DockerSpawner
-from jupyterhub.utils import random_port
+from jupyterhub.utils import fmt_ip_url, random_port
 from tornado import web
 from traitlets import Dict, Unicode
 
@@ -44,6 +52,8 @@ from portal.config import containers as ct
 from portal.config.env import Env, EnvError
 
 DOCKER_ENGINE_TIMEOUT = 5
+DOCKER_THREADS = 10  # engine calls at once, for all servers together
+ANSWER_POLL_SECONDS = 0.1  # a refused connection costs nothing; a server that is up answers in milliseconds
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 ENGINE_AWAY = (  # hubconfig/templates/error.html knows its first words and shows it translated
     "The Docker engine does not answer (it may be restarting), so no server can start now: try again in a minute."
@@ -251,12 +261,19 @@ class CfpsDockerSpawner(DockerSpawner):
     )
 
     _sdk_client = None  # one high-level Docker SDK client per process (DockerSpawner's own is the low-level one)
+    _engine_threads: ThreadPoolExecutor | None = None  # shared by every server (module docstring: Starting)
     _quota_support: tuple[bool, bool] | None = None  # (home volumes, writable layers), asked once per process
     _started_nothing = False  # the last start failed before making a container (the engine did not answer)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._configured_limits = (self.mem_limit, self.cpu_limit)
+
+    @property
+    def executor(self):
+        if CfpsDockerSpawner._engine_threads is None:
+            CfpsDockerSpawner._engine_threads = ThreadPoolExecutor(DOCKER_THREADS, thread_name_prefix="cfps-docker")
+        return CfpsDockerSpawner._engine_threads
 
     @property
     def sdk(self):
@@ -336,6 +353,7 @@ class CfpsDockerSpawner(DockerSpawner):
             self.extra_host_config = {**self.extra_host_config, "storage_opt": {"size": self.disk_quota}}
 
     async def start(self):
+        started = time.monotonic()
         self._started_nothing = False
         groups = self.group_names()
         self.apply_group_limits(groups)
@@ -353,7 +371,41 @@ class CfpsDockerSpawner(DockerSpawner):
             raise error from None
         if self.network_name == "host":
             self.port = random_port()
-        return await super().start()
+        ip, port = await super().start()
+        # Back before JupyterHub's own start timeout, which would otherwise end a slow start with a different
+        # message; JupyterHub's own wait then goes on as usual.
+        await self.until_answering(ip, port, deadline=started + max(self.start_timeout - 5, 0))
+        return ip, port
+
+    async def until_answering(self, ip: str, port: int, deadline: float) -> None:
+        """Return when the server answers where JupyterHub will check it (any status below 500), or at
+        `deadline`; raise if its container stops first (module docstring: Starting)."""
+        import aiohttp
+        from jupyterhub.httpclient import fetch
+
+        if self.internal_ssl or self.object_type != "container":
+            # JupyterHub's own check has the certificates; a Swarm service's tasks pass through states that poll()
+            # reports as stopped before they run.
+            return
+        url = f"http://{fmt_ip_url(ip)}:{port}{self.server.base_url}api"
+        next_poll = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            try:
+                response = await fetch(
+                    url, raise_for_status=False, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=2)
+                )
+                response.release()
+                if response.status < 500:
+                    return
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                pass  # not listening yet
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + 1
+                if (status := await self.poll()) is not None:
+                    raise RuntimeError(
+                        f"the server of {self._log_name} stopped before it answered (exit status {status})"
+                    )
+            await asyncio.sleep(ANSWER_POLL_SECONDS)
 
     async def stop(self, now=False):
         if self._started_nothing:

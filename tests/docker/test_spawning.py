@@ -213,3 +213,38 @@ def test_files_in_the_home_and_edited_examples_survive_stop_and_start(docker_sta
     assert container_of(docker_client, a).id != first
     assert sh(docker_client, a, f"cat ~/keep-{RUN}.txt") == (0, "keep")
     assert sh(docker_client, a, f"cat ~/notebooks/{EXAMPLE}") == (0, "edited"), "the start hook overwrote an edit"
+
+
+def test_a_server_that_dies_while_starting_fails_its_start_at_once_saying_so(tmp_path, notebook_image, docker_client):
+    # The hub's start returns only once the server answers (hubconfig/docker.py); JupyterHub does not check a
+    # server whose start() is still running, so without watching the container a server that died at start
+    # would keep its student waiting for the whole start timeout (115 s).
+    import time
+
+    import httpx
+
+    from tests.docker.conftest import prepared_stack
+
+    tiny = f"tiny-{RUN}"
+    with prepared_stack(tmp_path, "dies", GROUP_LIMITS=f"{tiny}:8M:1") as stack:  # JupyterLab needs ~100 MB
+        username = f"ds{RUN}-dies"
+        flows.create_user(stack, username, groups=(tiny,))
+        with flows.new_client(stack) as client:
+            flows.hub_login(stack, client, username)
+        headers = {"Authorization": f"token {stack.hub_admin_token()}"}
+        started = time.monotonic()
+        response = httpx.post(
+            f"{stack.hub_api_url}/users/{username}/server", headers=headers, trust_env=False, timeout=60
+        )
+
+        def start_ended():
+            user = flows.hub_api(stack, f"/users/{username}").json()
+            return user["servers"] == {} and user["pending"] is None
+
+        assert response.status_code >= 400 or flows.wait_until(start_ended, timeout=60), flows.explain(
+            stack, response.text
+        )
+        assert time.monotonic() - started < 30, flows.explain(stack, "the failed start took as long as a timeout")
+        assert f"the server of {username}" in stack.hub_log.read_text() and "stopped before it answered" in (
+            stack.hub_log.read_text()
+        ), flows.explain(stack, "the hub's log does not say why the start failed")
