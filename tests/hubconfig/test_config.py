@@ -127,6 +127,12 @@ def test_auth_refresh_age_and_limits_from_env():
     assert (c.JupyterHub.active_server_limit, c.JupyterHub.concurrent_spawn_limit) == (150, 8)
 
 
+def test_the_hub_checks_its_event_loop_twice_a_second_not_twenty_times():
+    c = configured()
+    assert c.PeriodicMetricsCollector.event_loop_interval_resolution == 0.5
+    assert "event_loop_interval_log_threshold" not in c.PeriodicMetricsCollector  # still JupyterHub's 1 s
+
+
 def test_idle_culler_runs_as_a_service_with_a_narrow_role():
     c = configured(HUB_IDLE_TIMEOUT_SECONDS="1800")
     culler = next(s for s in c.JupyterHub.services if s["name"] == "idle-culler")
