@@ -10,15 +10,35 @@ Rules:
   with the user's id_token as `id_token_hint`. That hint is what lets the portal end its session without a
   confirmation page: no other site has it, so no other site can log a student out by a link or an <img>.
   Without a hint (no auth state) the portal asks first.
+- The hub's /login sends the browser to the portal itself (`PortalLoginHandler`): JupyterHub's own, with
+  auto_login, only redirects to /oauth_login, which then redirects to the portal, one more round trip through
+  the proxy and the hub for every student. `next` is checked by JupyterHub's rules, as its /login did.
 """
 
 from urllib.parse import urlencode
 
 from oauthenticator.generic import GenericOAuthenticator
-from oauthenticator.oauth2 import OAuthLogoutHandler
+from oauthenticator.oauth2 import OAuthLoginHandler, OAuthLogoutHandler
 from traitlets import Unicode
 
 from hubconfig.templating import PortalUnavailableMixin
+
+
+class PortalLoginHandler(OAuthLoginHandler):
+    """/hub/login: to the portal's authorization page at once, or on to `next` when already logged in to the hub
+    (as JupyterHub's LoginHandler does, with a fresh login cookie: the server's may have been cleared)."""
+
+    async def get(self):
+        user = self.current_user
+        if user:
+            self.set_login_cookie(user)
+            self.redirect(self.get_next_url(user), permanent=False)
+            return
+        super().get()
+
+    def _get_next_url(self):
+        # What JupyterHub's /login passed on to /oauth_login: `next` after its own checks, nothing without one.
+        return self.get_next_url() if self.get_argument("next", None) else None
 
 
 class PortalLogoutHandler(OAuthLogoutHandler):
@@ -61,6 +81,10 @@ class PortalOAuthenticator(PortalUnavailableMixin, GenericOAuthenticator):
         "", config=True, help="Where the portal sends the browser after ending its session (registered there)."
     )
     logout_handler = PortalLogoutHandler
+
+    def get_handlers(self, app):
+        # The hub puts its authenticator's handlers before its own, so this /login replaces JupyterHub's.
+        return [(r"/login", PortalLoginHandler), *super().get_handlers(app)]
 
     async def update_auth_model(self, auth_model):
         auth_model = await super().update_auth_model(auth_model)

@@ -243,3 +243,29 @@ def test_the_hubs_database_runs_in_wal_mode(stack):
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal", explain(
             stack, "hubconfig/hubdb.py not applied"
         )
+
+
+# --- the hub's /login ----------------------------------------------------------------------------------
+def test_the_hubs_login_sends_the_browser_straight_to_the_portal(stack, client):
+    first = client.get("/jupyter/hub/login", params={"next": "/jupyter/hub/home"}, follow_redirects=False)
+    assert first.status_code == 302, explain(stack, f"{first.status_code} {first.text[:300]}")
+    assert first.headers["location"].startswith(stack.url("/o/authorize/?")), explain(
+        stack, f"/jupyter/hub/login should redirect to the portal at once, not to {first.headers['location']}"
+    )
+
+
+def test_the_hubs_login_keeps_next_on_the_hub(stack, client):
+    username = flows.unique_username("next")
+    with flows.new_client(stack) as other:
+        flows.signup(stack, other, username)
+    # Nothing listens on port 1: were `next` followed off the hub, the request would fail on loopback.
+    elsewhere = "http://127.0.0.1:1/stolen"
+    page = client.get("/jupyter/hub/login", params={"next": elsewhere})
+    page = flows.portal_login(stack, client, username, page=page)
+    assert page.status_code == 200 and page.url.host == "localhost", explain(stack, str(flows.urls_of(page)))
+    assert not any(url.startswith(elsewhere) for url in flows.urls_of(page)), explain(stack, str(flows.urls_of(page)))
+    # Logged in to the hub, /login goes on to a `next` on the hub, and never to one elsewhere.
+    again = client.get("/jupyter/hub/login", params={"next": "/jupyter/hub/token"}, follow_redirects=False)
+    assert (again.status_code, again.headers.get("location")) == (302, "/jupyter/hub/token"), explain(stack, again.text)
+    away = client.get("/jupyter/hub/login", params={"next": elsewhere}, follow_redirects=False)
+    assert away.status_code == 302 and not away.headers["location"].startswith(elsewhere), explain(stack, away.text)
