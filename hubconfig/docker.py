@@ -72,6 +72,13 @@ if [ ! -e "$HOME/notebooks" ] && [ -d "$CFPS_DATA_DIR/notebooks" ]; then
 fi
 exec "$@"
 """
+# Python started without rfc3987_syntax (hubconfig/hub.py does the same for the hub, and says why): jsonschema's
+# checker for the "iri" format, which no Jupyter schema uses, compiles a grammar when imported, about 1 s of
+# CPU at every server start and 17 MB for the server's life (measured on bare JupyterLab: 1.56 -> 0.62 s, 70 ->
+# 53 MB). The benchmark's bare containers start the same way (tests/bench/classday.py).
+WITHOUT_IRI_GRAMMAR = "import sys; sys.modules['rfc3987_syntax'] = None"
+# The image's jupyterhub-singleuser, so started.
+SINGLEUSER = ["python", "-c", f"{WITHOUT_IRI_GRAMMAR}; from jupyterhub.singleuser import main; sys.exit(main())"]
 
 
 def engine_unreachable(exc: BaseException) -> bool:
@@ -211,7 +218,7 @@ def apply_container_config(c, env: Env) -> ct.Containers:
     }
     # JupyterLab's Chinese defaults are inside the image (hubconfig/lab_settings is a path on the host).
     spawner.args = []
-    spawner.cmd = ["sh", "-c", START_SCRIPT, "cfps-start", "jupyterhub-singleuser"]
+    spawner.cmd = ["sh", "-c", START_SCRIPT, "cfps-start", *SINGLEUSER]
     spawner.extra_host_config = {
         # docker-init as PID 1 reaps the zombies that kernels and terminals leave behind.
         "init": True,

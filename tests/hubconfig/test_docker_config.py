@@ -10,7 +10,7 @@ import pytest
 from traitlets.config import Config
 
 from hubconfig.config import HubConfigError, apply_config, startup_warnings
-from hubconfig.docker import START_SCRIPT, choose_spawner
+from hubconfig.docker import SINGLEUSER, START_SCRIPT, choose_spawner
 from portal.config import containers
 from portal.config.env import Env
 
@@ -37,7 +37,7 @@ def test_docker_spawner_gets_the_image_the_mounts_and_remove_from_env():
     assert spawner.notebook_dir == "/home/jovyan"
     # the host's lab_settings path means nothing in a container; the image carries the same overrides.json
     assert spawner.args == []
-    assert spawner.cmd == ["sh", "-c", START_SCRIPT, "cfps-start", "jupyterhub-singleuser"]
+    assert spawner.cmd == ["sh", "-c", START_SCRIPT, "cfps-start", *SINGLEUSER]
 
 
 def test_volume_defaults_are_the_original_names():
