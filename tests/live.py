@@ -30,6 +30,30 @@ CHROMIUM = Path("/usr/bin/chromium")
 _LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def run_async(make_coroutine, timeout: float = 90):
+    """asyncio.run(make_coroutine()) in a thread of its own, with its result or its exception: a browser test
+    earlier in the session can leave an event loop running in the main thread, where asyncio.run() refuses."""
+    import asyncio
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = asyncio.run(make_coroutine())
+        except BaseException as exc:  # handed back to the caller's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"the coroutine did not finish within {timeout:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 

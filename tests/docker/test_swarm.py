@@ -30,7 +30,7 @@ from tests.docker.conftest import (
 )
 from tests.docker.inside import log_in_and_spawn, server_api, server_state
 from tests.e2e import flows
-from tests.live import in_ci
+from tests.live import in_ci, run_async
 
 MEM = 512 * 1024**2  # conftest's MEM_LIMIT
 SWARM_NETWORKS = ("ingress", "docker_gwbridge")  # what `docker swarm init` adds to the engine
@@ -295,4 +295,4 @@ def test_a_task_its_node_refuses_fails_the_start_with_the_nodes_reason(docker_cl
     spawner = CfpsSwarmSpawner(user=SimpleNamespace(name=f"sw{RUN}-refused", groups=[], url="/"))
     spawner.object_name = name
     with pytest.raises(RuntimeError, match="did not start on its node: .*No such image"):
-        asyncio.run(asyncio.wait_for(spawner.start_object(), 60))
+        run_async(lambda: asyncio.wait_for(spawner.start_object(), 60))

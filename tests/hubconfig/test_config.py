@@ -10,6 +10,7 @@ from traitlets.config import Config
 from hubconfig.config import HubConfigError, apply_config, process_environment
 from portal.config import topology
 from portal.config.env import BASE_DIR, PREPARE_HINT, Env
+from tests.live import run_async
 
 
 def configured(**values) -> Config:
@@ -267,7 +268,6 @@ def test_local_servers_stop_with_the_hub_but_containers_outlive_it():
 def test_the_hubs_request_log_masks_the_proxy_secret_when_it_writes_out_a_failed_requests_headers(caplog):
     """JupyterHub logs every header of a 5xx request (masking only Authorization and Cookie); a real tornado
     server with the hub's log function, a failing handler, and our proxy's header."""
-    import asyncio
     import logging
 
     import httpx
@@ -288,15 +288,9 @@ def test_the_hubs_request_log_masks_the_proxy_secret_when_it_writes_out_a_failed
         server.stop()
         return response.status_code
 
-    # A thread of its own: a browser test earlier in the session may leave an event loop running in this one.
-    import threading
-
-    result = {}
     with caplog.at_level(logging.INFO):
-        thread = threading.Thread(target=lambda: result.update(status=asyncio.run(serve_and_ask())))
-        thread.start()
-        thread.join(timeout=30)
-    assert result.get("status") == 500, result
+        status = run_async(serve_and_ask, timeout=30)
+    assert status == 500, status
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "X-Cfps-Proxy" in logged and "[secret]" in logged, logged  # the headers were written out...
     assert "proxy-secret-42" not in logged  # ...without the secret

@@ -3,12 +3,10 @@ granted to the portal's role alone), the resident memory of a real process tree,
 server started since the last refresh in at once. tests/e2e/test_staff_pages.py checks who the running hub
 answers; tests/docker/test_usage_memory.py the figures of real containers."""
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from types import SimpleNamespace
 
@@ -18,7 +16,7 @@ from traitlets.config import Config
 from hubconfig import memory
 from hubconfig.config import apply_config
 from portal.config.env import Env
-from tests.live import descendants
+from tests.live import descendants, run_async
 
 ALLOCATED = 96 * 1024**2
 # A child that holds ALLOCATED bytes (touched, so resident) below a parent that holds little.
@@ -72,11 +70,6 @@ def test_a_server_started_after_the_last_refresh_gets_a_figure_at_once(process_t
         assert time.monotonic() - started < memory.TIMEOUT + 0.5
         return second
 
-    # A thread of its own: a browser test earlier in the session may leave an event loop running in this one.
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(answer=asyncio.run(scenario())))
-    thread.start()
-    thread.join(timeout=30)
-    answer = result["answer"]
+    answer = run_async(scenario, timeout=30)
     assert answer["source"] == "local" and answer["problem"] == ""
     assert answer["memory"]["lihua"] >= ALLOCATED
