@@ -4,8 +4,11 @@ Rules:
 - The file is `<repo>/.env` unless `CFPS_ENV_FILE` names another one.
 - A variable already set in the process environment wins over the file, so an operator (or a test) can
   override one key without editing the file.
-- Syntax is the common subset of shell and docker-compose env files: `KEY=value`, blank lines, `#` comments,
-  optional `export ` prefix, values optionally wrapped in single or double quotes. No interpolation.
+- Syntax: what python-dotenv reads (`KEY=value`, blank lines, `#` comments, an optional `export ` prefix,
+  single or double quotes), without interpolation, so that `$` in a password stays a `$`. A line it cannot read
+  stops start-up with the line's number (python-dotenv would only log it and carry on). What systemd's
+  EnvironmentFile= would read differently is refused by `gen_systemd` (deploy/management/commands/gen_systemd.py).
+- DATABASE_URL through dj-database-url, with what the portal adds (below, `database_config`).
 
 This module imports nothing from Django so that `hubconfig/` can use it too.
 
@@ -14,13 +17,16 @@ This module imports nothing from Django so that `hubconfig/` can use it too.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import secrets
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+
+import dj_database_url
+from dotenv.parser import parse_stream
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -30,7 +36,7 @@ def var_dir() -> Path:
     return Path(os.environ.get("CFPS_VAR_DIR") or BASE_DIR / "var")
 
 
-_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class EnvError(ValueError):
@@ -43,19 +49,13 @@ def env_path() -> Path:
 
 def parse(text: str) -> dict[str, str]:
     values: dict[str, str] = {}
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _LINE.match(line)
-        if not match:
-            raise EnvError(f".env line {lineno} is not KEY=value: {raw!r}")
-        key, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is None and not binding.error:
+            continue  # a blank line or a comment
+        if binding.error or binding.value is None or not _KEY.fullmatch(binding.key):
+            line = binding.original.string.strip().splitlines()[0] if binding.original.string.strip() else ""
+            raise EnvError(f".env line {binding.original.line} is not KEY=value: {line!r}")
+        values[binding.key] = binding.value
     return values
 
 
@@ -214,43 +214,41 @@ def generate_secrets(var_dir: Path | None = None, env: Env | None = None) -> lis
 
 
 def database_config(url: str, base_dir: Path = BASE_DIR) -> dict:
-    """Turn `DATABASE_URL` into a Django DATABASES entry.
+    """Turn `DATABASE_URL` into a Django DATABASES entry (parsed by dj-database-url).
 
     Empty means the embedded default, SQLite at `var/portal.sqlite3`. Supported schemes: `sqlite:///path`
-    (relative to the repo unless absolute) and `mysql://user:pass@host:port/name` for MySQL/MariaDB.
+    (relative to the repo unless absolute) and `mysql://user:pass@host:port/name` (or `mariadb://`) for
+    MySQL/MariaDB; the query string becomes driver options. What the portal adds: SQLite's pragmas and test
+    name (`sqlite_config`), utf8mb4 and strict mode on MySQL, connections kept for 60 s, one-line errors.
     """
     if not url:
         return sqlite_config(var_dir() / "portal.sqlite3")
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        # sqlite:///var/x.sqlite3 is relative to the repo, sqlite:////srv/x.sqlite3 is absolute.
-        raw = unquote(url.split("://", 1)[1])
-        path = Path(raw[1:]) if raw.startswith("//") else base_dir / raw.lstrip("/")
-        return sqlite_config(path)
-    if parts.scheme in {"mysql", "mariadb"}:
-        name = unquote(parts.path.lstrip("/"))
-        if not name:
-            raise EnvError("DATABASE_URL must name a database: mysql://user:pass@host:3306/NAME")
-        options = {
-            "charset": "utf8mb4",
-            # Strict mode turns silent truncation into errors; Django's own recommendation.
-            "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
-        }
-        for key, vals in parse_qs(parts.query).items():
-            options[key] = vals[-1]
-        return {
-            "ENGINE": "django.db.backends.mysql",
-            "NAME": name,
-            "USER": unquote(parts.username or ""),
-            "PASSWORD": unquote(parts.password or ""),
-            "HOST": parts.hostname or "127.0.0.1",
-            "PORT": str(parts.port or 3306),
-            "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
-            "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
-        }
-    raise EnvError(f"DATABASE_URL scheme {parts.scheme!r} is not supported; use sqlite:/// or mysql://")
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme == "mariadb":
+        url, scheme = "mysql" + url[len("mariadb") :], "mysql"
+    if scheme not in {"sqlite", "mysql"}:
+        raise EnvError(f"DATABASE_URL scheme {scheme!r} is not supported; use sqlite:/// or mysql://")
+    try:
+        parsed = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except ValueError as exc:
+        raise EnvError(f"DATABASE_URL is not a database URL: {exc}") from None
+    if scheme == "sqlite":
+        # sqlite:///var/x.sqlite3 is relative to the repo (not to the working folder), sqlite:////srv/x absolute.
+        return sqlite_config(base_dir / parsed["NAME"])
+    if not parsed["NAME"]:
+        raise EnvError("DATABASE_URL must name a database: mysql://user:pass@host:3306/NAME")
+    parsed["OPTIONS"] = {
+        "charset": "utf8mb4",
+        # Strict mode turns silent truncation into errors; Django's own recommendation.
+        "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+        **parsed.get("OPTIONS", {}),
+    }
+    return {
+        **parsed,
+        "HOST": parsed["HOST"] or "127.0.0.1",
+        "PORT": str(parsed["PORT"] or 3306),
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+    }
 
 
 def sqlite_config(path: Path) -> dict:

@@ -34,9 +34,15 @@ def test_env_file_syntax():
     assert values == {"A": "1", "B": "two words", "C": "quoted # not a comment", "D": "x", "E": "value", "F": ""}
 
 
-def test_env_file_rejects_a_broken_line():
+def test_env_file_keeps_dollar_signs_literally():
+    # No interpolation: a generated password with `$` in it means what it says, as systemd reads it.
+    assert envfile.parse("P=pa$$w${HOME}rd\nQ='$HOME'\n") == {"P": "pa$$w${HOME}rd", "Q": "$HOME"}
+
+
+@pytest.mark.parametrize("broken", ["this is not an assignment", "JUST_A_NAME", "1X=2", 'A="never closed'])
+def test_env_file_rejects_a_broken_line(broken):
     with pytest.raises(envfile.EnvError, match="line 2"):
-        envfile.parse("A=1\nthis is not an assignment\n")
+        envfile.parse(f"A=1\n{broken}\n")
 
 
 def test_process_environment_wins_over_the_file(tmp_path, monkeypatch):
@@ -58,6 +64,12 @@ def test_process_environment_wins_over_the_file(tmp_path, monkeypatch):
 def test_database_url_forms(url, engine, name):
     config = envfile.database_config(url)
     assert (config["ENGINE"], config["NAME"]) == (engine, name)
+
+
+def test_mysql_url_query_becomes_driver_options_and_mariadb_is_mysql():
+    config = envfile.database_config("mariadb://u@db.local/cfps_portal?ssl_mode=REQUIRED")
+    assert (config["ENGINE"], config["HOST"], config["PORT"]) == ("django.db.backends.mysql", "db.local", "3306")
+    assert config["OPTIONS"]["ssl_mode"] == "REQUIRED" and config["OPTIONS"]["charset"] == "utf8mb4"
 
 
 def test_mysql_url_uses_utf8mb4_and_strict_mode():
