@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -80,8 +81,9 @@ def self_signed_certificate(folder: Path, name: str, *more: str) -> tuple[Path, 
     return cert, key
 
 
-def wrap_site(site: Path, folder: Path) -> Path:
-    """A minimal nginx.conf around a generated site: every path it writes (pid, logs, temp) in `folder`."""
+def wrap_site(site: Path, folder: Path, workers: str = "1") -> Path:
+    """A minimal nginx.conf around a generated site: every path it writes (pid, logs, temp) in `folder`;
+    `workers` is worker_processes ("auto": one per core, as Debian's nginx.conf has it)."""
     conf = folder / "nginx.conf"
     # Workers run as the user that starts nginx (root here), so they can use the private tmp folders.
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -89,7 +91,7 @@ def wrap_site(site: Path, folder: Path) -> Path:
         f"    {kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     conf.write_text(
-        f"{user}worker_processes 1;\npid {folder / 'nginx.pid'};\nerror_log {folder / 'error.log'} info;\n"
+        f"{user}worker_processes {workers};\npid {folder / 'nginx.pid'};\nerror_log {folder / 'error.log'} info;\n"
         "events { worker_connections 256; }\n"
         "http {\n"
         "    include /etc/nginx/mime.types;\n"
@@ -113,9 +115,9 @@ def nginx_test(conf: Path, prefix: Path) -> subprocess.CompletedProcess:
 class Nginx:
     """A real nginx (in the foreground, as a child process) serving a generated site on 127.0.0.1."""
 
-    def __init__(self, site: Path, folder: Path, ports: list[int]):
+    def __init__(self, site: Path, folder: Path, ports: list[int], workers: str = "1"):
         self.folder, self.ports = folder, ports
-        self.conf = wrap_site(site, folder)
+        self.conf = wrap_site(site, folder, workers)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Nginx:
@@ -162,11 +164,13 @@ class Nginx:
 
 class BehindNginx:
     """A `Stack` as browsers see it on a server: through Nginx on `port`, the portal's host 127.0.0.1 and the
-    hub's localhost (over https with `scheme="https"`). Quacks like `Stack` for tests/e2e/flows.py."""
+    hub's localhost (over https with `scheme="https"`). Quacks like `Stack` for tests/e2e/flows.py, whose
+    clients check the certificate against `verify`: the system's CAs, or only `cafile` when given."""
 
-    def __init__(self, stack, nginx: Nginx, port: int, scheme: str = "http"):
+    def __init__(self, stack, nginx: Nginx, port: int, scheme: str = "http", cafile: Path | None = None):
         self.stack, self.nginx = stack, nginx
         self.base_url, self.hub_base_url = f"{scheme}://127.0.0.1:{port}", f"{scheme}://localhost:{port}"
+        self.verify = ssl.create_default_context(cafile=str(cafile)) if cafile else True
 
     def __getattr__(self, name):
         return getattr(self.stack, name)

@@ -75,8 +75,10 @@ class StackClient(httpx.Client):
 
 
 def new_client(stack, **headers: str) -> httpx.Client:
+    """A fresh 'browser' (own cookie jar); over https it trusts what the stack says (BehindNginx.verify)."""
     return StackClient(
         stack,
+        verify=getattr(stack, "verify", True),
         trust_env=False,
         follow_redirects=True,
         timeout=60,

@@ -1,0 +1,103 @@
+"""The production profile as a campus deploys it, live: one builder for tests/e2e/test_prod_stack.py and the
+class-day benchmark's `--profile prod` (tests/bench/run_all.py).
+
+APP_PROFILE=prod with MariaDB (a throwaway database on the machine's server, dropped afterwards), Redis (the
+machine's server, a database number given by the caller), gunicorn's production worker count (2 x cores + 1),
+the Node proxy, the Docker spawner's configuration, secrets generated for this run, and Nginx with TLS in
+front of both origins (https://127.0.0.1:<port> for the portal, https://localhost:<port> for the hub; prod
+refuses plain http and its cookies are Secure).
+
+A missing service (MariaDB, Redis, the Node proxy, nginx, openssl) skips, or fails when CI=true, through
+pytest's outcomes; the benchmark catches `pytest.skip.Exception` and says so.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.conftest import BehindNginx, Nginx, self_signed_certificate
+from tests.e2e import flows
+from tests.e2e.conftest import require_node_proxy
+from tests.live import Stack, free_port, in_ci
+
+
+def mariadb_root():
+    import MySQLdb
+
+    try:
+        return MySQLdb.connect(host="127.0.0.1", port=3306, user="root", password="", connect_timeout=5)
+    except MySQLdb.Error as exc:
+        message = f"MariaDB on 127.0.0.1:3306 (root, no password) is needed for the prod stack: {exc}"
+        if in_ci():
+            pytest.fail(f"CI=true but {message}", pytrace=False)
+        pytest.skip(message)
+
+
+def require_redis(redis_url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        message = f"Redis on 127.0.0.1:6379 is needed for the prod stack: {exc}"
+        if in_ci():
+            pytest.fail(f"CI=true but {message}", pytrace=False)
+        pytest.skip(message)
+
+
+@contextmanager
+def prod_stack(
+    tmp: Path, redis_url: str, extra_env: dict[str, str] | None = None, nginx_workers: str = "1"
+) -> Iterator[BehindNginx]:
+    """The running prod stack behind Nginx (its `verify` trusts the run's own certificate); `extra_env` on top
+    of the production configuration, `nginx_workers` Nginx's worker_processes ("auto" as Debian ships it)."""
+    require_node_proxy()
+    require_redis(redis_url)
+    database = f"cfps_prod_live_{secrets.token_hex(4)}"
+    root = mariadb_root()
+    root.cursor().execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    http_port, https_port = free_port(), free_port()
+    cert, key = self_signed_certificate(tmp / "tls", "127.0.0.1", "localhost")
+    from portal.config.keys import new_rsa_private_key_pem
+
+    (tmp / "oidc.pem").write_text(new_rsa_private_key_pem())
+    env = {
+        "APP_PROFILE": "prod",
+        "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{database}",
+        "REDIS_URL": redis_url,
+        "PUBLIC_URL": f"https://127.0.0.1:{https_port}",
+        "HUB_PUBLIC_URL": f"https://localhost:{https_port}",
+        "APP_DOMAIN_NAME": "127.0.0.1",
+        "HUB_DOMAIN_NAME": "localhost",
+        "SPAWNER": "docker",
+        "DOCKER_NETWORK": "host",
+        "OIDC_RSA_PRIVATE_KEY_FILE": str(tmp / "oidc.pem"),
+        "INVITE_CODES": flows.INVITE_CODE,
+        **{key: secrets.token_urlsafe(48) for key in ("HUB_CLIENT_SECRET", "HUB_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN")},
+        "PROXY_SECRET": secrets.token_urlsafe(48),
+        "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+        **(extra_env or {}),
+    }
+    try:
+        with Stack(tmp / "stack", proxy="node", extra_env=env, workers=None) as stack:
+            site = tmp / "nginx" / "cfps.conf"
+            site.parent.mkdir()
+            stack.manage(
+                "gen_nginx", "--tls", "--listen", "127.0.0.1", "--http-port", str(http_port),
+                "--https-port", str(https_port), "--certificate", str(cert), "--certificate-key", str(key),
+                "--cache-dir", str(tmp / "nginx" / "cache"), "--acme-webroot", str(tmp / "acme"),
+                "--output", str(site),
+            )  # fmt: skip
+            nginx = Nginx(site, tmp / "nginx", [http_port, https_port], workers=nginx_workers).start()
+            try:
+                yield BehindNginx(stack, nginx, https_port, scheme="https", cafile=cert)
+            finally:
+                nginx.stop()
+    finally:
+        root.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
+        root.close()
