@@ -13,6 +13,11 @@ spawn benchmark on a second one with the Docker spawner); each can also be calle
   spawn page listens to, says ready);
 - memory: RSS of portal + hub + proxy idle and after the bursts, and of one idle student server.
 
+Two profiles: the embedded default as ./run.sh starts it (`new_stack`), and the production profile as a
+campus deploys it (`prod_stack`: MariaDB, Redis, 2 x cores + 1 gunicorn workers, the Node proxy, Nginx with
+TLS in front; tests/e2e/prodstack.py builds it, as for tests/e2e/test_prod_stack.py). Behind Nginx, its
+processes are a role of their own in the CPU split and in memory.
+
 The machine is shared and noisy: figures that depend on it are given as ratios against a baseline measured
 in the same run (the hash-bound limit, bare containers), and repeated measurements are medians of rounds.
 Everything talks to 127.0.0.1 / localhost only.
@@ -31,6 +36,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -94,8 +100,11 @@ def cmdline(pid: int) -> str:
 
 
 def roles(stack: Stack) -> dict[str, list[int]]:
-    """The stack's processes: portal (gunicorn and its workers), hub (jupyterhub), proxy, other (culler...)."""
+    """The stack's processes: portal (gunicorn's master and every worker), hub (jupyterhub), proxy, other
+    (culler...), and nginx (master and workers) when the stack is behind one."""
     found = {"portal": descendants(stack.portal.proc.pid), "hub": [], "proxy": [], "other": []}
+    if (nginx := getattr(stack, "nginx", None)) is not None:
+        found["nginx"] = descendants(nginx.proc.pid)
     for pid in descendants(stack.hub_proc.pid):
         line = cmdline(pid)
         if "configurable-http-proxy" in line or "pyproxy" in line:
@@ -108,10 +117,12 @@ def roles(stack: Stack) -> dict[str, list[int]]:
 
 
 def cpu_seconds(pids: list[int]) -> float:
+    """CPU of the processes and of the children they have reaped: a gunicorn worker that ends (its CPU moves
+    to the master's cutime) still counts, once."""
     total = 0
     for pid in pids:
         if fields := _stat(pid):
-            total += int(fields[11]) + int(fields[12])  # utime + stime
+            total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
     return total / CLK_TCK
 
 
@@ -124,32 +135,35 @@ def rss_mb(pids: list[int]) -> float:
 
 
 class CpuMeter:
-    """CPU seconds each role used between start() and stop()."""
+    """CPU seconds each role used between start() and stop(). The processes are looked up again at stop():
+    a worker started in between (gunicorn replacing one) counts from its start."""
 
     def __init__(self, stack: Stack):
         self.stack = stack
 
+    def _now(self) -> dict[str, float]:
+        return {role: cpu_seconds(pids) for role, pids in roles(self.stack).items()}
+
     def start(self):
-        self.pids = roles(self.stack)
-        self.before = {role: cpu_seconds(pids) for role, pids in self.pids.items()}
+        self.before = self._now()
         return self
 
     def stop(self) -> dict[str, float]:
-        return {role: cpu_seconds(pids) - self.before[role] for role, pids in self.pids.items()}
+        return {role: cpu - self.before.get(role, 0) for role, cpu in self._now().items()}
 
 
 class Prober(threading.Thread):
     """GETs each URL in turn every `interval` seconds until stopped; keeps each URL's latencies (seconds)."""
 
-    def __init__(self, urls: dict[str, str], interval: float = 0.1):
+    def __init__(self, urls: dict[str, str], interval: float = 0.1, verify=True):
         super().__init__(daemon=True)
-        self.urls, self.interval = urls, interval
+        self.urls, self.interval, self.verify = urls, interval, verify
         self.latencies: dict[str, list[float]] = {name: [] for name in urls}
         self.errors = 0
         self._halt = threading.Event()
 
     def run(self):
-        with httpx.Client(trust_env=False, timeout=30) as client:
+        with httpx.Client(trust_env=False, timeout=30, verify=self.verify) as client:
             while not self._halt.is_set():
                 for name, url in self.urls.items():
                     started = time.perf_counter()
@@ -184,6 +198,38 @@ def new_stack(tmp: Path, proxy: str, extra_env: dict[str, str] | None = None) ->
     stack = Stack(tmp, proxy=proxy, extra_env={"INVITE_CODES": flows.INVITE_CODE, **(extra_env or {})})
     embedded_default_portal(stack)
     return stack
+
+
+# Redis database of the benchmark's prod stack: not 0 (a campus's own), not 11 (tests/e2e/test_prod_stack.py).
+PROD_REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+@contextmanager
+def prod_stack(tmp: Path, extra_env: dict[str, str] | None = None):
+    """The production profile behind Nginx with TLS (tests/e2e/prodstack.py), started, with the production
+    defaults (`extra_env` overrides, as for new_stack) and Nginx's workers as Debian's nginx.conf has them;
+    its Redis database is emptied before and after the run (that database only)."""
+    import redis
+
+    from tests.e2e.prodstack import prod_stack as build
+
+    env = {"INVITE_CODES": flows.INVITE_CODE, **(extra_env or {})}
+    own = redis.Redis.from_url(PROD_REDIS_URL, socket_connect_timeout=3)
+    own.flushdb()
+    try:
+        with build(tmp, PROD_REDIS_URL, env, nginx_workers="auto") as site:
+            yield site
+    finally:
+        own.flushdb()
+        own.close()
+
+
+def describe(stack: Stack) -> None:
+    """The stack's process counts, so a figure can be read against them."""
+    found = roles(stack)
+    workers = len(found["portal"]) - 1
+    nginx = f", nginx {len(found['nginx'])} processes (master, workers, cache)" if "nginx" in found else ""
+    say("stack", f"gunicorn master + {workers} workers, {len(found['proxy'])} proxy process(es){nginx}")
 
 
 def bulk_users(stack: Stack, prefix: str, count: int, sep: str = "-") -> list[str]:
@@ -242,6 +288,10 @@ def load_average() -> str:
     return "load average " + " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
+def split_at(items: list, index: int) -> tuple[list, list]:
+    return items[:index], items[index:]
+
+
 def run_concurrently(worker, items: list, concurrency: int) -> tuple[float, list]:
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -256,10 +306,12 @@ def _probe_urls(stack: Stack) -> dict[str, str]:
 # --- benchmarks ---------------------------------------------------------------------------------------
 def memory(stack: Stack, label: str) -> float:
     found = roles(stack)
-    parts = {role: rss_mb(pids) for role, pids in found.items() if role != "other"}
+    parts = {role: rss_mb(found[role]) for role in ("portal", "hub", "proxy")}
     total = sum(parts.values())
     split = ", ".join(f"{role} {value:.0f}" for role, value in parts.items())
     say(f"memory {label}: portal + hub + proxy RSS", f"{total:.0f} MB ({split})")
+    if "nginx" in found:
+        say(f"memory {label}: nginx RSS (master + workers)", f"{rss_mb(found['nginx']):.0f} MB")
     return total
 
 
@@ -299,7 +351,8 @@ def signup_burst(stack: Stack, students: int, concurrency: int) -> None:
 def login_burst(stack: Stack, students: int, concurrency: int, hash_seconds: float) -> dict:
     """`hash_seconds`: CPU of one check on a quiet moment (for the limit); the split uses the cost measured
     alongside the burst, under the same contention."""
-    names = bulk_users(stack, f"li-{RUN}", students)
+    workers = max(1, len(roles(stack)["portal"]) - 1)  # gunicorn's, without its master
+    warm, names = split_at(bulk_users(stack, f"li-{RUN}", 2 * workers + students), 2 * workers)
 
     def one(name: str) -> bool:
         with flows.new_client(stack) as client:
@@ -312,10 +365,12 @@ def login_burst(stack: Stack, students: int, concurrency: int, hash_seconds: flo
 
     login_failures: list[str] = []
 
-    one(names[0])  # warm-up: first requests compile templates, open DB connections
+    # Warm-up: first requests compile templates and open DB connections in EVERY gunicorn worker (five in
+    # prod, each paying it once): two logins per worker, as many at once as there are workers.
+    run_concurrently(one, warm, workers)
     # Two halves: throughput and CPU without probes (their requests would count as login CPU), then the
     # latency probes during a second, identical burst.
-    names, probed = names[1 : students // 2 + 1], names[students // 2 + 1 :]
+    names, probed = split_at(names, students // 2)
 
     def burst():
         meter, client_started = CpuMeter(stack).start(), time.process_time()
@@ -323,7 +378,7 @@ def login_burst(stack: Stack, students: int, concurrency: int, hash_seconds: flo
         return wall, results, {**meter.stop(), "client": time.process_time() - client_started}
 
     (wall, results, cpu), measured, hash_cpu = _around(burst)
-    prober = Prober(_probe_urls(stack))
+    prober = Prober(_probe_urls(stack), verify=getattr(stack, "verify", True))
     prober.start()
     _, probed_results = run_concurrently(one, probed, concurrency)
     prober.stop()
@@ -335,6 +390,7 @@ def login_burst(stack: Stack, students: int, concurrency: int, hash_seconds: flo
         "portal": (cpu["portal"] - n * hash_cpu) / n,
         "hub": cpu["hub"] / n,
         "proxy": cpu["proxy"] / n,
+        **({"nginx": cpu["nginx"] / n} if "nginx" in cpu else {}),
     }
     say(f"login burst: {len(results)} full hub logins, c={concurrency}", f"{sum(results)}/{len(results)} succeeded")
     say("login burst: one PBKDF2 password check", f"{hash_seconds * 1000:.0f} ms CPU ({hash_cpu * 1000:.0f} alongside)")
@@ -346,10 +402,10 @@ def login_burst(stack: Stack, students: int, concurrency: int, hash_seconds: flo
         "login burst: logins/s vs hashes/s measured alongside",
         f"{rate:.2f} / {measured:.2f} = {rate / measured:.2f}x ({load_average()})",
     )
+    split = ", ".join(f"{role} {value * 1000:.0f}" for role, value in beyond.items())
     say(
         "login burst: CPU per login beyond the hash",
-        f"{sum(beyond.values()) * 1000:.0f} ms (portal {beyond['portal'] * 1000:.0f}, hub {beyond['hub'] * 1000:.0f},"
-        f" proxy {beyond['proxy'] * 1000:.0f}; other {cpu['other'] / n * 1000:.0f})",
+        f"{sum(beyond.values()) * 1000:.0f} ms ({split}; other {cpu['other'] / n * 1000:.0f})",
     )
     # The students' browsers are this process, on the same cores: CPU the hash-bound limit does not leave them.
     say("login burst: this benchmark's own client CPU per login", f"{cpu['client'] / n * 1000:.0f} ms (same cores)")
