@@ -7,9 +7,31 @@ Rules:
   deactivation also revokes its tokens (accounts.signals), this is the second line.
 - Credentials travel in the Authorization header or the POST body only: any endpoint of the provider
   refuses one in its query string (RefuseQueryCredentialsMiddleware), where it would be logged.
+- A code exchange reads its grant once (django-oauth-toolkit reads it eight times, one query each, for the
+  scopes, the expiry, the redirect URI, the PKCE challenge and method, the nonce and the resources) and uses the
+  ID token it has just saved instead of decoding and fetching it again: the token endpoint is the costliest
+  step of a class's logins. The grant is kept on the oauthlib request, so it lives for one token request only.
 """
 
+import base64
+import contextvars
+import json
+
+from oauth2_provider.models import get_grant_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
+
+# The ID token the current token request saved (PortalOAuth2Validator._create_access_token sets it for the
+# length of one call; DOT's _load_id_token has no request argument to carry it).
+_SAVED_ID_TOKEN = contextvars.ContextVar("cfps_saved_id_token", default=None)
+
+
+def _unverified_jti(token: str) -> str | None:
+    """The `jti` claim of a JWT, without checking it: only to recognise a token this request just made."""
+    try:
+        payload = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("jti")
+    except (IndexError, ValueError, AttributeError):
+        return None
 
 
 class PortalOAuth2Validator(OAuth2Validator):
@@ -41,6 +63,73 @@ class PortalOAuth2Validator(OAuth2Validator):
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         valid = super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
         return valid and bool(getattr(request.user, "is_active", False))
+
+    # --- one read of the grant per code exchange (module docstring) ---
+    def _grant(self, code, client, request):
+        """The grant of `code` for `client` (an authenticated client), or None; one query per token request."""
+        memo = getattr(request, "cfps_grants", None)
+        if memo is None:
+            memo = request.cfps_grants = {}
+        if (code, client.pk) not in memo:
+            grants = get_grant_model().objects.select_related("user")
+            memo[(code, client.pk)] = grants.filter(code=code, application=client).first()
+        return memo[(code, client.pk)]
+
+    def validate_code(self, client_id, code, client, request, *args, **kwargs):
+        grant = self._grant(code, client, request)
+        if grant is None or grant.is_expired() or not grant.user.is_active:
+            return False
+        request.scopes = grant.scope.split(" ")
+        request.user = grant.user
+        if grant.nonce:
+            request.nonce = grant.nonce
+        if grant.claims:
+            request.claims = json.loads(grant.claims)
+        return True
+
+    def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):
+        grant = self._grant(code, client, request)
+        return grant is not None and grant.redirect_uri_allowed(redirect_uri)
+
+    def get_code_challenge(self, code, request):
+        grant = self._grant(code, request.client, request)
+        return (grant.code_challenge or None) if grant else None
+
+    def get_code_challenge_method(self, code, request):
+        grant = self._grant(code, request.client, request)
+        return (grant.code_challenge_method or None) if grant else None
+
+    # oauthlib asks for the scopes before it authenticates the client (to choose the OpenID Connect grant):
+    # then DOT's own lookup by code alone answers.
+    def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
+        if request.client is None:
+            return super().get_authorization_code_scopes(client_id, code, redirect_uri, request)
+        grant = self._grant(code, request.client, request)
+        return grant.scope.split() if grant and grant.scope else []
+
+    def get_authorization_code_nonce(self, client_id, code, redirect_uri, request):
+        if request.client is None:
+            return super().get_authorization_code_nonce(client_id, code, redirect_uri, request)
+        grant = self._grant(code, request.client, request)
+        return (grant.nonce or None) if grant else None
+
+    def _save_id_token(self, jti, request, expires, *args, **kwargs):
+        id_token = super()._save_id_token(jti, request, expires, *args, **kwargs)
+        request.cfps_id_token = id_token
+        return id_token
+
+    def _create_access_token(self, expires, request, token, source_refresh_token=None):
+        saved = _SAVED_ID_TOKEN.set(getattr(request, "cfps_id_token", None))
+        try:
+            return super()._create_access_token(expires, request, token, source_refresh_token)
+        finally:
+            _SAVED_ID_TOKEN.reset(saved)
+
+    def _load_id_token(self, token):
+        saved = _SAVED_ID_TOKEN.get()
+        if saved is not None and _unverified_jti(token) == saved.jti:
+            return saved
+        return super()._load_id_token(token)
 
 
 def revoke_all_tokens(user) -> int:

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.urls import reverse
 from jwcrypto import jwk, jwt
 from oauth2_provider.models import get_access_token_model, get_application_model, get_refresh_token_model
@@ -230,6 +231,31 @@ def test_inactive_users_token_is_refused_even_if_it_was_not_revoked(client, stud
     tokens = full_login(client)
     User.objects.filter(pk=student.pk).update(is_active=False)  # bypasses save(), so nothing was revoked
     assert client.get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").status_code == 401
+
+
+def test_an_inactive_users_code_is_refused_even_if_its_grant_was_not_deleted(client, student, hub_app):
+    client.force_login(student)
+    verifier, challenge = pkce_pair()
+    code = get_code(client, challenge)
+    User.objects.filter(pk=student.pk).update(is_active=False)  # bypasses save(): the grant is still there
+    response = exchange(client, code, verifier)
+    assert response.status_code == HTTPStatus.BAD_REQUEST and response.json()["error"] == "invalid_grant"
+    assert not AccessToken.objects.filter(user=student).exists()
+
+
+def test_a_code_exchange_reads_its_grant_once_and_links_the_id_token_it_made(
+    client, student, hub_app, django_assert_max_num_queries
+):
+    client.force_login(student)
+    verifier, challenge = pkce_pair()
+    code = get_code(client, challenge)
+    # DOT alone: 21 queries, 8 of them the same grant; the ID token decoded and fetched again (PortalOAuth2Validator).
+    with django_assert_max_num_queries(14):
+        response = exchange(Client(), code, verifier)  # the hub's back channel: no portal session
+    assert response.status_code == HTTPStatus.OK, response.content
+    claims = json.loads(base64.urlsafe_b64decode(response.json()["id_token"].split(".")[1] + "=="))
+    access = AccessToken.objects.select_related("id_token").get(user=student)
+    assert access.id_token is not None and str(access.id_token.jti) == claims["jti"]
 
 
 def test_other_clients_get_our_consent_page(client, student):
