@@ -511,7 +511,7 @@ def spawn(tmp: Path, proxy: str, at_once: int, rounds: int, extra_env: dict[str,
         return
     from portal.config import containers
 
-    image = containers.DEFAULT_IMAGE
+    image = (extra_env or {}).get("DOCKER_IMAGE", containers.DEFAULT_IMAGE)  # hub and bare alike
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
         say("spawn", f"skipped: image {image} missing (python manage.py build_image)")
         return
