@@ -20,7 +20,7 @@ from pathlib import Path
 
 from jupyterhub.utils import subdomain_hook_idna
 
-from portal.config import load, placeholders, topology
+from portal.config import keys, load, placeholders, topology
 from portal.config.env import BASE_DIR, Env, EnvError, var_dir
 
 PROXIES = {"python", "node"}
@@ -117,6 +117,14 @@ def apply_config(c, env: Env | None = None) -> None:
         raise HubConfigError(str(exc)) from None
 
 
+def oidc_public_key(env: Env, generate: bool) -> str:
+    """The public half of the portal's ID token signing key, or "" when this hub cannot read the key."""
+    try:
+        return keys.public_key_pem(keys.oidc_private_key_pem(env, generate=generate))
+    except (EnvError, ValueError):
+        return ""
+
+
 def _apply(c, env: Env) -> None:
     topo = topology.from_env(env)
     state = var_dir() / "hub"
@@ -172,6 +180,10 @@ def _apply(c, env: Env) -> None:
     auth.authorize_url = topo.authorize_url  # the browser goes here, to the portal's origin
     auth.token_url = f"{topo.portal_internal_url}/o/token/"  # the hub calls these on loopback
     auth.userdata_url = f"{topo.portal_internal_url}/o/userinfo/"
+    # A login reads the claims from the ID token the token endpoint returned, checked with the portal's public
+    # key; refreshes still ask userinfo (hubconfig/authenticator.py). Without the key, logins ask userinfo too.
+    auth.id_token_public_key = oidc_public_key(env, generate)
+    auth.id_token_issuer = f"{topo.public_url}/o"
     auth.oauth_callback_url = topo.hub_callback_url
     auth.scope = ["openid", "profile", "email"]
     auth.username_claim = "preferred_username"

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext_lazy as _
 
-from portal.config import load, topology
+from portal.config import keys, load, topology
 from portal.config.env import BASE_DIR, Env, EnvError, database_config, var_dir
 
 CONFIG = load()
@@ -285,18 +285,13 @@ HUB_API_URL = TOPOLOGY.hub_api_url
 
 
 def _oidc_private_key(generate: bool) -> str:
-    pem = env.get("OIDC_RSA_PRIVATE_KEY").replace("\\n", "\n")
-    if pem:
-        return pem
-    if path := env.get("OIDC_RSA_PRIVATE_KEY_FILE"):
-        try:
-            return open(path, encoding="ascii").read()
-        except OSError as exc:
-            _fail(f"OIDC_RSA_PRIVATE_KEY_FILE={path}: {exc.strerror}")
-    if not generate:
+    try:
+        return keys.oidc_private_key_pem(env, generate=generate)
+    except EnvError as exc:
+        if generate or env.get("OIDC_RSA_PRIVATE_KEY_FILE"):
+            _fail(str(exc))  # the step that makes it has not run, or the file named cannot be read
         MISSING_SECRETS.append("OIDC_RSA_PRIVATE_KEY_FILE")
         return ""
-    return _secret("OIDC_RSA_PRIVATE_KEY_PEM")
 
 
 OAUTH2_PROVIDER = {

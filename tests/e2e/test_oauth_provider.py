@@ -140,3 +140,16 @@ def test_userinfo_returns_the_portal_claims_for_a_real_access_token(stack, clien
 
     anonymous = httpx.get(doc["userinfo_endpoint"], trust_env=False, timeout=30)
     assert anonymous.status_code == 401, explain(stack, f"userinfo without a token: {anonymous.status_code}")
+
+
+def test_a_hub_login_takes_the_claims_from_the_id_token_without_asking_userinfo(stack, client, student):
+    def portal_requests(path: str) -> int:
+        return sum(f" {path}" in line for line in stack.portal.log_path.read_text(errors="replace").splitlines())
+
+    tokens, userinfos = portal_requests("/o/token/"), portal_requests("/o/userinfo/")
+    flows.hub_login(stack, client, student)
+    model = flows.hub_user_model(client)
+    assert model.status_code == 200 and model.json()["name"] == student, explain(stack, model.text)
+    assert portal_requests("/o/token/") == tokens + 1, explain(stack, "the hub did not exchange one code")
+    assert portal_requests("/o/userinfo/") == userinfos, explain(stack, "the hub asked userinfo at login")
+
