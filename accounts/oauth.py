@@ -11,12 +11,18 @@ Rules:
   scopes, the expiry, the redirect URI, the PKCE challenge and method, the nonce and the resources) and uses the
   ID token it has just saved instead of decoding and fetching it again: the token endpoint is the costliest
   step of a class's logins. The grant is kept on the oauthlib request, so it lives for one token request only.
+- A login whose `next` is the authorization endpoint gets that endpoint's answer at once (`authorize_at_once`):
+  the same view, with the same checks, called in the login's response instead of one browser round trip later.
 """
 
 import base64
 import contextvars
+import copy
 import json
+from urllib.parse import urlsplit
 
+from django.http import QueryDict
+from django.urls import Resolver404, resolve
 from oauth2_provider.models import get_grant_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
@@ -187,3 +193,33 @@ class RefuseQueryCredentialsMiddleware:
             status=400,
             headers={"Cache-Control": "no-store"},
         )
+
+
+def authorize_at_once(request, response):
+    """`response` is a login's redirect to `next`. When `next` is the provider's authorize endpoint on this
+    portal, return what that endpoint answers the now logged-in browser (for the hub: the redirect back to its
+    callback with a code), with the login's cookies; anything else, or any answer but a redirect (a consent
+    page, say), leaves the login's own redirect. The endpoint runs as a GET of exactly that URL would, and one
+    with a credential in its query string is left to the redirect, where RefuseQueryCredentialsMiddleware
+    refuses it."""
+    target = urlsplit(response.get("Location", "")) if response.status_code == 302 else None
+    if target is None or target.scheme or target.netloc:
+        return response
+    try:
+        match = resolve(target.path)
+    except Resolver404:
+        return response
+    query = QueryDict(target.query)
+    if match.view_name != "oauth2_provider:authorize" or QUERY_CREDENTIALS.intersection(query):
+        return response
+    inner = copy.copy(request)
+    inner.method, inner.GET, inner.POST = "GET", query, QueryDict()
+    inner.path = inner.path_info = target.path
+    inner.META = {**request.META, "REQUEST_METHOD": "GET", "QUERY_STRING": target.query, "PATH_INFO": target.path}
+    inner.resolver_match = match
+    answer = match.func(inner, *match.args, **match.kwargs)
+    if answer.status_code not in (302, 303):
+        return response
+    for name, morsel in response.cookies.items():
+        answer.cookies[name] = morsel
+    return answer

@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 
-from accounts import throttle
+from accounts import oauth, throttle
 from accounts.forms import LoginForm, SignupForm
 
 
@@ -45,6 +45,10 @@ def signup(request):
 
 
 class LoginView(throttle.LoginThrottleMixin, auth_views.LoginView):
+    def form_valid(self, form):
+        # Coming from the hub: its authorization is answered in this response (accounts/oauth.py).
+        return oauth.authorize_at_once(self.request, super().form_valid(form))
+
     def form_invalid(self, form):
         if form.has_error("__all__", "awaiting_approval"):
             return awaiting_approval(self.request)

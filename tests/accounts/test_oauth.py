@@ -17,7 +17,12 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 from jwcrypto import jwk, jwt
-from oauth2_provider.models import get_access_token_model, get_application_model, get_refresh_token_model
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_application_model,
+    get_grant_model,
+    get_refresh_token_model,
+)
 
 from tests.conftest import PASSWORD
 
@@ -256,6 +261,48 @@ def test_a_code_exchange_reads_its_grant_once_and_links_the_id_token_it_made(
     claims = json.loads(base64.urlsafe_b64decode(response.json()["id_token"].split(".")[1] + "=="))
     access = AccessToken.objects.select_related("id_token").get(user=student)
     assert access.id_token is not None and str(access.id_token.jti) == claims["jti"]
+
+
+def login_with_next(client, next_url):
+    return client.post(reverse("login"), {"username": "student9", "password": PASSWORD, "next": next_url})
+
+
+def test_a_login_coming_from_the_hub_answers_its_authorization_at_once(client, student, hub_app):
+    from urllib.parse import urlencode
+
+    verifier, challenge = pkce_pair()
+    response = login_with_next(client, f"{AUTHORIZE}?{urlencode(authorize_params(challenge))}")
+    # Straight back to the hub's callback with a code, not via /o/authorize/ one round trip later.
+    location = urlsplit(response["Location"])
+    assert response.status_code == HTTPStatus.FOUND
+    assert f"{location.scheme}://{location.netloc}{location.path}" == settings.TOPOLOGY.hub_callback_url
+    query = parse_qs(location.query)
+    assert query["state"] == ["s1"] and query["iss"] == [f"{settings.PUBLIC_URL}/o"]
+    assert {settings.SESSION_COOKIE_NAME, "cfps_device"} <= set(response.cookies)  # the login's own cookies
+    tokens = exchange(Client(), query["code"][0], verifier)
+    assert tokens.status_code == HTTPStatus.OK and tokens.json()["id_token"]
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "/o/authorize/?client_id=dashboard&response_type=code&scope=openid&code_challenge_method=S256"
+        "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        "&redirect_uri=https%3A%2F%2Fdashboard.example.edu.cn%2Fcallback",  # a consent page: the login's redirect
+        "/o/authorize/?code=stolen&client_id=jupyterhub",  # a credential in the URL: the middleware's 400, later
+        "/accounts/password/change/",
+    ],
+    ids=["consent", "credential-in-query", "not-authorize"],
+)
+def test_a_login_leaves_every_other_next_to_a_plain_redirect(client, student, hub_app, next_url):
+    Application.objects.create(
+        name="Course dashboard", client_id="dashboard", client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris="https://dashboard.example.edu.cn/callback", skip_authorization=False,
+    )  # fmt: skip
+    response = login_with_next(client, next_url)
+    assert response.status_code == HTTPStatus.FOUND and response["Location"] == next_url
+    assert not get_grant_model().objects.exists()
 
 
 def test_other_clients_get_our_consent_page(client, student):
