@@ -10,11 +10,12 @@ Stages, all under var/image-build/ (CFPS_VAR_DIR moves it):
                   mirror (any mirror gives the same system).
     wheels-<hash>/ the image's wheels, downloaded by THIS machine's pip (so its configuration, or
                   PIP_INDEX_URL, applies) for the target's Python, libc and CPU; the chroot needs no network.
-    rootfs/       a copy of base with /opt/venv, user jovyan (uid 1000, gid 100) and JupyterLab's
-                  overrides.json; tarred and imported, then deleted.
+    rootfs/       a copy of base with /opt/venv, user jovyan (uid 1000, gid 100), JupyterLab's
+                  overrides.json and the servers' entry point cfps-singleuser; tarred and imported, then
+                  deleted.
 
 Rules:
-- The input hash covers requirements.txt, the lab settings, the suite and package list and this file's
+- The input hash covers requirements.txt, the lab settings, cfps-singleuser, the suite and package list and this file's
   own source, so any change to the recipe rebuilds. The image carries it as a label and an extra tag
   (`<repository>:inputs-<12 hex>`); when that image exists, the build is skipped entirely.
 - One build at a time per var/ (a lock file); a second one waits.
@@ -51,6 +52,9 @@ LAB_OVERRIDES = BASE_DIR / "hubconfig" / "lab_settings" / "overrides.json"
 IMAGE_OVERRIDES = f"{VENV}/share/jupyter/lab/settings/overrides.json"
 # IPython reads this for every kernel (preloads, the dataset helpers; see portal/config/dataset.py).
 IMAGE_KERNEL_CONFIG = "/etc/ipython/ipython_kernel_config.py"
+# What the hub starts in every container (hubconfig/docker.py): jupyterhub-singleuser without unused imports.
+SINGLEUSER_SCRIPT = BASE_DIR / "deploy" / "image" / "cfps_singleuser.py"
+IMAGE_SINGLEUSER = "/usr/local/bin/cfps-singleuser"
 HASH_LABEL = "org.cfps.image-inputs"
 HASH_TAG_PREFIX = "inputs-"
 CHROOT_ENV = {
@@ -110,6 +114,7 @@ def input_hash(arch: str) -> str:
         " ".join(sorted(DEBIAN_PACKAGES)).encode(),
         REQUIREMENTS.read_bytes(),
         LAB_OVERRIDES.read_bytes(),
+        SINGLEUSER_SCRIPT.read_bytes(),
         KERNEL_CONFIG.read_bytes() if KERNEL_CONFIG.exists() else b"",
         Path(__file__).read_bytes(),
         "\n".join(image_changes("")).encode(),
@@ -336,8 +341,8 @@ class Builder:
 
     def _user_and_settings(self, rootfs: Path, step: str) -> None:
         self.say(
-            f"{step} Adding user {containers.NOTEBOOK_USER} (uid {containers.NOTEBOOK_UID}) and JupyterLab's "
-            "Chinese defaults"
+            f"{step} Adding user {containers.NOTEBOOK_USER} (uid {containers.NOTEBOOK_UID}), JupyterLab's "
+            "Chinese defaults and the servers' entry point cfps-singleuser"
         )
         self._chroot(
             rootfs,
@@ -354,6 +359,11 @@ class Builder:
             kernel_config.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(KERNEL_CONFIG, kernel_config)
             kernel_config.chmod(0o644)
+        singleuser = rootfs / IMAGE_SINGLEUSER.lstrip("/")
+        shutil.copy2(SINGLEUSER_SCRIPT, singleuser)
+        singleuser.chmod(0o755)
+        self._chroot(rootfs, ["env", f"PATH={VENV}/bin:{CHROOT_ENV['PATH']}", "cfps-singleuser", "--version"],
+                     "cfps-singleuser --version")  # fmt: skip
         for leftover in (rootfs / "root" / ".cache", *(rootfs / "tmp").iterdir()):
             shutil.rmtree(leftover, ignore_errors=True)
 

@@ -75,10 +75,10 @@ exec "$@"
 # Python started without rfc3987_syntax (hubconfig/hub.py does the same for the hub, and says why): jsonschema's
 # checker for the "iri" format, which no Jupyter schema uses, compiles a grammar when imported, about 1 s of
 # CPU at every server start and 17 MB for the server's life (measured on bare JupyterLab: 1.56 -> 0.62 s, 70 ->
-# 53 MB). The benchmark's bare containers start the same way (tests/bench/classday.py).
+# 53 MB). cfps-singleuser does it first; the benchmark's bare containers start this way (tests/bench/classday.py).
 WITHOUT_IRI_GRAMMAR = "import sys; sys.modules['rfc3987_syntax'] = None"
-# The image's jupyterhub-singleuser, so started.
-SINGLEUSER = ["python", "-c", f"{WITHOUT_IRI_GRAMMAR}; from jupyterhub.singleuser import main; sys.exit(main())"]
+# The image's jupyterhub-singleuser without the imports it never runs (deploy/image/cfps_singleuser.py says which).
+SINGLEUSER = ["cfps-singleuser"]
 
 
 def engine_unreachable(exc: BaseException) -> bool:

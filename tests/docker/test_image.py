@@ -102,13 +102,16 @@ def test_build_without_a_docker_engine_stops_with_one_line():
     assert len(message.splitlines()) == 1 and "Docker engine does not answer" in message, message
 
 
-def test_the_hubs_server_command_runs_the_images_singleuser_without_the_iri_grammar(docker_client, notebook_image):
+def test_the_hubs_server_command_runs_the_images_singleuser_without_the_iri_grammar_and_the_hubs_modules(
+    docker_client, notebook_image
+):
     from hubconfig.docker import SINGLEUSER
+    from tests.hubconfig.test_singleuser_entry import HUB_ONLY
 
     def imported(command: list[str]) -> tuple[str, set[str]]:
         output = docker_client.containers.run(
             notebook_image, command, environment={"PYTHONPROFILEIMPORTTIME": "1"}, network_mode="none",
-            remove=True, stdout=True, stderr=True, name=f"cfps-test-{RUN}-iri-{len(command)}",
+            remove=True, stdout=True, stderr=True, name=f"cfps-test-{RUN}-{command[0]}",
         ).decode()  # fmt: skip
         lines = output.splitlines()
         names = {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}
@@ -117,5 +120,7 @@ def test_the_hubs_server_command_runs_the_images_singleuser_without_the_iri_gram
     version, modules = imported([*SINGLEUSER, "--version"])
     assert version.strip() == jupyterhub.__version__ and "jupyterhub.singleuser" in modules
     assert "rfc3987_syntax.syntax_helpers" not in modules and "lark" not in modules
-    # ...which the image's own command loads (1 s and 17 MB per server).
-    assert "rfc3987_syntax.syntax_helpers" in imported(["jupyterhub-singleuser", "--version"])[1]
+    assert not HUB_ONLY & modules, HUB_ONLY & modules  # deploy/image/cfps_singleuser.py
+    # ...which the image's own command loads (1 s and 17 MB per server; the hub's handlers, ORM and Alembic).
+    plain = imported(["jupyterhub-singleuser", "--version"])[1]
+    assert "rfc3987_syntax.syntax_helpers" in plain and HUB_ONLY <= plain
