@@ -8,8 +8,18 @@ that dies on its own, and on Ctrl-C stops them all in order, with everything the
 
 Under systemd each process is a unit and systemd does all of this (`Restart=on-failure`, `KillMode=mixed`);
 this module does it for ./run.sh, which has no systemd. Django-free and stdlib-only (it runs before anything
-else and must not import the project), Linux-only (/proc, prctl). tests/live.py reuses its process-tree
-helpers, so the tests stop their hubs the way run.sh does.
+else and must not import the project), Linux-only (/proc, prctl).
+
+It is also a small library, and the one the tests run: tests/live.py starts its portals and hubs with a
+`Supervisor` in pytest's own process (`start`, `wait_ready`, `restart`, `stop`), so every live test starts,
+waits for and stops them with run.sh's code, and its logs carry the same marker lines. In-process rather than
+one `python -m deploy.supervise` per test stack, because tests need what the command line does not offer: the
+pid of one process (gunicorn's workers are counted below it), one process stopped or killed alone and then
+started again by hand (the supervisor's run loop would restart it on its own), an environment for one
+process only (a portal without the hub's Docker access). Used so, the supervisor shares its process with
+other children (pytest's browsers, other stacks, the fault tests' databases): it is no subreaper, collects
+only its own children, and tracks and stops only what is found below its processes, never everything below
+os.getpid() as the command line does.
 
 The rules:
 - Each process runs in a session of its own with its output appended to its log after a marker line
@@ -147,9 +157,15 @@ def become_subreaper() -> bool:
         return False
 
 
-def reap(own: dict[int, subprocess.Popen]) -> None:
+def reap(own: dict[int, subprocess.Popen], everyone: bool = True) -> None:
     """Collect every child that has ended: Popen's own through Popen (it keeps the exit code), re-parented
-    orphans directly, so that a zombie does not look alive to the hub's `kill(pid, 0)`."""
+    orphans directly, so that a zombie does not look alive to the hub's `kill(pid, 0)`. Not `everyone`: only
+    `own` (the other children of this process are someone else's to collect)."""
+    if not everyone:
+        for pid, proc in list(own.items()):
+            if proc.poll() is not None:
+                del own[pid]
+        return
     while True:
         try:
             info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
@@ -225,7 +241,7 @@ def http_status(url: str, host: str | None, timeout: float = 3) -> str:
 
 
 # --- the supervisor -------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(eq=False)  # one process is itself only
 class Process:
     name: str
     command: list[str]
@@ -234,6 +250,7 @@ class Process:
     ready_url: str | None = None
     ready_host: str | None = None
     keep_running: list[str] = field(default_factory=list)  # command-line parts of what outlives a death
+    env: dict[str, str] | None = None  # the whole environment of the process; None: the supervisor's own
 
     tree: dict[int, str] = field(default_factory=dict)  # pid -> start time of what it started, dead or alive
     doomed: list[tuple[int, str]] = field(default_factory=list)  # its leftovers, TERMed, KILLed at restart
@@ -254,6 +271,12 @@ class Process:
     def answers(self) -> bool:
         return not self.ready_url or http_status(self.ready_url, self.ready_host) == "200"
 
+    def log_report(self) -> str:
+        """The end of the log since the latest start, under a line that names it (empty without a log)."""
+        if self.log is None:
+            return ""
+        return f"\nLast {LOG_TAIL_LINES} lines of {show_path(self.log)} ({self.name}):\n{self.log_since_start()}\n"
+
     def log_since_start(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines this supervisor's latest start of the process wrote to its log."""
         if self.log is None:
@@ -270,10 +293,22 @@ class StartError(Exception):
     pass
 
 
+class NotReady(Exception):
+    """A process died before it answered, or time ran out; `code` is the supervisor's exit code for it, and
+    str() adds the end of the logs of `shown` to the reason."""
+
+    def __init__(self, reason: str, code: int, shown: list[Process]):
+        super().__init__(reason)
+        self.reason, self.code, self.shown = reason, code, shown
+
+    def __str__(self) -> str:
+        return self.reason + "".join(process.log_report() for process in self.shown)
+
+
 class Supervisor:
     def __init__(
         self,
-        processes: list[Process],
+        processes: list[Process] | None = None,
         *,
         label: str = "supervise",
         ready_timeout: float = 60,
@@ -284,7 +319,7 @@ class Supervisor:
         when_ready: list[list[str]] | None = None,
         banner: str | None = None,
     ):
-        self.processes = processes
+        self.processes = processes if processes is not None else []  # in order of (first) start
         self.label = label
         self.ready_timeout, self.stop_timeout = ready_timeout, stop_timeout
         self.max_restarts, self.restart_window, self.restart_delay = max_restarts, restart_window, restart_delay
@@ -292,6 +327,10 @@ class Supervisor:
         self.banner = banner
         self.children: dict[int, subprocess.Popen] = {}  # every Popen of ours not yet reaped
         self.known: dict[int, str] = {}  # pid -> start time of every descendant seen
+        # True in the command line (run()), where every process below this one is the processes' (orphans
+        # re-parented to the subreaper too); False in a process with children of its own (pytest), which
+        # then collects only its own children and tracks only what is found below its processes.
+        self.owns_everything_below = False
         self.signalled: int | None = None
         self.stopping = False
         self.force = False
@@ -311,6 +350,10 @@ class Supervisor:
 
     # --- processes ---
     def start(self, process: Process, again: int = 0) -> None:
+        """Start `process` (joining the list if new) in a session of its own, its output appended to its log
+        after a marker line; StartError when it cannot be started at all."""
+        if process not in self.processes:
+            self.processes.append(process)
         when = time.strftime("%Y-%m-%d %H:%M:%S")
         what = f"{process.name} again (restart {again})" if again else process.name
         log = open(process.log, "ab") if process.log else None  # noqa: SIM115 - the child holds it
@@ -319,8 +362,8 @@ class Supervisor:
                 log.write(f"\n=== {when}: {self.label} starts {what} ===\n".encode())
                 log.flush()
             process.proc = subprocess.Popen(
-                process.command, cwd=process.cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log if log else None,
-                start_new_session=True,
+                process.command, cwd=process.cwd, env=process.env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log if log else None, start_new_session=True,
             )  # fmt: skip
         except OSError as exc:  # no such program or folder: a message, not a traceback
             raise StartError(f"cannot start {process.name} ({' '.join(process.command)}): {exc}") from None
@@ -336,15 +379,22 @@ class Supervisor:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and self.signalled is None and not self.force:
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-        reap(self.children)
+        self.reap()
         self.remember()
 
+    def reap(self) -> None:
+        reap(self.children, everyone=self.owns_everything_below)
+
     def remember(self) -> None:
+        """Note (pid, start time) of what runs below the processes (below this one, in the command line)."""
         table = parents()
-        self.known.update(descendants(os.getpid(), table))
+        if self.owns_everything_below:
+            self.known.update(descendants(os.getpid(), table))
         for process in self.processes:
             if process.running():
-                process.tree.update(descendants(process.pid, table))
+                found = descendants(process.pid, table)
+                process.tree.update(found)
+                self.known.update(found)
         for tree in [self.known] + [process.tree for process in self.processes]:
             for pid in [pid for pid, start in tree.items() if start_time(pid) != start]:
                 del tree[pid]  # ended: forget it before the pid names another process
@@ -369,6 +419,25 @@ class Supervisor:
         process.doomed = [(pid, process.tree[pid]) for pid in doomed]
         process.tree = {pid: start for pid, start in process.tree.items() if pid in kept}
 
+    def start_again(self, process: Process) -> None:
+        """After stop_leftovers: KILL what of that is still running, then start the process again."""
+        signal_all(still_running(process.doomed), signal.SIGKILL)
+        process.doomed = []
+        self.start(process, again=len(process.restarts))
+
+    def restart(self, process: Process) -> None:
+        """Start again a process that died, as the run loop does but at once (no back-off, no limit): what it
+        had started is stopped first (TERM, up to --stop-timeout, then KILL), except what --keep-running
+        keeps. Wait for it with wait_ready()."""
+        if process.running():
+            raise StartError(f"{process.name} is still running (process {process.pid})")
+        self.exit_code(process)
+        self.remember()
+        process.restarts.append(time.monotonic())
+        self.stop_leftovers(process)
+        self._wait_gone([pid for pid, _ in process.doomed], self.stop_timeout)
+        self.start_again(process)
+
     def dead(self) -> list[Process]:
         return [p for p in self.processes if p.proc is not None and p.restart_at is None and not p.running()]
 
@@ -383,26 +452,29 @@ class Supervisor:
         return proc.returncode
 
     def show_log(self, process: Process) -> None:
-        if process.log is not None:
-            _write(sys.stderr, f"\nLast {LOG_TAIL_LINES} lines of {show_path(process.log)} ({process.name}):\n")
-            _write(sys.stderr, process.log_since_start() + "\n")
+        _write(sys.stderr, process.log_report())
 
     # --- stopping ---
     def _wait_gone(self, pids: list[int], timeout: float) -> list[int]:
         deadline = time.monotonic() + timeout
         while any(alive(pid) for pid in pids) and time.monotonic() < deadline and not self.force:
             time.sleep(0.1)
-            reap(self.children)
+            self.reap()
         return [pid for pid in pids if alive(pid)]
 
     def stop_all(self) -> None:
-        """The processes in reverse order of start (TERM, wait, KILL with what each started), then whatever
-        is left of what they started."""
+        """stop() once (a second Ctrl-C meanwhile kills at once, and main() calling it again does nothing)."""
         if self.stopping:
             return
         self.stopping = True
+        self.stop()
+
+    def stop(self, processes: Iterable[Process] | None = None) -> None:
+        """`processes` (default: all) in reverse order of start (TERM, wait, KILL with what each started), then
+        whatever is left of what they started (of what anything below this one started, in the command line)."""
         self.remember()
-        running = [p for p in reversed(self.processes) if p.running()]
+        chosen = [p for p in reversed(self.processes) if processes is None or p in processes]
+        running = [p for p in chosen if p.running()]
         if running:
             names = ", then ".join(p.name for p in running)
             say(f"Stopping {names} (up to {self.stop_timeout:.0f} s each; Ctrl-C again to kill at once)")
@@ -417,9 +489,12 @@ class Supervisor:
                 )
                 signal_all([process.pid, *extra], signal.SIGKILL)
                 self._wait_gone([process.pid], 5)
-            reap(self.children)
+            self.reap()
         self.remember()
-        left = still_running(self.known.items())
+        if processes is None:
+            left = still_running(self.known.items())
+        else:
+            left = still_running(item for process in chosen for item in process.tree.items())
         if left:
             warn("stopping what was left running:")
             for pid in left:
@@ -428,7 +503,7 @@ class Supervisor:
             if rest := self._wait_gone(left, self.stop_timeout):
                 signal_all(rest, signal.SIGKILL)
                 self._wait_gone(rest, 5)
-        reap(self.children)
+        self.reap()
 
     def finish(self, code: int) -> int:
         self.stop_all()
@@ -437,6 +512,7 @@ class Supervisor:
     # --- the phases ---
     def run(self) -> int:
         self.install_signals()
+        self.owns_everything_below = True
         become_subreaper()
         try:
             for process in self.processes:
@@ -458,38 +534,56 @@ class Supervisor:
             error(str(exc))
             return self.finish(127)
 
-    def _died_at_start(self) -> int | None:
+    def _died_at_start(self, processes: Iterable[Process] | None = None) -> NotReady | None:
         for process in self.dead():
-            code = self.exit_code(process)
-            error(f"{process.name} stopped by itself ({describe_exit(code)})")
-            self.show_log(process)
-            return exit_status(code)
+            if processes is None or process in processes:
+                code = self.exit_code(process)
+                why = f"{process.name} stopped by itself ({describe_exit(code)})"
+                return NotReady(why, exit_status(code), [process])
         return None
 
-    def wait_until_ready(self) -> int | None:
-        deadline = time.monotonic() + self.ready_timeout
+    def _report(self, failure: NotReady) -> int:
+        error(failure.reason)
+        for process in failure.shown:
+            self.show_log(process)
+        return failure.code
+
+    def wait_ready(self, processes: Iterable[Process] | None = None, timeout: float | None = None) -> bool:
+        """Until each of `processes` (default: all) answers 200 at its ready URL (--ready-timeout by default):
+        True; False when a signal cut it short (only the command line handles them). NotReady when one of them
+        dies first, or when time runs out."""
+        processes = list(self.processes if processes is None else processes)
+        timeout = self.ready_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            process.answering = False
         while True:
             if self.signalled is not None:
-                _write(sys.stdout, "\n")
-                return 0
-            if (code := self._died_at_start()) is not None:
-                return code
-            waiting = [p for p in self.processes if not p.answering]
-            for process in waiting:
-                process.answering = process.answers()
-            if all(p.answering for p in self.processes):
-                return None
+                return False
+            if (died := self._died_at_start(processes)) is not None:
+                raise died
+            for process in processes:
+                process.answering = process.answering or process.answers()
+            if all(p.answering for p in processes):
+                self.remember()  # what they started to answer (the hub's proxy), should one die before a tick
+                return True
             if time.monotonic() >= deadline:
                 last = "; ".join(
                     f"{p.name}: {p.ready_url}" + (f" (as host {p.ready_host})" if p.ready_host else "")
                     + f": {http_status(p.ready_url, p.ready_host)}"
-                    for p in self.processes if not p.answering
+                    for p in processes if not p.answering
                 )  # fmt: skip
-                error(f"not everything answered 200 within {self.ready_timeout:.0f} s: {last}")
-                for process in self.processes:
-                    self.show_log(process)
-                return 1
+                raise NotReady(f"not everything answered 200 within {timeout:.0f} s: {last}", 1, processes)
             self.tick()
+
+    def wait_until_ready(self) -> int | None:
+        try:
+            if self.wait_ready():
+                return None
+        except NotReady as failure:
+            return self._report(failure)
+        _write(sys.stdout, "\n")
+        return 0
 
     def run_when_ready(self) -> int | None:
         for command in self.when_ready:
@@ -501,10 +595,10 @@ class Supervisor:
                     proc.wait()
                     _write(sys.stdout, "\n")
                     return 0
-                if (code := self._died_at_start()) is not None:
+                if (died := self._died_at_start()) is not None:
                     signal_all([proc.pid], signal.SIGTERM)
                     proc.wait()
-                    return code
+                    return self._report(died)
                 self.tick(0.2)
             self.children.pop(proc.pid, None)
             if proc.returncode != 0:
@@ -539,9 +633,7 @@ class Supervisor:
                 self.stop_leftovers(process)
             for process in self.processes:
                 if process.restart_at is not None and now >= process.restart_at:
-                    signal_all(still_running(process.doomed), signal.SIGKILL)
-                    process.doomed = []
-                    self.start(process, again=len(process.restarts))
+                    self.start_again(process)
                 elif process.running() and not process.answering and process.ready_deadline is not None:
                     if process.answers():
                         process.answering, process.ready_deadline = True, None

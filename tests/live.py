@@ -4,6 +4,12 @@ Why a subprocess and not pytest-django's live_server: the browser must talk to t
 settings and static-file pipeline (collectstatic + whitenoise) that `./run.sh` uses, and later tests start
 JupyterHub next to it, which needs a portal that outlives a single Django test transaction.
 
+The processes are run.sh's supervisor's (deploy/supervise.py, used as a library in pytest's process; its
+docstring says why not as a command per stack): it starts them with their marker lines in their logs, waits
+until they answer (the end of the log when one dies first or time runs out), starts a dead hub again, and
+stops them in reverse order with everything they started. Only the preparation (migrate, collectstatic,
+bootstrap) is run.sh's own work done here.
+
 Plain functions and classes; fixtures (e.g. tests/browser_plugin.py) use them.
 """
 
@@ -14,20 +20,14 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-# The process-tree helpers of run.sh's supervisor: the tests stop their hubs with the same code.
-from deploy.supervise import descendants, signal_all, still_running
+from deploy.supervise import NotReady, Process, StartError, Supervisor
+from deploy.supervise import descendants as descendants  # for the tests that count what a process started
 
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = REPO / "deploy" / "gunicorn.conf.py"
 CHROMIUM = Path("/usr/bin/chromium")
-
-# Never let a proxy from the environment see test traffic: everything here talks to 127.0.0.1 only.
-_LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def run_async(make_coroutine, timeout: float = 90):
@@ -113,35 +113,24 @@ class PortalError(RuntimeError):
     pass
 
 
-def start_logged(cmd: list[str], cwd: Path, env: dict, log_path: Path, new_session: bool = False):
-    """Start `cmd` with its output appended to log_path; returns (process, open log file)."""
-    log_file = open(log_path, "ab")  # noqa: SIM115 - the caller closes it when it stops the process
-    proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=new_session,
-    )  # fmt: skip
-    return proc, log_file
+def new_supervisor() -> Supervisor:
+    """run.sh's supervisor for one stack's processes; "tests" in the logs' marker lines where run.sh has run.sh."""
+    return Supervisor(label="tests", stop_timeout=30)
 
 
-def wait_until_ok(urls: list[str], proc: subprocess.Popen, log_path: Path, timeout: float, error=RuntimeError):
-    """Poll until every URL answers 200; raise `error` with the log's tail if proc dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    last = "no attempt yet"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise error(f"{proc.args[0]} exited with {proc.returncode} before answering; log tail:\n{_tail(log_path)}")
-        try:
-            for url in urls:
-                with _LOCAL_OPENER.open(url, timeout=2) as response:
-                    if response.status != 200:
-                        raise urllib.error.HTTPError(url, response.status, "not 200", response.headers, None)
-            return
-        except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code} from {exc.filename}"
-        except OSError as exc:  # connection refused while the server boots
-            last = repr(exc)
-        time.sleep(0.2)
-    raise error(f"no 200 from {urls} within {timeout:.0f}s (last: {last}); log tail:\n{_tail(log_path)}")
+def start_and_wait(
+    supervisor: Supervisor, process: Process, timeout: float, error: type[Exception], after_death: bool = False
+) -> None:
+    """Start `process` (after_death: as the supervisor restarts a dead one) and wait until it answers; raise
+    `error` with the end of its log when it cannot start, dies first or does not answer in time."""
+    try:
+        if after_death:
+            supervisor.restart(process)
+        else:
+            supervisor.start(process)
+        supervisor.wait_ready([process], timeout)
+    except (StartError, NotReady) as exc:
+        raise error(str(exc)) from None
 
 
 def prepare_secrets(env: dict[str, str]) -> None:
@@ -169,9 +158,11 @@ class PortalProcess:
         extra_env: dict[str, str] | None = None,
         public_port: int | None = None,
         workers: int | None = 1,
+        supervisor: Supervisor | None = None,
     ):
         self.tmp_path = Path(tmp_path)
         self.tmp_path.mkdir(parents=True, exist_ok=True)
+        self.supervisor = supervisor or new_supervisor()
         self.port = free_port()
         # Alone, the portal is what browsers reach; in a Stack, the proxy on public_port is.
         self.public_port = public_port or self.port
@@ -179,8 +170,8 @@ class PortalProcess:
         self.workers = workers
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.tmp_path / "gunicorn.log"
-        self.proc: subprocess.Popen | None = None
-        self._log_file = None
+        self.process: Process | None = None  # the supervisor's, from the first start on
+        self._up = False
 
         env = dict(os.environ)
         env.pop("DJANGO_SETTINGS_MODULE", None)  # let manage.py / wsgi.py pick it from APP_PROFILE
@@ -242,8 +233,13 @@ class PortalProcess:
         cmd += ["--no-control-socket", "portal.wsgi"]
         return cmd
 
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        """gunicorn's master process while the portal is started, else None."""
+        return self.process.proc if self._up else None
+
     def start(self) -> PortalProcess:
-        if self.proc is not None:
+        if self._up:
             raise PortalError("portal already started")
         self.manage("migrate", "--noinput")
         # Translations: *.mo files are git-ignored build output, so compile them like a deploy would.
@@ -251,10 +247,14 @@ class PortalProcess:
         self.manage("compilemessages", "--ignore=.venv", "--ignore=node_modules", "--ignore=var")
         # STATIC_ROOT is $CFPS_VAR_DIR/static, as ./run.sh collects into var/static.
         self.manage("collectstatic", "--noinput", "-v", "0")
-        server_env = {**self.env, **self.server_env}
-        self.proc, self._log_file = start_logged(self.gunicorn_command(), REPO, server_env, self.log_path)
+        if self.process is None:
+            self.process = Process("the portal (gunicorn)", self.gunicorn_command(), cwd=REPO, log=self.log_path)
+        self.process.env = {**self.env, **self.server_env}
+        # Alone, or before its hub and proxy run, the portal is asked directly (a Stack then asks through them).
+        self.process.ready_url, self.process.ready_host = self.url("/"), None
+        self._up = True
         try:
-            wait_until_ok([self.url("/")], self.proc, self.log_path, self.START_TIMEOUT, PortalError)
+            start_and_wait(self.supervisor, self.process, self.START_TIMEOUT, PortalError)
         except BaseException:
             self.stop()
             raise
@@ -267,17 +267,10 @@ class PortalProcess:
         return _tail(self.log_path, lines)
 
     def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        """gunicorn alone (in a Stack, the hub keeps running), as the supervisor stops it, with its workers."""
+        if self._up:
+            self._up = False
+            self.supervisor.stop([self.process])
 
     def __enter__(self) -> PortalProcess:
         return self.start()
@@ -308,7 +301,7 @@ HUB_PATH = "/jupyter/"
 
 class Stack:
     """The whole system as ./run.sh runs it: gunicorn (portal), JupyterHub, its proxy and idle culler,
-    all real processes on free loopback ports, with state in tmp_path.
+    all real processes on free loopback ports, with state in tmp_path, under one supervisor (run.sh's).
 
     Two origins, as in production: the portal at http://127.0.0.1:<port>/, the hub and the users' servers
     at http://localhost:<port>/jupyter/. `url(path)` picks the origin from the path, as links do.
@@ -331,14 +324,27 @@ class Stack:
             "SPAWNER": "local",
             **(extra_env or {}),
         }
-        self.portal = PortalProcess(self.tmp_path, extra_env=hub_env, public_port=self.public_port, workers=workers)
+        self.supervisor = new_supervisor()
+        self.portal = PortalProcess(
+            self.tmp_path, extra_env=hub_env, public_port=self.public_port, workers=workers, supervisor=self.supervisor
+        )
         self.env = self.portal.env
         self.base_url = f"http://{PORTAL_HOST}:{self.public_port}"  # the portal's origin
         self.hub_base_url = f"http://{HUB_HOST}:{self.public_port}"  # the hub's origin
         self.hub_dir = Path(self.env["CFPS_VAR_DIR"]) / "hub"
         self.hub_log = self.tmp_path / "hub.log"
-        self.hub_proc: subprocess.Popen | None = None
-        self._hub_log_file = None
+        # As run.sh gives it to its supervisor: asked through the proxy as its own host name; a dead hub's users'
+        # servers keep running when it is started again.
+        self.hub = Process(
+            "JupyterHub", hub_command(), cwd=self.hub_dir, log=self.hub_log, env=self.env,
+            ready_url=f"http://127.0.0.1:{self.public_port}{HUB_PATH}hub/api",
+            ready_host=f"{HUB_HOST}:{self.public_port}", keep_running=["jupyterhub-singleuser"],
+        )  # fmt: skip
+
+    @property
+    def hub_proc(self) -> subprocess.Popen | None:
+        """The hub's process (the latest one), once started."""
+        return self.hub.proc
 
     def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return self.portal.manage(*args, timeout=timeout)
@@ -368,44 +374,32 @@ class Stack:
         self.portal.start()
         self.manage("bootstrap")  # registers the hub's OAuth client, as ./run.sh does
         self.hub_dir.mkdir(parents=True, exist_ok=True)
-        self.hub_proc, self._hub_log_file = start_logged(
-            hub_command(),
-            self.hub_dir,
-            self.env,
-            self.hub_log,
-            new_session=True,  # so stop() can end the proxy and user servers with it
-        )
         try:
-            urls = [self.url("/jupyter/hub/api"), self.url("/")]
-            wait_until_ok(urls, self.hub_proc, self.hub_log, self.START_TIMEOUT, HubError)
+            start_and_wait(self.supervisor, self.hub, self.START_TIMEOUT, HubError)
+            # Both through the proxy, each on its origin, as run.sh waits for them.
+            portal = self.portal.process
+            portal.ready_url, portal.ready_host = self.url("/"), None
+            self.supervisor.wait_ready([portal, self.hub], self.START_TIMEOUT)
+        except NotReady as exc:
+            self.stop()
+            raise HubError(str(exc)) from None
         except BaseException:
             self.stop()
             raise
         return self
 
+    def restart_hub(self) -> None:
+        """Start a hub that died (was killed) again, as run.sh's supervisor does, at once: what it had started is
+        stopped first (its proxy, the idle culler) except the users' servers; then wait until it answers."""
+        start_and_wait(self.supervisor, self.hub, self.START_TIMEOUT, HubError, after_death=True)
+
     def log_tail(self, lines: int = 80) -> str:
         return f"--- hub ---\n{_tail(self.hub_log, lines)}\n--- portal ---\n{self.portal.log_tail(lines)}"
 
     def stop(self) -> None:
-        proc, self.hub_proc = self.hub_proc, None
-        started = descendants(proc.pid) if proc is not None else []
-        if proc is not None and proc.poll() is None:
-            proc.terminate()  # the hub stops its proxy, services and user servers (cleanup_servers)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        if proc is not None:
-            try:
-                os.killpg(proc.pid, 9)  # anything left in the hub's session
-            except ProcessLookupError:
-                pass
-        # Users' servers and services run in sessions of their own: a hub that gave up (or was killed) leaves
-        # them behind, so end whatever it had started that still runs.
-        signal_all(still_running(started), 9)
-        if self._hub_log_file is not None:
-            self._hub_log_file.close()
-            self._hub_log_file = None
+        """As Ctrl-C stops run.sh: the hub (it stops its proxy, services and users' servers), then the portal,
+        then whatever they left running (a hub that gave up, or was killed, leaves its servers behind)."""
+        self.supervisor.stop()
         self.portal.stop()
 
     def __enter__(self) -> Stack:

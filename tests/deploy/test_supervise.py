@@ -315,3 +315,35 @@ def test_nothing_answering_in_time_stops_everything_and_exits_1(run):
     assert f"error: not everything answered 200 within 2 s: hub: {nowhere}: no answer (Connection refused)" in err
     assert "Last 30 lines of" in err and "hub: " in err and "ALL READY" not in run.stdout()
     assert not run.left_running()
+
+
+def test_as_a_library_beside_other_children_it_stops_and_collects_only_its_own(tmp_path):
+    """As tests/live.py uses it, in a process with children of its own (pytest's browsers, other stacks): what
+    its process started is found and stopped, even deaf to TERM and orphaned; the other children keep running,
+    and one that ended keeps its exit code for its owner."""
+    from deploy.supervise import Process, Supervisor
+
+    (tmp_path / "server.py").write_text(SERVER)
+    port = free_port()
+    command = [sys.executable, str(tmp_path / "server.py"), "hub", str(port), str(tmp_path), "--children"]
+    hub = Process("hub", command, cwd=tmp_path, log=tmp_path / "hub.log", ready_url=f"http://127.0.0.1:{port}/",
+                  env={**os.environ, "ONLY_THE_HUB": "1"})  # fmt: skip
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    ended = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    supervisor = Supervisor(label="test", stop_timeout=2)
+    try:
+        supervisor.start(hub)
+        assert supervisor.wait_ready([hub], 30), "cut short"
+        assert b"ONLY_THE_HUB=1" in Path(f"/proc/{hub.pid}/environ").read_bytes()
+        children = [int((tmp_path / f"{name}.pid").read_text()) for name in ("server", "service")]
+
+        supervisor.stop()
+
+        assert not alive(hub.pid) and not any(alive(pid) for pid in children), "the hub's children outlived it"
+        assert other.poll() is None, "the supervisor stopped a process it had not started"
+        assert ended.wait(timeout=10) == 3, "the supervisor collected a child that is not its own"
+        assert ": test starts hub ===" in (tmp_path / "hub.log").read_text()
+    finally:
+        other.kill()
+        other.wait()
+        supervisor.stop()

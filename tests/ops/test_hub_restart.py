@@ -1,6 +1,7 @@
 """The hub is killed (SIGKILL: no clean-up at all) while a student works in JupyterLab in a Docker
-container: the container and its kernel keep running, and the hub, started again as systemd or ./run.sh's
-supervisor would, finds the server and routes the student back to the same kernel."""
+container: the container and its kernel keep running, and the hub, started again by ./run.sh's supervisor
+(the one tests/live.py runs; systemd would do the same), finds the server and routes the student back to the
+same kernel."""
 
 from __future__ import annotations
 
@@ -11,17 +12,8 @@ from http import HTTPStatus
 import pytest
 
 from tests.e2e import flows
-from tests.live import HubError, Stack, hub_command, start_logged, wait_until_ok
+from tests.live import Stack
 from tests.ops.conftest import RUN, docker_hub_env
-
-
-def restart_hub(stack: Stack) -> None:
-    """Start the hub again the way Stack.start does (same command, folder, environment and log)."""
-    stack._hub_log_file.close()
-    stack.hub_proc, stack._hub_log_file = start_logged(
-        hub_command(), stack.hub_dir, stack.env, stack.hub_log, new_session=True,
-    )  # fmt: skip
-    wait_until_ok([stack.url("/jupyter/hub/api")], stack.hub_proc, stack.hub_log, stack.START_TIMEOUT, HubError)
 
 
 def xsrf_token(client) -> str:
@@ -70,12 +62,16 @@ def test_containers_and_kernels_survive_a_killed_hub_and_the_restarted_hub_finds
         kernel_url = student_with_a_kernel(stack, client, username)
         container = container_of(engine, username)
         try:
-            os.kill(stack.hub_proc.pid, signal.SIGKILL)  # the hub this test's stack started
-            stack.hub_proc.wait(timeout=10)
+            killed = stack.hub_proc
+            stack.supervisor.remember()  # what the hub started, as run.sh's supervisor notes it every half second
+            os.kill(killed.pid, signal.SIGKILL)  # the hub this test's stack started
+            killed.wait(timeout=10)
             container.reload()
             assert container.status == "running", "the container died with the hub"
 
-            restart_hub(stack)
+            stack.restart_hub()  # as run.sh's supervisor does: the dead hub's proxy and culler go first
+            assert stack.hub_proc.pid != killed.pid and stack.hub_proc.poll() is None
+            assert ": tests starts JupyterHub again (restart 1) ===" in stack.hub_log.read_text(errors="replace")
             assert_found_again(stack, client, username, kernel_url)
             assert container_of(engine, username).id == container.id  # the same container, not a new one
         finally:
