@@ -45,6 +45,12 @@ def signup(request):
 
 
 class LoginView(throttle.LoginThrottleMixin, auth_views.LoginView):
+    def dispatch(self, request, *args, **kwargs):
+        response = super().dispatch(request, *args, **kwargs)
+        if request.method == "GET" and request.user.is_authenticated:  # redirect_authenticated_user: on to next
+            return oauth.authorize_at_once(request, response)
+        return response
+
     def form_valid(self, form):
         # Coming from the hub: its authorization is answered in this response (accounts/oauth.py).
         return oauth.authorize_at_once(self.request, super().form_valid(form))

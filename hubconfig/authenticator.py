@@ -13,6 +13,10 @@ Rules:
 - The hub's /login sends the browser to the portal itself (`PortalLoginHandler`): JupyterHub's own, with
   auto_login, only redirects to /oauth_login, which then redirects to the portal, one more round trip through
   the proxy and the hub for every student. `next` is checked by JupyterHub's rules, as its /login did.
+  With `portal_login_url` set it goes to the portal's login page with the authorization URL as `next`
+  (where the authorization endpoint would have sent a browser without a portal session); the portal answers
+  the authorization in the login's response, or at once for a browser already logged in to the portal
+  (accounts/oauth.py `authorize_at_once`): two round trips less per login.
 - A login takes the user's claims from the ID token in the token response, after checking its signature
   (the portal's public key, `id_token_public_key`), issuer, audience and expiry: one request less to the
   portal per login. oauthenticator's own `userdata_from_id_token` would do it without a signature check and
@@ -22,7 +26,7 @@ Rules:
 """
 
 import contextvars
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 from oauthenticator.generic import GenericOAuthenticator
@@ -46,6 +50,14 @@ class PortalLoginHandler(OAuthLoginHandler):
             self.redirect(self.get_next_url(user), permanent=False)
             return
         super().get()
+
+    def redirect(self, url, *args, **kwargs):
+        # OAuthLoginHandler.get ends in tornado's authorize_redirect, which redirects to the authorize URL.
+        authorize_url, login_url = self.authenticator.authorize_url, self.authenticator.portal_login_url
+        if login_url and url.startswith(authorize_url + "?"):
+            path = urlsplit(authorize_url).path + url[len(authorize_url) :]
+            url = f"{login_url}?{urlencode({'next': path})}"
+        super().redirect(url, *args, **kwargs)
 
     def _get_next_url(self):
         # What JupyterHub's /login passed on to /oauth_login: `next` after its own checks, nothing without one.
@@ -97,6 +109,9 @@ class PortalOAuthenticator(PortalUnavailableMixin, GenericOAuthenticator):
         help="PEM public key of the portal's ID tokens; logins then read their claims (module docstring).",
     )
     id_token_issuer = Unicode("", config=True, help="The `iss` the portal's ID tokens carry.")
+    portal_login_url = Unicode(
+        "", config=True, help="The portal's login page; /login sends browsers there with the authorization as next."
+    )
     logout_handler = PortalLogoutHandler
 
     def get_handlers(self, app):

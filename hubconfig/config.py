@@ -178,6 +178,7 @@ def _apply(c, env: Env) -> None:
     auth.client_id = topo.hub_client_id
     auth.client_secret = env.secret("HUB_CLIENT_SECRET", generate=generate)
     auth.authorize_url = topo.authorize_url  # the browser goes here, to the portal's origin
+    auth.portal_login_url = topo.login_url  # by way of the portal's login page (hubconfig/authenticator.py)
     auth.token_url = f"{topo.portal_internal_url}/o/token/"  # the hub calls these on loopback
     auth.userdata_url = f"{topo.portal_internal_url}/o/userinfo/"
     # A login reads the claims from the ID token the token endpoint returned, checked with the portal's public

@@ -105,6 +105,11 @@ class Topology:
         return f"{self.public_url}/o/authorize/"
 
     @property
+    def login_url(self) -> str:
+        """The portal's login page, where the hub sends a browser with the authorization as `next`."""
+        return f"{self.public_url}/accounts/login/"
+
+    @property
     def end_session_url(self) -> str:
         """OpenID Connect RP-initiated logout (django-oauth-toolkit), where the hub's logout ends."""
         return f"{self.public_url}/o/logout/"

@@ -283,6 +283,17 @@ def test_a_login_coming_from_the_hub_answers_its_authorization_at_once(client, s
     assert tokens.status_code == HTTPStatus.OK and tokens.json()["id_token"]
 
 
+def test_a_logged_in_browser_sent_to_the_login_page_by_the_hub_goes_straight_back_with_a_code(client, student, hub_app):
+    from urllib.parse import urlencode
+
+    client.force_login(student)
+    _, challenge = pkce_pair()
+    response = client.get(reverse("login"), {"next": f"{AUTHORIZE}?{urlencode(authorize_params(challenge))}"})
+    location = urlsplit(response["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == settings.TOPOLOGY.hub_callback_url
+    assert parse_qs(location.query)["state"] == ["s1"] and "code" in parse_qs(location.query)
+
+
 @pytest.mark.parametrize(
     "next_url",
     [

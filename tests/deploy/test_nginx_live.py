@@ -119,10 +119,12 @@ def test_login_loop_through_nginx_lands_in_a_running_server(site):
         first = client.get("/jupyter/")
         visited = flows.urls_of(first)
         assert flows.path_of(first.url) == "/accounts/login/", site.log_tail()
-        authorize = [url for url in visited if flows.path_of(url) == "/o/authorize/"]
-        assert authorize and authorize[0].startswith(site.url("/o/authorize/")), (
+        # The hub sends the browser to the portal's login page, with its authorization request as `next`.
+        logins = [url for url in visited if flows.path_of(url) == "/accounts/login/"]
+        assert logins and logins[0].startswith(site.url("/accounts/login/")), (
             f"the hub did not send the browser to the portal through Nginx: {visited}"
         )
+        assert flows.query_of(logins[0]).get("next", "").startswith("/o/authorize/?"), visited
         after = flows.portal_login(site, client, username, page=first)
         visited = flows.wait_for_lab(site, client, username, after)
         origins = (site.base_url + "/", site.hub_base_url + "/")

@@ -32,8 +32,11 @@ def test_anonymous_visit_to_jupyter_logs_in_once_at_the_portal_and_lands_in_a_ru
     assert path_of(first.url) == "/accounts/login/" and first.status_code == 200, explain(
         stack, f"anonymous /jupyter/ should end on the portal login page, ended at {first.status_code} {visited}"
     )
-    authorize = [url for url in visited if path_of(url) == "/o/authorize/"]
-    assert len(authorize) == 1, explain(stack, f"expected one trip through /o/authorize/, got {visited}")
+    # The hub sends the browser to the portal's login page with its authorization request as `next` (the
+    # portal answers it in the login's response), not through /o/authorize/ first.
+    assert "/o/authorize/" not in paths(visited), explain(stack, f"a round trip through /o/authorize/: {visited}")
+    authorize = [stack.url(flows.query_of(url)["next"]) for url in visited if path_of(url) == "/accounts/login/"]
+    assert len(authorize) == 1, explain(stack, f"expected one authorization request, got {visited}")
     request = flows.query_of(authorize[0])
     assert authorize[0].startswith(stack.url("/o/authorize/")), explain(
         stack, f"the hub sent the browser to {authorize[0]}, not the public origin {stack.base_url}"
@@ -249,9 +252,11 @@ def test_the_hubs_database_runs_in_wal_mode(stack):
 def test_the_hubs_login_sends_the_browser_straight_to_the_portal(stack, client):
     first = client.get("/jupyter/hub/login", params={"next": "/jupyter/hub/home"}, follow_redirects=False)
     assert first.status_code == 302, explain(stack, f"{first.status_code} {first.text[:300]}")
-    assert first.headers["location"].startswith(stack.url("/o/authorize/?")), explain(
-        stack, f"/jupyter/hub/login should redirect to the portal at once, not to {first.headers['location']}"
+    location = first.headers["location"]
+    assert location.startswith(stack.url("/accounts/login/?next=")), explain(
+        stack, f"/jupyter/hub/login should redirect to the portal at once, not to {location}"
     )
+    assert flows.query_of(location)["next"].startswith("/o/authorize/?"), explain(stack, location)
 
 
 def test_the_hubs_login_keeps_next_on_the_hub(stack, client):

@@ -152,4 +152,3 @@ def test_a_hub_login_takes_the_claims_from_the_id_token_without_asking_userinfo(
     assert model.status_code == 200 and model.json()["name"] == student, explain(stack, model.text)
     assert portal_requests("/o/token/") == tokens + 1, explain(stack, "the hub did not exchange one code")
     assert portal_requests("/o/userinfo/") == userinfos, explain(stack, "the hub asked userinfo at login")
-
