@@ -8,12 +8,12 @@ nothing from Django), then the defaults below:
 - PORTAL_PORT      port on 127.0.0.1 (default 8010). Not PORT: that one belongs to JupyterHub's proxy, which
                    sends `/` here and `/jupyter/` to the hub (see portal/config/topology.py); only the proxy should
                    reach gunicorn
-- GUNICORN_WORKERS processes (default 1; 2 x cores + 1 when APP_PROFILE=prod)
+- GUNICORN_WORKERS processes (default 1; one per core, at least 2, when APP_PROFILE=prod: portal.config)
 - GUNICORN_THREADS threads per process (default 32: pages never queue behind password checks, which
-                   PASSWORD_CHECKS_AT_ONCE bounds per process; an idle thread costs almost nothing)
+                   PASSWORD_CHECKS_AT_ONCE bounds per process, the cores shared out over the processes; an
+                   idle thread costs almost nothing)
 """
 
-import os
 import sys
 from pathlib import Path
 
@@ -24,7 +24,8 @@ if str(BASE_DIR) not in sys.path:
 from portal.config import load  # noqa: E402
 from portal.config.filemodes import restrict_umask  # noqa: E402
 
-_env = load().env
+_config = load()
+_env = _config.env
 # The SQLite database and its journals, and anything else the portal writes: owner-only (portal/config/filemodes.py).
 restrict_umask()
 
@@ -33,9 +34,8 @@ bind = [_env.get("BIND") or f"127.0.0.1:{_env.int('PORTAL_PORT', 8010)}"]
 
 # ONE process by default: the embedded default keeps rate-limit counts in the in-process cache
 # (LocMemCache), which is exact only when every request reaches the same process. Production shares its
-# counts through Redis, so it uses gunicorn's usual 2 x cores + 1.
-_prod = _env.prod
-workers = _env.int("GUNICORN_WORKERS", 2 * (os.cpu_count() or 1) + 1 if _prod else 1)
+# counts through Redis and runs one process per core (portal/config/__init__.py says why not 2 x cores + 1).
+workers = _config.portal_workers
 threads = _env.int("GUNICORN_THREADS", 32)
 worker_class = "gthread"
 

@@ -16,6 +16,7 @@ Rules:
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -33,6 +34,21 @@ class Config:
     @property
     def prod(self) -> bool:
         return self.env.prod
+
+    @cached_property
+    def portal_workers(self) -> int:
+        """gunicorn processes of the portal (GUNICORN_WORKERS). dev: 1, since its in-process cache counts the
+        guesses and must see every request. prod: one per core, at least 2 (the counts are in Redis): each
+        process has GUNICORN_THREADS threads, and a password check releases the GIL, so more processes than
+        cores add memory (about 60 MB each) and, with a password check slot each, checks beyond the cores."""
+        return self.env.int("GUNICORN_WORKERS", max(2, os.cpu_count() or 1) if self.prod else 1)
+
+    @cached_property
+    def password_checks_at_once(self) -> int:
+        """Password checks running at once per portal process (PASSWORD_CHECKS_AT_ONCE, accounts/hashers.py):
+        the cores shared out over the processes, at least 1, so a class's logins never run more checks at once
+        than the machine has cores and pages keep a core's share."""
+        return self.env.int("PASSWORD_CHECKS_AT_ONCE", max(1, (os.cpu_count() or 1) // max(1, self.portal_workers)))
 
     @cached_property
     def topology(self):

@@ -1,6 +1,5 @@
 """Settings shared by every profile. Values come from `.env` through `portal.config.load()` only."""
 
-import os
 import re
 import sys
 from urllib.parse import urlsplit
@@ -94,7 +93,7 @@ PASSWORD_HASHERS = [
 
 try:
     # Password checks running at once per process (accounts/hashers.py); more wait without using CPU.
-    PASSWORD_CHECKS_AT_ONCE = env.int("PASSWORD_CHECKS_AT_ONCE", os.cpu_count() or 1)
+    PASSWORD_CHECKS_AT_ONCE = CONFIG.password_checks_at_once
     if PASSWORD_CHECKS_AT_ONCE < 1:
         raise EnvError(f"PASSWORD_CHECKS_AT_ONCE must be 1 or more, not {PASSWORD_CHECKS_AT_ONCE}")
 except EnvError as exc:

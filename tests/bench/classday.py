@@ -14,7 +14,7 @@ spawn benchmark on a second one with the Docker spawner); each can also be calle
 - memory: RSS of portal + hub + proxy idle and after the bursts, and of one idle student server.
 
 Two profiles: the embedded default as ./run.sh starts it (`new_stack`), and the production profile as a
-campus deploys it (`prod_stack`: MariaDB, Redis, 2 x cores + 1 gunicorn workers, the Node proxy, Nginx with
+campus deploys it (`prod_stack`: MariaDB, Redis, one gunicorn worker per core (at least 2), the Node proxy, Nginx with
 TLS in front; tests/e2e/prodstack.py builds it, as for tests/e2e/test_prod_stack.py). Behind Nginx, its
 processes are a role of their own in the CPU split and in memory.
 

@@ -10,7 +10,7 @@
 The stack is the embedded default as ./run.sh starts it (dev profile: SQLite, in-process cache, gunicorn
 with deploy/gunicorn.conf.py's defaults, the Python proxy unless --proxy node), all on 127.0.0.1 with state
 in a temporary folder. `--profile prod` runs the bursts and memory on the production profile instead
-(tests/e2e/prodstack.py: MariaDB database of its own, Redis database 13, 2 x cores + 1 workers, the Node
+(tests/e2e/prodstack.py: MariaDB database of its own, Redis database 13, one worker per core (at least 2), the Node
 proxy, Nginx with TLS; needs those services) and leaves out the spawn benchmark, whose path is the default's.
 The spawn benchmark starts a second stack with the Docker spawner on the host network
 (needs Docker and the cfps-notebook image; skipped without them). Not part of the test suite; the proxy

@@ -90,6 +90,8 @@ def test_plain_site_sends_the_portals_host_to_gunicorn_and_the_hubs_to_the_proxy
     assert "proxy-secret-for-tests" not in hub
     assert "proxy_buffering off;" in hub
     assert "ssl_certificate" not in site and "return 301" not in site
+    # A class's logins queue for the password check: the portal's answers may take longer than Nginx's 60 s.
+    assert "proxy_read_timeout 5m;" in portal
 
 
 def test_user_subdomains_add_the_hubs_wildcard(tmp_path):

@@ -1,6 +1,6 @@
 """The prod profile as a server runs it: placeholder secrets stop the portal and the hub in one line, the
 hub's loopback calls to the portal are never redirected to https, cookies and origins follow the domain,
-and gunicorn runs one worker per core (2 x cores + 1) in prod but one process in dev.
+and gunicorn runs one worker per core (at least 2) in prod but one process in dev.
 (`check --deploy` being clean is tests/portal/test_settings.py::test_prod_deploy_check_is_clean.)"""
 
 from __future__ import annotations
@@ -109,6 +109,27 @@ def test_prod_answers_the_hubs_plain_http_loopback_calls_instead_of_redirecting(
     assert seen["cookies_secure"] == [True, True, True]
 
 
+@pytest.mark.parametrize(
+    ("env", "workers"),
+    [
+        ({"APP_PROFILE": "dev"}, 1),
+        ({"APP_PROFILE": "prod"}, None),
+        ({"APP_PROFILE": "prod", "GUNICORN_WORKERS": "1"}, 1),
+    ],
+    ids=["dev", "prod", "prod-one-worker"],
+)
+def test_password_checks_at_once_never_exceed_the_cores_over_all_workers(env, workers):
+    from portal.config import Config
+    from portal.config.env import Env
+
+    config = Config(Env(env))
+    cores = os.cpu_count() or 1
+    assert config.portal_workers == (workers or max(2, cores))
+    assert config.password_checks_at_once == max(1, cores // config.portal_workers)
+    assert config.portal_workers * config.password_checks_at_once <= max(cores, config.portal_workers)
+    assert Config(Env({**env, "PASSWORD_CHECKS_AT_ONCE": "3"})).password_checks_at_once == 3
+
+
 GUNICORN_WORKERS = "import runpy, sys; print(runpy.run_path(sys.argv[1])['workers'])"
 
 
@@ -116,12 +137,12 @@ GUNICORN_WORKERS = "import runpy, sys; print(runpy.run_path(sys.argv[1])['worker
     ("env", "expected"),
     [
         ({"APP_PROFILE": "dev"}, 1),
-        ({"APP_PROFILE": "prod"}, 2 * (os.cpu_count() or 1) + 1),
+        ({"APP_PROFILE": "prod"}, max(2, os.cpu_count() or 1)),
         ({"APP_PROFILE": "prod", "GUNICORN_WORKERS": "3"}, 3),
     ],
     ids=["dev", "prod", "prod-explicit"],
 )
-def test_gunicorn_runs_one_process_in_dev_and_two_per_core_plus_one_in_prod(env, expected):
+def test_gunicorn_runs_one_process_in_dev_and_one_per_core_in_prod(env, expected):
     base = {k: v for k, v in os.environ.items() if k not in {"APP_PROFILE", "GUNICORN_WORKERS"}}
     result = subprocess.run(
         [sys.executable, "-c", GUNICORN_WORKERS, str(REPO / "deploy" / "gunicorn.conf.py")],

@@ -2,7 +2,7 @@
 class-day benchmark's `--profile prod` (tests/bench/run_all.py).
 
 APP_PROFILE=prod with MariaDB (a throwaway database on the machine's server, dropped afterwards), Redis (the
-machine's server, a database number given by the caller), gunicorn's production worker count (2 x cores + 1),
+machine's server, a database number given by the caller), gunicorn's production worker count (one per core, at least 2),
 the Node proxy, the Docker spawner's configuration, secrets generated for this run, and Nginx with TLS in
 front of both origins (https://127.0.0.1:<port> for the portal, https://localhost:<port> for the hub; prod
 refuses plain http and its cookies are Secure).

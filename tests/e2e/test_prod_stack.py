@@ -1,7 +1,7 @@
 """The production profile, live (issue 11): what a campus deploys, end to end.
 
 tests/e2e/prodstack.py builds it: APP_PROFILE=prod with MariaDB (a throwaway database), Redis (database 11
-here), gunicorn's production worker count (2 x cores + 1), the Node proxy, secrets generated for this run,
+here), gunicorn's production worker count (one per core, at least 2), the Node proxy, secrets generated for this run,
 and Nginx with TLS in front of both origins (prod refuses plain http). It runs the login loop and shows that the guessing limits are counted once for all workers, and still
 after the portal restarts.
 """
@@ -33,7 +33,7 @@ def worker_pids(stack: Stack) -> list[int]:
 
 
 def test_the_production_profile_runs_the_login_loop_behind_tls(site):
-    assert len(worker_pids(site.stack)) == 2 * (os.cpu_count() or 1) + 1
+    assert len(worker_pids(site.stack)) == max(2, os.cpu_count() or 1)
     username = flows.unique_username("prod")
     with flows.new_client(site) as client:
         flows.signup(site, client, username)
