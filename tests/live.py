@@ -166,7 +166,7 @@ class PortalProcess:
         self.port = free_port()
         # Alone, the portal is what browsers reach; in a Stack, the proxy on public_port is.
         self.public_port = public_port or self.port
-        # One process by default, as in the embedded default; None: gunicorn.conf.py's own (2 x cores + 1 in prod).
+        # One process by default, as in the embedded default; None: gunicorn.conf.py's own (one per core, at least 2, in prod).
         self.workers = workers
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.tmp_path / "gunicorn.log"
