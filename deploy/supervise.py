@@ -475,7 +475,7 @@ class Supervisor:
         self.remember()
         chosen = [p for p in reversed(self.processes) if processes is None or p in processes]
         running = [p for p in chosen if p.running()]
-        if running:
+        if running and self.owns_everything_below:  # run.sh's terminal; a library user (tests) has its own output
             names = ", then ".join(p.name for p in running)
             say(f"Stopping {names} (up to {self.stop_timeout:.0f} s each; Ctrl-C again to kill at once)")
         for process in running:
