@@ -19,13 +19,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from deploy import render as deploygen
+from deploy import render
 
 # An interface name as iptables takes it: up to 15 characters, `+` at the end as a wildcard.
 _INTERFACE = re.compile(r"[A-Za-z0-9_.-]{1,15}\+?")
 
 
-class Command(deploygen.GeneratorCommand, BaseCommand):
+class Command(render.GeneratorCommand, BaseCommand):
     help = "Write iptables rules: containers reach only the hub API and MySQL on this host."
 
     def add_arguments(self, parser):
@@ -35,7 +35,7 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
     def handle(self, *args, output=None, dry_run=False, **options):
         # Root's alone: the file says exactly what the host lets through.
         self.emit(
-            deploygen.render("firewall/cfps.rules", self.context()),
+            render.render("firewall/cfps.rules", self.context()),
             output,
             dry_run=dry_run,
             then="Load them with: systemctl restart cfps-firewall (the unit comes from gen_systemd)",

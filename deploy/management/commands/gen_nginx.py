@@ -21,7 +21,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from deploy import render as deploygen
+from deploy import render
 from portal.config.topology import PROXY_SECRET_HEADER
 
 # `http2 on;` replaced `listen ... http2` in Nginx 1.25.1 (the old form still works there, with a warning).
@@ -49,7 +49,7 @@ def listen_addresses(address: str, port: int, suffix: str = "") -> list[str]:
     return [f"{address}:{port}{extra}"]
 
 
-class Command(deploygen.GeneratorCommand, BaseCommand):
+class Command(render.GeneratorCommand, BaseCommand):
     help = "Write the Nginx site: the portal's host to gunicorn, the hub's host(s) to JupyterHub's proxy."
 
     def add_arguments(self, parser):
@@ -94,7 +94,7 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
 
     def handle(self, *args, tls=False, output=None, dry_run=False, **options):
         self.emit(
-            deploygen.render("nginx/cfps.conf", self.context(tls, options)),
+            render.render("nginx/cfps.conf", self.context(tls, options)),
             output,
             dry_run=dry_run,
             then="Check and load it with: nginx -t && systemctl reload nginx",
@@ -102,9 +102,9 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
 
     def context(self, tls: bool, options: dict) -> dict:
         topo = settings.TOPOLOGY
-        deploygen.check_domain(settings.APP_DOMAIN_NAME)  # the operator's own setting, named if missing
-        portal_host = deploygen.check_domain(topo.portal_host, "APP_DOMAIN_NAME (or PUBLIC_URL)")
-        hub_host = deploygen.check_domain(topo.hub_host, "HUB_DOMAIN_NAME (or HUB_PUBLIC_URL)")
+        render.check_domain(settings.APP_DOMAIN_NAME)  # the operator's own setting, named if missing
+        portal_host = render.check_domain(topo.portal_host, "APP_DOMAIN_NAME (or PUBLIC_URL)")
+        hub_host = render.check_domain(topo.hub_host, "HUB_DOMAIN_NAME (or HUB_PUBLIC_URL)")
         hub_names = f"{hub_host} *.{hub_host}" if topo.user_subdomains else hub_host
         live = Path("/etc/letsencrypt/live") / portal_host
         certificate = options["certificate"] or str(live / "fullchain.pem")
@@ -126,7 +126,7 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
         for key, port in (("--http-port", http_port), ("--https-port", https_port)):
             if not 0 < port < 65536:
                 raise CommandError(f"{key} must be a port number, not {port}")
-        listen = deploygen.check_value("--listen", options["listen"]) if options["listen"] else ""
+        listen = render.check_value("--listen", options["listen"]) if options["listen"] else ""
         hsts = f"max-age={settings.HSTS_SECONDS}" + ("; includeSubDomains" if settings.HSTS_INCLUDE_SUBDOMAINS else "")
         version = nginx_version()
         return {
@@ -136,19 +136,19 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
             "portal_upstream": f"127.0.0.1:{topo.portal_port}",
             "front": f"127.0.0.1:{topo.port}",
             "proxy_secret_header": PROXY_SECRET_HEADER,
-            "proxy_secret": deploygen.check_value("PROXY_SECRET", settings.PROXY_SECRET),
+            "proxy_secret": render.check_value("PROXY_SECRET", settings.PROXY_SECRET),
             "http_listen": listen_addresses(listen, http_port),
             "https_listen": listen_addresses(
                 listen, https_port, "ssl" if version and version >= HTTP2_DIRECTIVE_SINCE else "ssl http2"
             ),
             "http2_directive": bool(version and version >= HTTP2_DIRECTIVE_SINCE),
             "https_port_suffix": "" if https_port == 443 else f":{https_port}",
-            "certificate": deploygen.check_value("--certificate", certificate),
-            "certificate_key": deploygen.check_value("--certificate-key", certificate_key),
-            "hub_certificate": deploygen.check_value("--hub-certificate", hub_certificate),
-            "hub_certificate_key": deploygen.check_value("--hub-certificate-key", hub_certificate_key),
-            "acme_webroot": deploygen.check_value("--acme-webroot", options["acme_webroot"]),
-            "cache_dir": deploygen.check_value("--cache-dir", options["cache_dir"]),
-            "max_body_size": deploygen.check_value("--max-body-size", options["max_body_size"], _SIZE),
+            "certificate": render.check_value("--certificate", certificate),
+            "certificate_key": render.check_value("--certificate-key", certificate_key),
+            "hub_certificate": render.check_value("--hub-certificate", hub_certificate),
+            "hub_certificate_key": render.check_value("--hub-certificate-key", hub_certificate_key),
+            "acme_webroot": render.check_value("--acme-webroot", options["acme_webroot"]),
+            "cache_dir": render.check_value("--cache-dir", options["cache_dir"]),
+            "max_body_size": render.check_value("--max-body-size", options["max_body_size"], _SIZE),
             "hsts": hsts,
         }

@@ -22,7 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from deploy import render as deploygen
+from deploy import render
 from portal.config.env import BASE_DIR, env_path, var_dir
 
 UNITS = ("cfps-portal.service", "cfps-hub.service", "cfps-firewall.service", "cfps-backup.service", "cfps-backup.timer")
@@ -61,7 +61,7 @@ def find_tool(name: str) -> str:
     return path or f"/usr/sbin/{name}"
 
 
-class Command(deploygen.GeneratorCommand, BaseCommand):
+class Command(render.GeneratorCommand, BaseCommand):
     help = "Write the systemd units cfps-portal, cfps-hub and cfps-firewall for this checkout."
 
     def add_arguments(self, parser):
@@ -78,7 +78,7 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
         if problems := systemd_env_problems(env_file):
             raise CommandError(f"{env_file} {'; '.join(problems)}")
         context = self.context(env_file, firewall_rules)
-        rendered = {name: deploygen.render(f"systemd/{name}", context) for name in UNITS}
+        rendered = {name: render.render(f"systemd/{name}", context) for name in UNITS}
         if output is None:
             if dry_run:
                 raise CommandError("--dry-run needs --output (without it the units are only printed)")
@@ -86,7 +86,7 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
                 self.stdout.write(f"# ===== {name} =====\n{text}", ending="\n")
             return
         for name, text in rendered.items():
-            deploygen.write(self, output / name, text, dry_run=dry_run)
+            render.write(self, output / name, text, dry_run=dry_run)
         self.warn_about_accounts(context, env_file)
         if not dry_run:
             self.say(
@@ -105,14 +105,14 @@ class Command(deploygen.GeneratorCommand, BaseCommand):
             "user": user,
             "group": user,
             "docker_group": "docker",
-            "base_dir": deploygen.check_value("the checkout's path", base),
-            "var_dir": deploygen.check_value("CFPS_VAR_DIR", var),
-            "venv_bin": deploygen.check_value("the virtualenv's path", Path(sys.executable).parent),
-            "env_file": deploygen.check_value("the .env path", env_file),
+            "base_dir": render.check_value("the checkout's path", base),
+            "var_dir": render.check_value("CFPS_VAR_DIR", var),
+            "venv_bin": render.check_value("the virtualenv's path", Path(sys.executable).parent),
+            "env_file": render.check_value("the .env path", env_file),
             "protect_home": "read-only" if under_home else "yes",
             "iptables": find_tool("iptables"),
             "iptables_restore": find_tool("iptables-restore"),
-            "firewall_rules": deploygen.check_value("--firewall-rules", firewall_rules),
+            "firewall_rules": render.check_value("--firewall-rules", firewall_rules),
             "backup_time": BACKUP_TIME,
             "backup_keep": BACKUP_KEEP,
         }
