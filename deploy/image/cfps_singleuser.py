@@ -17,6 +17,10 @@ never runs:
   Alembic) and jupyterhub.roles; the server calls only scopes' pure functions, which touch the ORM when given
   a database session, never here. Both modules are loaded lazily (importlib.util.LazyLoader): at the first
   use of one of their names, if any.
+- jupyterhub.utils imports SQLAlchemy (about 0.2 s of CPU: its engine and SQL compiler) for one name,
+  SQLAlchemyError, which only `catch_db_error`, a decorator of the hub's database handlers, catches. During
+  this import sqlalchemy.exc is a stand-in whose SQLAlchemyError nothing raises; a later `import sqlalchemy`
+  (the lazy ORM above, a student's kernel is another process anyway) gets the real package.
 - jsonschema's checker for the "iri" format imports rfc3987_syntax, which compiles a grammar: about 1 s of CPU
   and 17 MB per server, for a format no Jupyter schema uses (hubconfig/hub.py does the same for the hub).
 The hub's OAuth, activity reports and everything else of jupyterhub.singleuser are unchanged
@@ -51,7 +55,18 @@ def import_singleuser():
     pages.HealthCheckHandler = type("HealthCheckHandler", (), {"__doc__": "The hub's, in name only: none here."})
     handlers = types.ModuleType("jupyterhub.handlers")
     handlers.__path__ = []
-    stand_ins = {"jupyterhub.handlers": handlers, "jupyterhub.handlers.pages": pages}
+    sqlalchemy = types.ModuleType("sqlalchemy")
+    sqlalchemy.__path__ = []
+    sqlalchemy_exc = types.ModuleType("sqlalchemy.exc")
+    sqlalchemy_exc.SQLAlchemyError = type(
+        "SQLAlchemyError", (Exception,), {"__doc__": "SQLAlchemy's, in name only: no database here."}
+    )
+    stand_ins = {
+        "jupyterhub.handlers": handlers,
+        "jupyterhub.handlers.pages": pages,
+        "sqlalchemy": sqlalchemy,
+        "sqlalchemy.exc": sqlalchemy_exc,
+    }
     sys.modules.update(stand_ins)
     sys.meta_path.insert(0, _LazyFinder)
     try:

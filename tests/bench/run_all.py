@@ -6,6 +6,7 @@
     .venv/bin/python tests/bench/run_all.py --quick --env GUNICORN_THREADS=8   # compare a setting
     .venv/bin/python tests/bench/run_all.py --profile prod --no-spawn          # as a campus deploys it
     .venv/bin/python tests/bench/run_all.py --only spawn --spawn-rounds 5      # the spawn benchmark alone
+    .venv/bin/python tests/bench/run_all.py --only login --students 120        # the login burst alone (A/B)
 
 The stack is the embedded default as ./run.sh starts it (dev profile: SQLite, in-process cache, gunicorn
 with deploy/gunicorn.conf.py's defaults, the Python proxy unless --proxy node), all on 127.0.0.1 with state
@@ -43,7 +44,11 @@ def main() -> None:
     parser.add_argument("--profile", choices=["dev", "prod"], default="dev", help="dev: the embedded default")
     parser.add_argument("--proxy", choices=["python", "node"], help="python (dev's default) or node (prod's only)")
     parser.add_argument("--no-spawn", action="store_true", help="skip the Docker spawn benchmark")
-    parser.add_argument("--only", choices=["spawn"], help="run this benchmark alone (spawn: no bursts, no memory)")
+    parser.add_argument(
+        "--only",
+        choices=["spawn", "login"],
+        help="run this benchmark alone (spawn: no bursts, no memory; login: the login burst, no sign-ups, no memory)",
+    )
     parser.add_argument("--quick", action="store_true", help="N=40, M=4, one spawn round")
     parser.add_argument("--with-proxy-bench", action="store_true", help="also run bench_proxy.py")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a .env key for the stacks")
@@ -75,14 +80,18 @@ def main() -> None:
                 with stack_cm as stack:
                     time.sleep(2)  # let start-up work settle before measuring idle memory
                     classday.describe(stack)
-                    classday.memory(stack, "idle")
-                    classday.signup_burst(stack, args.students, args.signup_concurrency)
+                    if args.only != "login":
+                        classday.memory(stack, "idle")
+                        classday.signup_burst(stack, args.students, args.signup_concurrency)
                     classday.login_burst(stack, args.students, args.login_concurrency, hash_seconds)
-                    classday.memory(stack, "after the bursts")
+                    if args.only != "login":
+                        classday.memory(stack, "after the bursts")
             except pytest.skip.Exception as exc:  # the prod stack's builder reports a missing service so
                 classday.say(f"{args.profile} profile", f"skipped: {exc}")
                 sys.exit(1)
-        if prod:
+        if args.only == "login":
+            pass
+        elif prod:
             classday.say("spawn", "skipped in --profile prod: the spawn path is the default's (run without it)")
         elif not args.no_spawn:
             classday.spawn(Path(tmp) / "spawn", args.proxy, args.spawn, args.spawn_rounds, extra_env)

@@ -12,7 +12,7 @@ from tests.hubconfig.test_hub_entry import imported
 from tests.live import REPO
 
 SCRIPT = REPO / "deploy" / "image" / "cfps_singleuser.py"
-HUB_ONLY = {"jupyterhub.handlers.base", "jupyterhub.spawner", "jupyterhub.user", "sqlalchemy.orm", "alembic"}
+HUB_ONLY = {"jupyterhub.handlers.base", "jupyterhub.spawner", "jupyterhub.user", "sqlalchemy", "alembic"}
 
 
 def python(*args: str) -> subprocess.CompletedProcess:
@@ -39,8 +39,8 @@ AFTERWARDS = f"""
 import runpy, sys
 main = runpy.run_path({str(SCRIPT)!r})["import_singleuser"]()
 assert callable(main) and "jupyterhub.singleuser.extension" in sys.modules
-from jupyterhub import log, orm, scopes
-assert "alembic" not in sys.modules and "jupyterhub.handlers" not in sys.modules
+from jupyterhub import log, orm, scopes, utils
+assert "alembic" not in sys.modules and "sqlalchemy" not in sys.modules and "jupyterhub.handlers" not in sys.modules
 # What the server calls still works, without the ORM...
 assert scopes._intersect_expanded_scopes({{"access:servers!user=ana"}}, {{"access:servers"}}) == {{"access:servers!user=ana"}}
 assert "alembic" not in sys.modules
@@ -49,6 +49,8 @@ assert orm.User.__tablename__ == "users" and "alembic" in sys.modules
 from jupyterhub.handlers.pages import HealthCheckHandler
 assert HealthCheckHandler.__module__ == "jupyterhub.handlers.pages"
 assert log.HealthCheckHandler is not HealthCheckHandler  # log_request's, a class no server handler is
+from sqlalchemy.exc import SQLAlchemyError
+assert SQLAlchemyError.__module__ == "sqlalchemy.exc" and utils.SQLAlchemyError is not SQLAlchemyError
 print("ok")
 """
 
