@@ -5,7 +5,7 @@
 #   - JupyterHub: the hub on 127.0.0.1:HUB_PORT (default 8081), which starts its proxy on PORT (default 8000,
 #     the one public port: / goes to the portal, /jupyter/ to the hub), the idle culler and the users'
 #     servers; log in var/log/hub.log
-# and waits (deploy/supervise.py). If either one dies, it is started again (at most 5 times in 5 min, else
+# and waits (supervise/supervisor.py). If either one dies, it is started again (at most 5 times in 5 min, else
 # everything stops and run.sh exits non-zero); Ctrl-C stops both, and what they started.
 # Every setting comes from the environment, else from .env, else the defaults (see .env.example).
 set -euo pipefail
@@ -127,7 +127,7 @@ if [[ -n "$PREPARE_ONLY" ]]; then
     exit 0
 fi
 
-# --- the two processes: deploy/supervise.py -----------------------------------------------------------------
+# --- the two processes: supervise/supervisor.py -----------------------------------------------------------------
 # It starts each one in a session of its own with its log appended to var/log/, waits until both answer through
 # the proxy (as host names the proxy routes by), restarts one that dies on its own (at most 5 times in 5 min;
 # a dead hub's proxy and culler are stopped, the users' servers keep running and the new hub finds them), and
@@ -158,7 +158,7 @@ fi
 # user only; .venv, node_modules and the notebooks' files above were made readable on purpose.
 umask 077
 say "Starting the portal (gunicorn, 127.0.0.1:$portal_port) and JupyterHub (proxy: $proxy, $check_url)"
-exec "$ROOT/.venv/bin/python" -m deploy.supervise --label run.sh --ready-timeout 60 --banner "$banner" \
+exec "$ROOT/.venv/bin/python" -m supervise --label run.sh --ready-timeout 60 --banner "$banner" \
     --start "the portal (gunicorn)" --log "$LOG_DIR/portal.log" --cwd "$ROOT" \
     --ready "$check_url/" --host "$portal_host:$port" \
     -- "$ROOT/.venv/bin/gunicorn" -c "$ROOT/deploy/gunicorn.conf.py" portal.wsgi \; \

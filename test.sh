@@ -75,6 +75,7 @@ step() {
 
 step "ruff check" ruff check .
 step "ruff format" ruff format --check .
+step "import contracts" lint-imports --no-cache
 step "migrations are up to date" python manage.py makemigrations --check --dry-run
 step "compilemessages" python manage.py compilemessages --ignore=.venv --ignore=node_modules --ignore=var
 # The notebook image, built here (its progress shows; minutes the first time, a second when nothing changed)

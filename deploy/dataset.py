@@ -14,7 +14,7 @@ from pathlib import Path
 from portal.config.dataset import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_STATEMENT_SECONDS, MysqlURL
 from portal.config.env import BASE_DIR
 
-KERNEL_CONFIG = BASE_DIR / "deploy" / "notebook" / "ipython_kernel_config.py"
+KERNEL_CONFIG = BASE_DIR / "singleuser" / "notebook" / "ipython_kernel_config.py"
 
 
 class DatasetError(RuntimeError):
@@ -22,7 +22,7 @@ class DatasetError(RuntimeError):
 
 
 def install_kernel_config(prefix: Path | None = None, dry_run: bool = False) -> tuple[Path, bool]:
-    """Put deploy/notebook/ipython_kernel_config.py on IPython's config path for kernels of this Python
+    """Put singleuser/notebook/ipython_kernel_config.py on IPython's config path for kernels of this Python
     (<prefix>/etc/ipython/, which IPython reads for every kernel it starts from that prefix; a container
     image puts the same file in /etc/ipython/). Returns the target and whether it changed."""
     target = Path(prefix or sys.prefix) / "etc" / "ipython" / "ipython_kernel_config.py"

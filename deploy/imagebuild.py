@@ -1,8 +1,8 @@
 """Build the notebook image without Docker Hub: debootstrap a minimal Debian, add a venv with
-deploy/image/requirements.txt, `docker import` the result. `python manage.py build_image` drives it.
+singleuser/image/requirements.txt, `docker import` the result. `python manage.py build_image` drives it.
 
 Why: campus servers often cannot pull from Docker Hub or quay.io, but they do reach a Debian mirror and a
-PyPI index (both configurable). deploy/image/Dockerfile builds the same image where pulling works.
+PyPI index (both configurable). singleuser/image/Dockerfile builds the same image where pulling works.
 
 Stages, all under var/image-build/ (CFPS_VAR_DIR moves it):
     base-<key>/   debootstrap of Debian SUITE (minbase + python3, python3-venv, ca-certificates); kept, so
@@ -46,14 +46,14 @@ from portal.config.env import BASE_DIR, var_dir
 SUITE = "bookworm"
 DEBIAN_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 VENV = "/opt/venv"
-REQUIREMENTS = BASE_DIR / "deploy" / "image" / "requirements.txt"
+REQUIREMENTS = BASE_DIR / "singleuser" / "image" / "requirements.txt"
 LAB_OVERRIDES = BASE_DIR / "hubconfig" / "lab_settings" / "overrides.json"
 # JupyterLab reads overrides.json from its application settings folder, <sys.prefix>/share/jupyter/lab/settings.
 IMAGE_OVERRIDES = f"{VENV}/share/jupyter/lab/settings/overrides.json"
 # IPython reads this for every kernel (preloads, the dataset helpers; see portal/config/dataset.py).
 IMAGE_KERNEL_CONFIG = "/etc/ipython/ipython_kernel_config.py"
 # What the hub starts in every container (hubconfig/docker.py): jupyterhub-singleuser without unused imports.
-SINGLEUSER_SCRIPT = BASE_DIR / "deploy" / "image" / "cfps_singleuser.py"
+SINGLEUSER_SCRIPT = BASE_DIR / "singleuser" / "image" / "cfps_singleuser.py"
 IMAGE_SINGLEUSER = "/usr/local/bin/cfps-singleuser"
 HASH_LABEL = "org.cfps.image-inputs"
 HASH_TAG_PREFIX = "inputs-"

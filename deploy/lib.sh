@@ -201,7 +201,7 @@ ensure_mariadb_running() {
 
 # --- Notebooks: chart libraries, IPython start-up, the synthetic sample (portal/config/dataset.py) --------------------
 # The ECharts files pyecharts charts load in the browser, from the npm packages pinned in
-# deploy/notebook/package-lock.json, copied to deploy/notebook/lib/cfps/static/ (git-ignored), which
+# singleuser/notebook/package-lock.json, copied to singleuser/notebook/lib/cfps/static/ (git-ignored), which
 # sync_data_folder copies into the data folder: students' browsers load them from their own server
 # (~/data/lib/cfps/static/), never from a CDN. Names as pyecharts expects them (pyecharts/datasets/).
 # shellcheck disable=SC2034  # also read by the image build
@@ -215,10 +215,10 @@ NOTEBOOK_ASSETS=(
     "echarts-gl/LICENSE:LICENSE-echarts-gl.txt"
 )
 
-# ensure_notebook_assets: fill deploy/notebook/lib/cfps/static/ with NOTEBOOK_ASSETS (npm ci, then copy). Runs
-# npm only when deploy/notebook/package*.json changed since the last copy (sha256 stamp in that folder).
+# ensure_notebook_assets: fill singleuser/notebook/lib/cfps/static/ with NOTEBOOK_ASSETS (npm ci, then copy). Runs
+# npm only when singleuser/notebook/package*.json changed since the last copy (sha256 stamp in that folder).
 ensure_notebook_assets() {
-    local dir=deploy/notebook out=deploy/notebook/lib/cfps/static want have="" pair
+    local dir=singleuser/notebook out=singleuser/notebook/lib/cfps/static want have="" pair
     want=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
     [[ -f $out/.package-lock.sha256 ]] && have=$(<"$out/.package-lock.sha256")
     [[ "$want" == "$have" ]] && return 0
@@ -234,7 +234,7 @@ ensure_notebook_assets() {
 }
 
 # ensure_notebook_env: what kernels of .venv need: the chart libraries, and IPython's kernel config that runs
-# the data folder's startup/ files (deploy/notebook/ipython_kernel_config.py -> .venv/etc/ipython/).
+# the data folder's startup/ files (singleuser/notebook/ipython_kernel_config.py -> .venv/etc/ipython/).
 ensure_notebook_env() {
     ensure_notebook_assets
     .venv/bin/python -c 'from deploy.dataset import install_kernel_config as i; p, changed = i(); changed and print(f"==> Installed {p}")'

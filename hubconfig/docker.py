@@ -10,7 +10,7 @@ Rules:
   `setup_volumes` use); the team volume of each portal group the user belongs to is added at every start,
   from the hub user's groups (synced from the portal at login and before each spawn).
 - Networking: DOCKER_NETWORK=cfps-users (default), the bridge network setup_volumes creates with
-  inter-container traffic off (deploy/isolation.py), or another Docker network: the hub listens on every
+  inter-container traffic off (userspace/isolation.py), or another Docker network: the hub listens on every
   interface and containers reach it at DOCKER_INTERFACE_IP (default: the network's gateway); users' servers
   are published on 127.0.0.1 only, where the proxy reaches them and other containers cannot.
   DOCKER_NETWORK=host: containers share the host's network, the hub stays on 127.0.0.1 and each server
@@ -47,9 +47,9 @@ from jupyterhub.utils import fmt_ip_url, random_port
 from tornado import web
 from traitlets import Dict, Unicode
 
-from deploy import volumes
 from portal.config import containers as ct
 from portal.config.env import Env, EnvError
+from userspace import volumes
 
 DOCKER_ENGINE_TIMEOUT = 5
 DOCKER_THREADS = 10  # engine calls at once, for all servers together
@@ -77,7 +77,7 @@ exec "$@"
 # CPU at every server start and 17 MB for the server's life (measured on bare JupyterLab: 1.56 -> 0.62 s, 70 ->
 # 53 MB). cfps-singleuser does it first; the benchmark's bare containers start this way (tests/bench/classday.py).
 WITHOUT_IRI_GRAMMAR = "import sys; sys.modules['rfc3987_syntax'] = None"
-# The image's jupyterhub-singleuser without the imports it never runs (deploy/image/cfps_singleuser.py says which).
+# The image's jupyterhub-singleuser without the imports it never runs (singleuser/image/cfps_singleuser.py says which).
 SINGLEUSER = ["cfps-singleuser"]
 
 
@@ -128,7 +128,7 @@ def docker_warnings(env: Env) -> list[str]:
     keep containers apart, a disk quota the engine cannot enforce."""
     import docker
 
-    from deploy import isolation
+    from userspace import isolation
 
     cfg = ct.from_env(env)
     problem = engine_problem(cfg.image, cfg.network, (cfg.data_volume, cfg.team_volume))
@@ -188,7 +188,7 @@ def network_gateway(network: str) -> str:
 
 def container_environment(env: Env, interface_ip: str = "") -> dict[str, str]:
     """What every container's server sees besides JupyterHub's own variables: the data-folder contract
-    (deploy/datafolder.py) and the dataset (portal/config/dataset.py), with the data folder at ~/data. On a Docker
+    (userspace/datafolder.py) and the dataset (portal/config/dataset.py), with the data folder at ~/data. On a Docker
     network, a dataset server on the host's loopback is reached at the host's address on that network."""
     from portal.config import dataset
 
@@ -343,7 +343,7 @@ class CfpsDockerSpawner(DockerSpawner):
             volumes.ensure_team_volume(self.sdk, self.image, group)
 
     def _apply_disk_quota(self) -> None:
-        from deploy import isolation
+        from userspace import isolation
 
         cls = type(self)
         if cls._quota_support is None:

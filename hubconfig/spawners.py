@@ -5,7 +5,7 @@ Homes live in `var/users/<name>/` and show the same folders a container would:
 - `team-shared/` the folder every user can write (a link to `var/shared/team-shared`)
 - `notebooks/`   the user's own copy of the example notebooks, made at the first start (never overwritten)
 
-The data folder follows deploy/datafolder.py: the hub fills it (sync_data_folder) at its first spawn, and
+The data folder follows userspace/datafolder.py: the hub fills it (sync_data_folder) at its first spawn, and
 every server gets CFPS_DATA_DIR (~/data) and PYTHONPATH (~/data/lib), as in a container.
 
 There is NO isolation: every user's code runs as the hub's own system user and can read every home.
@@ -19,7 +19,7 @@ from pathlib import Path
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Unicode
 
-from deploy.datafolder import sync_data_folder
+from userspace.datafolder import sync_data_folder
 
 WARNING = (
     "SPAWNER=local: users' JupyterLab servers run as local processes WITHOUT isolation "
@@ -63,7 +63,7 @@ class LocalHomeSpawner(SimpleLocalProcessSpawner):
         # ~/data and ~/team-shared are symlinks here (mounts in a container). Jupyter's default /files/ handler
         # (tornado's StaticFileHandler) refuses files reached through a symlink out of the home (403), which
         # would break downloads and the chart libraries notebooks load from ~/data/lib/cfps/static/ (see
-        # deploy/notebook/lib/cfps/charts.py); this handler reads through the contents manager, as the file
+        # singleuser/notebook/lib/cfps/charts.py); this handler reads through the contents manager, as the file
         # browser does, and follows them.
         args.append("--FileContentsManager.files_handler_class=jupyter_server.files.handlers.FilesHandler")
         return args

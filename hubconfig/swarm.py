@@ -44,7 +44,6 @@ from dockerspawner import SwarmSpawner
 from traitlets import Bool, Dict, Unicode
 from traitlets.config import Config
 
-from deploy import volumes
 from hubconfig.docker import (
     DOCKER_ENGINE_TIMEOUT,
     CfpsDockerSpawner,
@@ -54,6 +53,7 @@ from hubconfig.docker import (
 )
 from portal.config import containers as ct
 from portal.config.env import Env, EnvError
+from userspace import volumes
 
 DEFAULT_NFS_OPTIONS = "nfsvers=4"
 VOLUMES_FOLDER = "volumes"  # under DATA_ROOT: one folder per home and group volume

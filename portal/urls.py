@@ -5,7 +5,6 @@ from oauth2_provider import views as oauth2_views
 
 from accounts import password_reset, views
 from accounts.password_views import SetPasswordView
-from portal import views as portal_views
 from staff import views as staff_views
 
 # Only what an authorization-code + OIDC provider needs. DOT's self-service application pages, device flow
@@ -35,7 +34,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/announcements/", staff_views.announcements_json, name="announcements_json"),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("healthz", portal_views.healthz, name="healthz"),
+    path("", include("deploy.urls")),
 ]
 
 handler404 = "portal.errors.not_found"

@@ -4,7 +4,7 @@ Why a subprocess and not pytest-django's live_server: the browser must talk to t
 settings and static-file pipeline (collectstatic + whitenoise) that `./run.sh` uses, and later tests start
 JupyterHub next to it, which needs a portal that outlives a single Django test transaction.
 
-The processes are run.sh's supervisor's (deploy/supervise.py, used as a library in pytest's process; its
+The processes are run.sh's supervisor's (supervise/supervisor.py, used as a library in pytest's process; its
 docstring says why not as a command per stack): it starts them with their marker lines in their logs, waits
 until they answer (the end of the log when one dies first or time runs out), starts a dead hub again, and
 stops them in reverse order with everything they started. Only the preparation (migrate, collectstatic,
@@ -22,8 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deploy.supervise import NotReady, Process, StartError, Supervisor
-from deploy.supervise import descendants as descendants  # for the tests that count what a process started
+from supervise import NotReady, Process, StartError, Supervisor
+from supervise import descendants as descendants  # for the tests that count what a process started
 
 REPO = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = REPO / "deploy" / "gunicorn.conf.py"

@@ -177,7 +177,7 @@ class Containers:
 
     @property
     def data_dir(self) -> Path:
-        """The folder behind the read-only data volume (filled by deploy.datafolder.sync_data_folder)."""
+        """The folder behind the read-only data volume (filled by userspace.datafolder.sync_data_folder)."""
         return self.data_root / "data"
 
     @property

@@ -141,12 +141,12 @@ def from_env(env: Env) -> DatasetConfig:
 
 
 def local_data_dir() -> Path:
-    """Where the embedded local spawner keeps the shared data folder (filled by deploy/datafolder.py)."""
+    """Where the embedded local spawner keeps the shared data folder (filled by userspace/datafolder.py)."""
     return var_dir() / "shared" / "data"
 
 
 def sample_path(data_dir: Path) -> Path:
-    """The embedded sample inside a data folder (see deploy/datafolder.py)."""
+    """The embedded sample inside a data folder (see userspace/datafolder.py)."""
     return Path(data_dir) / SAMPLE_FILE
 
 

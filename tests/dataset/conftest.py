@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.datafolder import sync_data_folder
 from portal.config import dataset
 from tests.live import REPO, in_ci, prepare_secrets
+from userspace.datafolder import sync_data_folder
 
 ADMIN_URL = os.environ.get("CFPS_TEST_MARIADB_ADMIN_URL", "mysql://root@127.0.0.1:3306")
 HOSTS = ("localhost", "127.0.0.1")
@@ -137,7 +137,7 @@ def loaded(server, dataset_env, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def data_folder(tmp_path_factory) -> Path:
-    """A data folder as the hub fills it (deploy/datafolder.py), with the SQLite sample in sample/."""
+    """A data folder as the hub fills it (userspace/datafolder.py), with the SQLite sample in sample/."""
     folder = tmp_path_factory.mktemp("data")
     sync_data_folder(folder)
     manage("load_sample_data", "--sqlite", str(dataset.sample_path(folder)), env={}, tmp=folder.parent)

@@ -20,7 +20,7 @@ NOTEBOOKS = ("04_maps_and_special", "05_3d")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    if not (REPO / "deploy" / "notebook" / "lib" / "cfps" / "static" / "echarts.min.js").exists():
+    if not (REPO / "singleuser" / "notebook" / "lib" / "cfps" / "static" / "echarts.min.js").exists():
         message = "chart libraries missing: run `. deploy/lib.sh && ensure_notebook_assets` (./test.sh does)"
         if in_ci():
             pytest.fail(message, pytrace=False)

@@ -1,4 +1,4 @@
-"""The `cfps` package students use (deploy/notebook/lib/cfps), in this process, on both backends."""
+"""The `cfps` package students use (singleuser/notebook/lib/cfps), in this process, on both backends."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""deploy/supervise.py, run as ./run.sh runs it (`python -m deploy.supervise`), over two tiny real HTTP servers:
+"""supervise/supervisor.py, run as ./run.sh runs it (`python -m supervise`), over two tiny real HTTP servers:
 "web" (the portal's place) and "hub", which starts a child of its own in a session of its own that ignores
 SIGTERM, as the hub starts its proxy and the users' servers. A restarted hub finds its child again (as
 JupyterHub finds its users' servers in its database) instead of starting another one.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.supervise import alive, descendants, start_time, still_running
+from supervise import alive, descendants, start_time, still_running
 from tests.live import REPO, free_port
 
 SERVER = r"""
@@ -96,7 +96,7 @@ class Run:
                        "--ready", (name == "hub" and hub_ready) or self.url(name), "--",
                        sys.executable, str(folder / "server.py"), name, str(self.ports[name]), str(folder), *extra,
                        ";"]  # fmt: skip
-        command = [sys.executable, "-m", "deploy.supervise", "--label", "test", "--stop-timeout", "2",
+        command = [sys.executable, "-m", "supervise", "--label", "test", "--stop-timeout", "2",
                    "--banner", "  ALL READY", *options, *blocks]  # fmt: skip
         self.out, self.err = open(folder / "stdout", "wb"), open(folder / "stderr", "wb")  # noqa: SIM115
         ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
@@ -321,7 +321,7 @@ def test_as_a_library_beside_other_children_it_stops_and_collects_only_its_own(t
     """As tests/live.py uses it, in a process with children of its own (pytest's browsers, other stacks): what
     its process started is found and stopped, even deaf to TERM and orphaned; the other children keep running,
     and one that ended keeps its exit code for its owner."""
-    from deploy.supervise import Process, Supervisor
+    from supervise import Process, Supervisor
 
     (tmp_path / "server.py").write_text(SERVER)
     port = free_port()

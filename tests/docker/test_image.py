@@ -1,5 +1,5 @@
 """The notebook image that `manage.py build_image` makes offline, and what it shares with the hub and the
-Dockerfile (deploy/image/)."""
+Dockerfile (singleuser/image/)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from portal.config.env import BASE_DIR
 from tests.docker.conftest import RUN, manage_in_repo
 from tests.live import free_port
 
-IMAGE_REQUIREMENTS = BASE_DIR / "deploy" / "image" / "requirements.txt"
+IMAGE_REQUIREMENTS = BASE_DIR / "singleuser" / "image" / "requirements.txt"
 PROBE = """
 import importlib.metadata as md, json, os, pathlib, sys
 import matplotlib, numpy, pandas, pyecharts, pymysql, sqlalchemy
@@ -46,9 +46,9 @@ def test_image_requirements_pin_the_hubs_jupyterhub_and_jupyterlab():
 
 
 def test_dockerfile_installs_the_same_requirements_from_a_date_pinned_docker_stacks_image():
-    dockerfile = (BASE_DIR / "deploy" / "image" / "Dockerfile").read_text()
+    dockerfile = (BASE_DIR / "singleuser" / "image" / "Dockerfile").read_text()
     assert re.search(r"quay\.io/jupyter/base-notebook:\d{4}-\d{2}-\d{2}\b", dockerfile)
-    assert "deploy/image/requirements.txt" in dockerfile
+    assert "singleuser/image/requirements.txt" in dockerfile
     assert "hubconfig/lab_settings/overrides.json" in dockerfile
     assert 'CMD ["jupyterhub-singleuser"]' in dockerfile and "USER ${NB_UID}" in dockerfile
 
@@ -120,7 +120,7 @@ def test_the_hubs_server_command_runs_the_images_singleuser_without_the_iri_gram
     version, modules = imported([*SINGLEUSER, "--version"])
     assert version.strip() == jupyterhub.__version__ and "jupyterhub.singleuser" in modules
     assert "rfc3987_syntax.syntax_helpers" not in modules and "lark" not in modules
-    assert not HUB_ONLY & modules, HUB_ONLY & modules  # deploy/image/cfps_singleuser.py
+    assert not HUB_ONLY & modules, HUB_ONLY & modules  # singleuser/image/cfps_singleuser.py
     # ...which the image's own command loads (1 s and 17 MB per server; the hub's handlers, ORM and Alembic).
     plain = imported(["jupyterhub-singleuser", "--version"])[1]
     assert "rfc3987_syntax.syntax_helpers" in plain and HUB_ONLY <= plain

@@ -11,10 +11,10 @@ import subprocess
 
 import pytest
 
-from deploy import isolation
 from portal.config import containers
 from tests.docker.conftest import RUN
 from tests.live import PortalProcess
+from userspace import isolation
 
 
 @pytest.fixture

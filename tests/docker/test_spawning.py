@@ -183,7 +183,7 @@ def test_memory_limit_is_what_the_container_sees(docker_client, students):
 
 
 def test_disk_quota_that_the_engine_cannot_enforce_is_one_line_in_the_hub_log(docker_stack, docker_client, students):
-    from deploy import isolation
+    from userspace import isolation
 
     log = docker_stack.hub_log.read_text(errors="replace")
     unsupported = isolation.volume_quota_problem(docker_client, "1G")

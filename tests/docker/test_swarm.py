@@ -13,7 +13,6 @@ from __future__ import annotations
 import pytest
 from dockerspawner import DockerSpawner
 
-from deploy.volumes import ROOT_MODE, bind_options
 from hubconfig.swarm import NO_NEW_PRIVILEGES_API, api_at_least
 from portal.config import containers
 from tests.docker.conftest import (
@@ -31,6 +30,7 @@ from tests.docker.conftest import (
 from tests.docker.inside import log_in_and_spawn, server_api, server_state
 from tests.e2e import flows
 from tests.live import in_ci, run_async
+from userspace.volumes import ROOT_MODE, bind_options
 
 MEM = 512 * 1024**2  # conftest's MEM_LIMIT
 SWARM_NETWORKS = ("ingress", "docker_gwbridge")  # what `docker swarm init` adds to the engine

@@ -1,4 +1,4 @@
-"""The embedded local spawner follows the same data-folder contract as a container (deploy/datafolder.py):
+"""The embedded local spawner follows the same data-folder contract as a container (userspace/datafolder.py):
 the hub fills the data folder at its first spawn, a new home gets its own copy of the example notebooks,
 and the server's environment names the data folder and its helpers."""
 

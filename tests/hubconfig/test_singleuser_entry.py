@@ -1,4 +1,4 @@
-"""deploy/image/cfps_singleuser.py, the students' server command in the image (cfps-singleuser): JupyterHub's
+"""singleuser/image/cfps_singleuser.py, the students' server command in the image (cfps-singleuser): JupyterHub's
 jupyterhub-singleuser without the hub's handlers, ORM and Alembic, run here with the hub's own JupyterHub
 (the image's is the same version; tests/docker/test_image.py runs it in the image)."""
 
@@ -11,7 +11,7 @@ from importlib import metadata
 from tests.hubconfig.test_hub_entry import imported
 from tests.live import REPO
 
-SCRIPT = REPO / "deploy" / "image" / "cfps_singleuser.py"
+SCRIPT = REPO / "singleuser" / "image" / "cfps_singleuser.py"
 HUB_ONLY = {"jupyterhub.handlers.base", "jupyterhub.spawner", "jupyterhub.user", "sqlalchemy", "alembic"}
 
 

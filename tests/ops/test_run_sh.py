@@ -1,6 +1,6 @@
 """./run.sh itself, as a person runs it (the embedded default: SQLite, the Python proxy, the local spawner),
 with its state in tmp_path and free ports: the banner; the hub killed (SIGKILL, no clean-up) while a student
-works in JupyterLab, started again by run.sh's supervisor (deploy/supervise.py), finds the student's server
+works in JupyterLab, started again by run.sh's supervisor (supervise/supervisor.py), finds the student's server
 and kernel; Ctrl-C stops everything and leaves no process behind. The systemd variant of the hub kill is
 tests/ops/test_hub_restart.py."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.supervise import command_line, descendants, still_running
+from supervise import command_line, descendants, still_running
 from tests.e2e import flows
 from tests.live import HUB_HOST, PORTAL_HOST, REPO, free_port, secret_file
 from tests.ops.test_hub_restart import assert_found_again, student_with_a_kernel

@@ -1,7 +1,7 @@
 """Build the users' notebook image offline: `python manage.py build_image`.
 
 Why: campus servers often cannot pull from Docker Hub, but reach a Debian mirror and a PyPI index. This
-debootstraps Debian from DEBIAN_MIRROR, installs deploy/image/requirements.txt into a venv (wheels fetched
+debootstraps Debian from DEBIAN_MIRROR, installs singleuser/image/requirements.txt into a venv (wheels fetched
 by this machine's pip, or from PIP_INDEX_URL), and `docker import`s the result as DOCKER_IMAGE (see
 deploy/imagebuild.py for the stages). Running it again with nothing changed takes a second: the image
 carries a hash of its inputs, and the Debian base system stays cached in var/image-build/.

@@ -5,9 +5,9 @@ read-only data volume (DOCKER_DATA_VOLUME, ~/data) and the read-write team volum
 ~/team-shared). Both are `local` volumes bound onto folders under DATA_ROOT, so the files are plain files
 on the host. This creates them, gives the team folder to the notebook user (uid 1000) and copies the example
 notebooks, the notebook helpers and the kernels' start-up files into the data folder
-(deploy.datafolder.sync_data_folder), and, when the dataset is the embedded sample (DATASET_DATABASE_URL
+(userspace.datafolder.sync_data_folder), and, when the dataset is the embedded sample (DATASET_DATABASE_URL
 empty), writes the synthetic sample into its sample/ (load_sample_data --sqlite). It also creates the users'
-network (DOCKER_NETWORK, default cfps-users: a bridge with inter-container traffic off, deploy/isolation.py)
+network (DOCKER_NETWORK, default cfps-users: a bridge with inter-container traffic off, userspace/isolation.py)
 and says whether the engine can enforce USER_DISK_QUOTA. Idempotent: run it again after pulling new
 notebooks. A volume that already exists but points elsewhere is left alone and reported; so is a network
 that lets containers reach each other.
@@ -17,9 +17,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from deploy import datafolder, isolation, volumes
 from deploy.imagebuild import BuildError, docker_client
 from portal.config import dataset
+from userspace import datafolder, isolation, volumes
 
 
 class Command(BaseCommand):

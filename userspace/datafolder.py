@@ -4,8 +4,8 @@ Layout (the same in a container, where it is mounted read-only at /home/jovyan/d
 local spawner, where it is $CFPS_VAR_DIR/shared/data linked into each home):
 
     notebooks/   the example notebooks (repo: notebooks/); a start hook copies them into a new home once
-    lib/         importable helpers for notebooks, e.g. `cfps` with sql() (repo: deploy/notebook/lib/)
-    startup/     IPython start-up files run in every kernel (repo: deploy/notebook/startup/)
+    lib/         importable helpers for notebooks, e.g. `cfps` with sql() (repo: singleuser/notebook/lib/)
+    startup/     IPython start-up files run in every kernel (repo: singleuser/notebook/startup/)
     sample/      the synthetic sample dataset for the embedded default (written by load_sample_data)
 
 Every user server gets in its environment: CFPS_DATA_DIR (this folder), PYTHONPATH with CFPS_DATA_DIR/lib,
@@ -22,8 +22,8 @@ from portal.config.env import BASE_DIR
 
 SOURCES = {
     "notebooks": BASE_DIR / "notebooks",
-    "lib": BASE_DIR / "deploy" / "notebook" / "lib",
-    "startup": BASE_DIR / "deploy" / "notebook" / "startup",
+    "lib": BASE_DIR / "singleuser" / "notebook" / "lib",
+    "startup": BASE_DIR / "singleuser" / "notebook" / "startup",
 }
 
 

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-# The data folder is ~/data in every home (deploy/datafolder.py); Jupyter serves home files under files/.
+# The data folder is ~/data in every home (userspace/datafolder.py); Jupyter serves home files under files/.
 ASSETS_PATH = "files/data/lib/cfps/static/"
 
 # Fonts with Chinese glyphs, best first; the first one installed wins (fonts-noto-cjk on Debian).

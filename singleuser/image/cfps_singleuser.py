@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The students' server: JupyterHub's `jupyterhub-singleuser`, minus what it imports and never runs.
 
-Installed in the notebook image as /usr/local/bin/cfps-singleuser (both recipes, deploy/image/); the hub
+Installed in the notebook image as /usr/local/bin/cfps-singleuser (both recipes, singleuser/image/); the hub
 starts it (hubconfig/docker.py). Arguments and behaviour are `jupyterhub.singleuser.main`'s.
 
 Why: importing jupyterhub.singleuser took about 2 s of CPU per server start, against about 1.1 s for bare

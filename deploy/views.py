@@ -1,4 +1,4 @@
-"""The portal's own endpoints (the accounts app has the people's pages)."""
+"""/healthz: is the portal up, for uptime monitors (the full picture is `manage.py status`)."""
 
 from http import HTTPStatus
 

@@ -1,7 +1,7 @@
 """The process supervisor of ./run.sh: starts long-running processes, waits until they answer, restarts one
 that dies on its own, and on Ctrl-C stops them all in order, with everything they started.
 
-    python -m deploy.supervise [options] \\
+    python -m supervise [options] \\
         --start NAME [--log FILE] [--cwd DIR] [--ready URL [--host HOST]] [--keep-running TEXT]... \\
             -- COMMAND ARGS... \\; \\
         [--start ...] [--when-ready COMMAND ARGS... \\;]
@@ -10,10 +10,19 @@ Under systemd each process is a unit and systemd does all of this (`Restart=on-f
 this module does it for ./run.sh, which has no systemd. Django-free and stdlib-only (it runs before anything
 else and must not import the project), Linux-only (/proc, prctl).
 
+Why not supervisord or circus (both weighed): neither is a library a test can drive in its own process, and
+the tests need exactly that (below). supervisord kills a program's process group at most, while the hub's
+proxy, culler and local users' servers start sessions of their own, so a dead hub's children would outlive it
+or run twice after its restart; it restarts without a growing back-off, has no notion of "stop in reverse
+order of start, then everything they left", and would add a daemon, an XML-RPC socket and a config file to
+a one-command start. circus has the hooks but its last release is from early 2025, it pulls in ZeroMQ, and it
+shares the process-tree gap. What is left here (about 700 lines with the command line) is the part those do
+not do.
+
 It is also a small library, and the one the tests run: tests/live.py starts its portals and hubs with a
 `Supervisor` in pytest's own process (`start`, `wait_ready`, `restart`, `stop`), so every live test starts,
 waits for and stops them with run.sh's code, and its logs carry the same marker lines. In-process rather than
-one `python -m deploy.supervise` per test stack, because tests need what the command line does not offer: the
+one `python -m supervise` per test stack, because tests need what the command line does not offer: the
 pid of one process (gunicorn's workers are counted below it), one process stopped or killed alone and then
 started again by hand (the supervisor's run loop would restart it on its own), an environment for one
 process only (a portal without the hub's Docker access). Used so, the supervisor shares its process with
@@ -680,7 +689,7 @@ def parse(argv: list[str]) -> Supervisor:
         help="when the process dies, what it started keeps running if its command line contains TEXT",
     )  # fmt: skip
     parser = argparse.ArgumentParser(
-        prog="python -m deploy.supervise", usage=USAGE, epilog=start.format_help(),
+        prog="python -m supervise", usage=USAGE, epilog=start.format_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--label", default="supervise", help="who starts the processes, in messages and logs")
