@@ -6,6 +6,7 @@ leaves neither an account without a redemption nor a use without an account.
 
 from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -134,6 +135,13 @@ class LoginForm(auth_forms.AuthenticationForm):
                     _("Your account is waiting for approval."), code="awaiting_approval"
                 ) from None
             raise
+
+
+class StaffLoginForm(AdminAuthenticationForm):
+    """The admin's login form (staff accounts only; any other account gets the same "wrong password" error,
+    which the throttle counts), with the username folded like everywhere else."""
+
+    username = UsernameField(widget=forms.TextInput(attrs={"autofocus": True}))
 
 
 class AdminUserCreationForm(auth_forms.AdminUserCreationForm):

@@ -10,7 +10,9 @@ successes are never counted; only failed guesses are. On the shipped defaults:
   and so tells a guesser nothing new) are not guesses and do not count.
 - Login: a wrong password (or unknown name) counts one failure for the username (LOGIN_USER_FAILURE_LIMIT,
   10 per minute) and one for the client address (LOGIN_IP_FAILURE_LIMIT, 100 per 10 minutes). Correct
-  logins are not counted at all: 200 students logging in from one address in one minute all get in.
+  logins are not counted at all: 200 students logging in from one address in one minute all get in. The
+  portal's login and the Django admin's (/admin/login/, accounts.views.admin_login) are one set of counters:
+  there is no login without limits.
 - Device cookies (OWASP "Slow down online guessing attacks with device cookies"): a successful login gives
   the browser `cfps_device`, signed with Django's signing and bound to the username (a browser holds at
   most DEVICE_COOKIE_USERS of them, for shared lab machines). A login for that username from that browser

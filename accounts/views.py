@@ -1,14 +1,17 @@
 """Thin views: forms hold the rules (see accounts.forms)."""
 
 from django.conf import settings
-from django.contrib.auth import login
+from django.contrib import admin
+from django.contrib.auth import REDIRECT_FIELD_NAME, login
 from django.contrib.auth import views as auth_views
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts import oauth, throttle
-from accounts.forms import LoginForm, SignupForm
+from accounts.forms import LoginForm, SignupForm, StaffLoginForm
 
 
 def home(request):
@@ -66,6 +69,32 @@ def awaiting_approval(request):
 
 
 login_view = LoginView.as_view(authentication_form=LoginForm, redirect_authenticated_user=True)
+
+
+class StaffLoginView(throttle.LoginThrottleMixin, auth_views.LoginView):
+    template_name = "admin/login.html"
+    authentication_form = StaffLoginForm
+
+
+def admin_login(request):
+    """/admin/login/: the Django admin's login page (its template, its staff-only form), through the same
+    guess limits as the portal's login: the same counters (a name's wrong passwords here and at
+    /accounts/login/ add up), the same 429 page, and a locked attempt refused before its password is checked.
+    Django's own AdminSite.login, which it replaces (see portal/urls.py), counts nothing."""
+    site = admin.site
+    if request.method == "GET" and site.has_permission(request):
+        return redirect("admin:index")
+    context = {
+        **site.each_context(request),
+        "title": _("Log in"),
+        "subtitle": None,
+        "app_path": request.get_full_path(),
+        "username": request.user.get_username(),
+    }
+    if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
+        context[REDIRECT_FIELD_NAME] = reverse("admin:index")
+    request.current_app = site.name
+    return StaffLoginView.as_view(extra_context=context)(request)
 
 
 class LogoutView(auth_views.LogoutView):

@@ -29,6 +29,8 @@ urlpatterns = [
     path("accounts/set-password/<uidb64>/<token>/", SetPasswordView.as_view(), name="set_password"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("o/", include(oauth2_patterns)),
+    # Before admin.site.urls: the admin's login page, through the portal's login throttle (accounts/views.py).
+    path("admin/login/", views.admin_login, name="admin_login"),
     path("admin/usage/", staff_views.usage, name="staff_usage"),
     path("admin/usage/stop/", staff_views.stop_server, name="staff_stop_server"),
     path("admin/", admin.site.urls),

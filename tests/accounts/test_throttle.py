@@ -139,6 +139,55 @@ def test_reading_the_login_page_is_never_limited(client, settings):
         assert client.get(LOGIN).status_code == HTTPStatus.OK
 
 
+# --- the admin's login: the same guess limits (issue: /admin/login/ was Django's stock, unlimited login) ----
+ADMIN_LOGIN = reverse("admin:login")
+
+
+def wrong_admin_login(client, username="teacher"):
+    return client.post(ADMIN_LOGIN, {"username": username, "password": "wrong", "next": "/admin/"})
+
+
+@pytest.mark.django_db
+def test_eleven_wrong_passwords_at_the_admin_login_get_the_429_page(client, staff):
+    codes = [wrong_admin_login(client).status_code for _ in range(10)]
+    assert codes == [HTTPStatus.OK] * 10
+    response = client.post(ADMIN_LOGIN, {"username": "teacher", "password": PASSWORD, "next": "/admin/"})
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS  # refused before the password is checked
+    assert 0 < int(response["Retry-After"]) <= 60
+    assert [t.name for t in response.templates][0] == "429.html"
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_the_admin_login_and_the_portal_login_share_their_counters(client, staff, settings):
+    settings.LOGIN_USER_FAILURE_LIMIT = "4/h"
+    for _ in range(2):
+        wrong_admin_login(client)
+        wrong_login(client, "teacher")
+    assert good_login(Client(), "teacher").status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert wrong_admin_login(Client()).status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+
+@pytest.mark.django_db
+def test_wrong_names_at_the_admin_login_count_against_the_address(client, student, settings):
+    settings.LOGIN_IP_FAILURE_LIMIT = "3/h"
+    for i in range(3):
+        assert wrong_admin_login(client, f"guess{i}").status_code == HTTPStatus.OK
+    assert good_login(client, "student9").status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+
+@pytest.mark.django_db
+def test_the_admin_login_still_logs_staff_in_and_only_staff(client, staff, student):
+    page = client.get(reverse("admin:index"), follow=True)
+    assert page.status_code == HTTPStatus.OK and "admin/login.html" in [t.name for t in page.templates]
+    refused = client.post(ADMIN_LOGIN, {"username": "student9", "password": PASSWORD, "next": "/admin/"})
+    assert refused.status_code == HTTPStatus.OK and "_auth_user_id" not in client.session
+    assert refused.context["form"].has_error("__all__", "invalid_login")  # a student learns nothing more
+    response = client.post(ADMIN_LOGIN, {"username": " Teacher", "password": PASSWORD, "next": "/admin/"})
+    assert response.status_code == HTTPStatus.FOUND and response["Location"] == "/admin/"
+    assert client.get(ADMIN_LOGIN)["Location"] == reverse("admin:index")  # logged in: on to the index
+
+
 # --- login: device cookies -------------------------------------------------------------------------------
 @pytest.fixture
 def known_device(student):
