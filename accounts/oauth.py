@@ -13,6 +13,10 @@ Rules:
   step of a class's logins. The grant is kept on the oauthlib request, so it lives for one token request only.
 - A login whose `next` is the authorization endpoint gets that endpoint's answer at once (`authorize_at_once`):
   the same view, with the same checks, called in the login's response instead of one browser round trip later.
+- A user who must still replace a staff-given temporary password (`must_change_password`) is answered no
+  authorization (the endpoint itself sends them to the password-change page, so no path round the
+  middleware gets a code), and the token endpoint takes none of their codes or refresh tokens: the printed
+  password never opens JupyterLab.
 """
 
 import base64
@@ -23,8 +27,11 @@ from urllib.parse import urlsplit
 
 from django.http import QueryDict
 from django.urls import Resolver404, resolve
+from oauth2_provider import views as oauth2_views
 from oauth2_provider.models import get_grant_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
+
+from accounts.middleware import password_change_required
 
 # The ID token the current token request saved (PortalOAuth2Validator._create_access_token sets it for the
 # length of one call; DOT's _load_id_token has no request argument to carry it).
@@ -68,7 +75,8 @@ class PortalOAuth2Validator(OAuth2Validator):
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         valid = super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
-        return valid and bool(getattr(request.user, "is_active", False))
+        user = request.user
+        return valid and bool(getattr(user, "is_active", False)) and not getattr(user, "must_change_password", True)
 
     # --- one read of the grant per code exchange (module docstring) ---
     def _grant(self, code, client, request):
@@ -83,7 +91,7 @@ class PortalOAuth2Validator(OAuth2Validator):
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         grant = self._grant(code, client, request)
-        if grant is None or grant.is_expired() or not grant.user.is_active:
+        if grant is None or grant.is_expired() or not grant.user.is_active or grant.user.must_change_password:
             return False
         request.scopes = grant.scope.split(" ")
         request.user = grant.user
@@ -136,6 +144,13 @@ class PortalOAuth2Validator(OAuth2Validator):
         if saved is not None and _unverified_jti(token) == saved.jti:
             return saved
         return super()._load_id_token(token)
+
+
+class AuthorizationView(oauth2_views.AuthorizationView):
+    """DOT's authorize endpoint, which answers no user who must first change a temporary password."""
+
+    def dispatch(self, request, *args, **kwargs):
+        return password_change_required(request) or super().dispatch(request, *args, **kwargs)
 
 
 def revoke_all_tokens(user) -> int:

@@ -3,7 +3,7 @@ from django.urls import include, path
 from oauth2_provider import urls as oauth2_urls
 from oauth2_provider import views as oauth2_views
 
-from accounts import password_reset, views
+from accounts import oauth, password_reset, views
 from accounts.password_views import SetPasswordView
 from staff import views as staff_views
 
@@ -11,7 +11,7 @@ from staff import views as staff_views
 # and dynamic client registration stay off: staff register clients in the admin.
 oauth2_patterns = (
     [
-        path("authorize/", oauth2_views.AuthorizationView.as_view(), name="authorize"),
+        path("authorize/", oauth.AuthorizationView.as_view(), name="authorize"),
         path("token/", oauth2_views.TokenView.as_view(), name="token"),
         path("revoke_token/", oauth2_views.RevokeTokenView.as_view(), name="revoke-token"),
         *oauth2_urls.oidc_urlpatterns,

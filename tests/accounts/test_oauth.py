@@ -294,6 +294,81 @@ def test_a_logged_in_browser_sent_to_the_login_page_by_the_hub_goes_straight_bac
     assert parse_qs(location.query)["state"] == ["s1"] and "code" in parse_qs(location.query)
 
 
+# --- a staff-given temporary password opens nothing but the password-change page ---------------------------
+@pytest.fixture
+def temporary(student):
+    from accounts import setpassword
+
+    return setpassword.set_temporary_password(student)
+
+
+def test_logging_in_through_the_hub_with_a_temporary_password_gives_no_code(client, student, hub_app, temporary):
+    from urllib.parse import urlencode
+
+    _, challenge = pkce_pair()
+    next_url = f"{AUTHORIZE}?{urlencode(authorize_params(challenge))}"
+    response = client.post(reverse("login"), {"username": "student9", "password": temporary, "next": next_url})
+    # Logged in, but sent to choose a password instead of back to the hub with a code.
+    assert response.status_code == HTTPStatus.FOUND and response["Location"] == reverse("password_change")
+    assert "code" not in parse_qs(urlsplit(response["Location"]).query)
+    assert not get_grant_model().objects.exists()
+    # With that session, the authorize endpoint (asked directly, or through the login page) answers no code.
+    for path, params in ((AUTHORIZE, authorize_params(challenge)), (reverse("login"), {"next": next_url})):
+        again = client.get(path, params)
+        assert again.status_code == HTTPStatus.FOUND and again["Location"] == reverse("password_change"), path
+    assert not get_grant_model().objects.exists()
+
+
+def test_the_authorize_view_itself_answers_no_one_who_must_change_a_temporary_password(rf, student, hub_app, temporary):
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts.oauth import AuthorizationView
+
+    _, challenge = pkce_pair()
+    request = rf.get(AUTHORIZE, authorize_params(challenge))  # no middleware on this path, as in a login's response
+    request.user, request.session = student, SessionStore()
+    request._messages = FallbackStorage(request)
+    response = AuthorizationView.as_view()(request)
+    assert response.status_code == HTTPStatus.FOUND and response["Location"] == reverse("password_change")
+    assert not get_grant_model().objects.exists()
+
+
+def test_the_token_endpoint_takes_no_code_or_refresh_token_of_someone_who_must_change_the_password(
+    client, student, hub_app
+):
+    tokens = full_login(client)
+    client.force_login(student)
+    verifier, challenge = pkce_pair()
+    code = get_code(client, challenge)
+    # Staff tick "must change password" on the user's page: the password (so no token) changes only later.
+    student.must_change_password = True
+    student.save()
+    response = exchange(Client(), code, verifier)
+    assert response.status_code == HTTPStatus.BAD_REQUEST and response.json()["error"] == "invalid_grant"
+    refreshed = Client().post(
+        TOKEN,
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": settings.HUB_CLIENT_ID,
+            "client_secret": settings.HUB_CLIENT_SECRET,
+        },
+    )
+    assert refreshed.status_code == HTTPStatus.BAD_REQUEST and refreshed.json()["error"] == "invalid_grant"
+
+
+def test_after_choosing_a_password_the_hub_login_answers_at_once_again(client, student, hub_app, temporary):
+    client.post(reverse("login"), {"username": "student9", "password": temporary})
+    changed = client.post(
+        reverse("password_change"),
+        {"old_password": temporary, "new_password1": "Survey-panel-2026", "new_password2": "Survey-panel-2026"},
+    )
+    assert changed.status_code == HTTPStatus.FOUND
+    verifier, challenge = pkce_pair()
+    assert exchange(Client(), get_code(client, challenge), verifier).status_code == HTTPStatus.OK
+
+
 @pytest.mark.parametrize(
     "next_url",
     [

@@ -93,6 +93,44 @@ def test_hub_admin_rights_follow_the_portal_staff_flag(stack, client, staff):
     )
 
 
+# --- 2b. a staff-given temporary password opens nothing before the student replaces it ------------------
+def test_a_temporary_password_must_be_changed_before_the_hub_logs_anyone_in(stack, client):
+    username = flows.unique_username("temp")
+    flows.create_user(stack, username)
+    script = (
+        "from accounts import setpassword\n"
+        "from accounts.models import User\n"
+        f"print(setpassword.set_temporary_password(User.objects.get(username={username!r})))\n"
+    )
+    temporary = stack.manage("shell", "-c", script).stdout.split()[-1]
+
+    login_page = client.get("/jupyter/hub/login", params={"next": "/jupyter/hub/home"})
+    landed = flows.portal_login(stack, client, username, temporary, page=login_page)
+    visited = flows.urls_of(landed)
+    assert path_of(landed.url) == "/accounts/password_change/", explain(
+        stack, f"the temporary password did not lead to the password-change page: {visited}"
+    )
+    assert "/jupyter/hub/oauth_callback" not in paths(visited), explain(stack, f"the hub got a code: {visited}")
+    assert flows.oauth_grants(stack, username)["grants"] == 0, explain(stack, "a code was issued")
+    assert flows.hub_user_model(client).status_code == 403, explain(stack, "the hub logged the student in")
+    # Asking the hub again, with the portal session the temporary password made, changes nothing.
+    again = client.get("/jupyter/hub/login", params={"next": "/jupyter/hub/home"})
+    assert path_of(again.url) == "/accounts/password_change/", explain(stack, str(flows.urls_of(again)))
+
+    new_password = flows.PASSWORD + "-own"
+    changed = flows.post_form(
+        stack,
+        client,
+        again,
+        {"old_password": temporary, "new_password1": new_password, "new_password2": new_password},
+    )
+    assert path_of(changed.url) == "/accounts/password_change/done/", explain(stack, str(flows.urls_of(changed)))
+    home = client.get("/jupyter/hub/login", params={"next": "/jupyter/hub/home"})
+    assert path_of(home.url) == "/jupyter/hub/home" and home.status_code == 200, explain(
+        stack, f"after choosing a password the hub should log in without asking: {flows.urls_of(home)}"
+    )
+
+
 # --- 3. Django groups become hub groups ---------------------------------------------------------------
 def test_portal_groups_are_listed_on_the_hub_user(stack, client):
     username = flows.unique_username("grp")
