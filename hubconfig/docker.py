@@ -14,7 +14,8 @@ Rules:
   interface and containers reach it at DOCKER_INTERFACE_IP (default: the network's gateway); users' servers
   are published on 127.0.0.1 only, where the proxy reaches them and other containers cannot.
   DOCKER_NETWORK=host: containers share the host's network, the hub stays on 127.0.0.1 and each server
-  listens on 127.0.0.1 at a free port; no network isolation, meant for tests. A network that lets
+  listens on 127.0.0.1 at a free port; no network isolation (a student's code reaches every service on
+  127.0.0.1), meant for tests, and refused in APP_PROFILE=prod, like a one-node swarm. A network that lets
   containers talk to each other (Docker's default `bridge`, host) is a warning in the hub's log.
 - Confinement (every network): no capabilities (`cap_drop: ALL`; the server runs as jovyan and needs
   none, and the bounding set is empty too, so a setuid program gains nothing), `no-new-privileges`, at most
@@ -235,6 +236,12 @@ def apply_docker_config(c, env: Env, hub_port: int) -> None:
     """Configure CfpsDockerSpawner from .env; only assignments to `c`."""
     c.JupyterHub.spawner_class = "hubconfig.docker.CfpsDockerSpawner"
     cfg = apply_container_config(c, env)
+    if cfg.network == "host" and env.prod:
+        raise EnvError(
+            "DOCKER_NETWORK=host puts students' servers on this machine's own network, where gunicorn, Redis, "
+            "MariaDB and the proxy's API listen on 127.0.0.1; APP_PROFILE=prod refuses it: use "
+            f"DOCKER_NETWORK={ct.DEFAULT_NETWORK} (python manage.py setup_volumes creates it)"
+        )
     spawner = c.CfpsDockerSpawner
     spawner.network_name = cfg.network
     if cfg.network == "host":

@@ -20,7 +20,8 @@ Rules:
 - DOCKER_NETWORK (default `cfps-users`) is a bridge network that `setup_volumes` creates with
   inter-container traffic off, so one student's container cannot reach another's server; the hub and the
   dataset server on the host stay reachable (the host's firewall, `gen_firewall`, narrows that to their
-  ports). `host` is for tests only; Docker's default `bridge` lets containers reach each other.
+  ports). `host` is for tests only (APP_PROFILE=prod refuses it); Docker's default `bridge` lets containers
+  reach each other.
 - USER_DISK_QUOTA (e.g. 5G; empty: none) caps each user's home volume and the container's own writable
   layer where the engine can enforce it (Docker's root on xfs mounted with pquota); elsewhere the hub and
   `setup_volumes` say in one line that it is not enforced, and servers start without it.

@@ -75,7 +75,10 @@ def prod_stack(
         "APP_DOMAIN_NAME": "127.0.0.1",
         "HUB_DOMAIN_NAME": "localhost",
         "SPAWNER": "docker",
-        "DOCKER_NETWORK": "host",
+        # prod refuses DOCKER_NETWORK=host; this stack starts no server, so the users' network need not exist
+        # (the hub's log says servers cannot start) and containers would find the hub on loopback.
+        "DOCKER_NETWORK": f"cfps-prod-live-{secrets.token_hex(4)}",
+        "DOCKER_INTERFACE_IP": "127.0.0.1",
         "OIDC_RSA_PRIVATE_KEY_FILE": str(tmp / "oidc.pem"),
         "INVITE_CODES": flows.INVITE_CODE,
         **{key: secrets.token_urlsafe(48) for key in ("HUB_CLIENT_SECRET", "HUB_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN")},

@@ -131,6 +131,17 @@ def test_host_network_keeps_the_hub_and_each_server_on_loopback():
     assert "hub_connect_url" not in c.JupyterHub
 
 
+def test_prod_refuses_the_host_network_beside_its_databases_in_one_line():
+    from tests.hubconfig.test_config import PROD_SECRETS
+
+    prod = {**PROD_SECRETS, "APP_PROFILE": "prod", "SPAWNER": "docker"}
+    with pytest.raises(HubConfigError, match="DOCKER_NETWORK=host .* APP_PROFILE=prod refuses it") as refused:
+        configured(DOCKER_NETWORK="host", **prod)
+    assert "\n" not in str(refused.value)
+    c = configured(DOCKER_NETWORK="cfps-users", DOCKER_INTERFACE_IP=TEST_NET_IP, **prod)  # the users' bridge: fine
+    assert c.CfpsDockerSpawner.network_name == "cfps-users"
+
+
 def test_bridge_network_connects_containers_to_the_hub_at_the_interface_address():
     c = configured(DOCKER_NETWORK="bridge", DOCKER_INTERFACE_IP=TEST_NET_IP, HUB_PORT="8181")
     assert c.CfpsDockerSpawner.network_name == "bridge"
