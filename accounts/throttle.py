@@ -35,10 +35,11 @@ successes are never counted; only failed guesses are. On the shipped defaults:
   Nothing else depends on the cache, so nothing else fails: pages load, logged-in students keep their
   portal and hub sessions (the hub's login through an existing portal session posts no secret).
 - The client address is `client_ip()`: X-Forwarded-For is believed only when the request carries our own
-  proxies' secret header `X-Cfps-Proxy: <PROXY_SECRET>` (JupyterHub's proxy adds it with --custom-header,
-  Nginx with proxy_set_header); then the client is the RIGHT-MOST entry, the one our proxy wrote (the Node
-  proxy and Nginx append the peer they saw, the Python proxy replaces the header with it). Without the
-  header the client is the TCP peer and every forwarded header is ignored; X-Real-IP is never read.
+  proxies' secret header `X-Cfps-Proxy: <PROXY_SECRET>` (JupyterHub's proxy adds it on the portal's route
+  only, never to a student's server: hubconfig/pyproxy.py, nodeproxy.mjs; Nginx with proxy_set_header);
+  then the client is the RIGHT-MOST entry, the one our proxy wrote (the Node proxy and Nginx append the
+  peer they saw, the Python proxy replaces the header with it). Without the header the client is the TCP
+  peer and every forwarded header is ignored; X-Real-IP is never read.
 """
 
 from __future__ import annotations

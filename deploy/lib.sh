@@ -90,15 +90,16 @@ ensure_venv() {
 # ones on PATH when both exist (NodeSource's nodejs, for one, bundles npm and conflicts with Debian's npm
 # package, so asking apt for npm there would remove it); otherwise installs Debian's nodejs and npm.
 ensure_node() {
-    local major
+    local version
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
         ensure_apt_packages nodejs npm
     fi
-    command -v node >/dev/null 2>&1 || die "node not found; install Node.js 18 or newer"
+    command -v node >/dev/null 2>&1 || die "node not found; install Node.js 18.18 or newer"
     command -v npm >/dev/null 2>&1 || die "npm not found; install npm"
-    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-    if [[ ! "$major" =~ ^[0-9]+$ ]] || ((major < 18)); then
-        die "Node.js 18 or newer is needed for configurable-http-proxy, but node is $(node --version 2>/dev/null || echo unknown)"
+    # 18.18: configurable-http-proxy wants 18, and `node --import` (hubconfig/nodeproxy.mjs) came in 18.18.
+    version=$(node -p 'const [a, b] = process.versions.node.split(".").map(Number); a * 1000 + b' 2>/dev/null || echo 0)
+    if [[ ! "$version" =~ ^[0-9]+$ ]] || ((version < 18018)); then
+        die "Node.js 18.18 or newer is needed for configurable-http-proxy, but node is $(node --version 2>/dev/null || echo unknown)"
     fi
 }
 

@@ -74,14 +74,23 @@ def proxy_command(env: Env) -> list[str]:
         # The Python port with host-based routing added (see hubconfig/pyproxy.py for why).
         command = [sys.executable, str(Path(__file__).with_name("pyproxy.py"))]
     else:
-        node = BASE_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
-        if not node.exists():
-            raise HubConfigError(f"PROXY=node but {node} is missing; install it with: npm ci (in {BASE_DIR})")
-        command = [str(node)]
-    # Marks requests that went through our own proxy, so the portal believes the X-Forwarded-For entry the
-    # proxy appended (accounts/throttle.py); Nginx sets the same header in production.
+        proxy = BASE_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
+        if not proxy.exists():
+            raise HubConfigError(f"PROXY=node but {proxy} is missing; install it with: npm ci (in {BASE_DIR})")
+        node = shutil.which("node")
+        if not node:
+            raise HubConfigError("PROXY=node but node is not on PATH; install Node.js 18.18 or newer")
+        # The proxy's own entry point, with our preload (the portal's header on its route only).
+        command = [node, "--import", Path(__file__).with_name("nodeproxy.mjs").as_uri(), str(proxy)]
+    # Marks the requests the proxy forwards to the portal, and only those (never a student's server's), so the
+    # portal believes the X-Forwarded-For entry the proxy appended (accounts/throttle.py); Nginx sets the same
+    # header in production. Both proxies take these two options (hubconfig/pyproxy.py, nodeproxy.mjs).
     secret = env.secret("PROXY_SECRET", generate=not env.prod)
-    return [*command, "--custom-header", f"{topology.PROXY_SECRET_HEADER}:{secret}"]
+    return [
+        *command,
+        f"--cfps-portal-target={topology.from_env(env).portal_internal_url}",
+        f"--cfps-portal-header={topology.PROXY_SECRET_HEADER}:{secret}",
+    ]
 
 
 def log_request(handler) -> None:

@@ -48,7 +48,8 @@ DEV_HUB_HOST = "localhost"
 # What the portal and hub read from .env to derive the URLs; `ensure_hub_client` names them when the
 # registered callback and the current ones disagree.
 KEYS = ("PUBLIC_URL", "HUB_PUBLIC_URL", "APP_DOMAIN_NAME", "HUB_DOMAIN_NAME", "PORT")
-# The request header our own proxies (JupyterHub's, Nginx) add with PROXY_SECRET: the portal believes the
+# The request header our own proxies (JupyterHub's, Nginx) add with PROXY_SECRET to what they send the portal,
+# never to a student's server (hubconfig/pyproxy.py, hubconfig/nodeproxy.mjs): the portal believes the
 # X-Forwarded-For entry they appended only when it is there (accounts/throttle.py).
 PROXY_SECRET_HEADER = "X-Cfps-Proxy"
 

@@ -7,17 +7,23 @@ wrong-code limit (SIGNUP_CODE_FAILURE_LIMIT, 20 per 10 minutes on the shipped de
 
 Clients connect from their own loopback addresses (127.0.0.x, never 127.0.0.1, which the other e2e tests
 use), so a locked address here cannot lock anyone else out.
+
+The proxy's secret header (X-Cfps-Proxy: PROXY_SECRET) goes to the portal only: a student's server that
+prints the headers it is sent never sees it (issue 20.6), through either proxy.
 """
 
 from __future__ import annotations
 
+import http.server
 import itertools
+import json
+import threading
 from http import HTTPStatus
 
 import httpx
 
 from tests.e2e import flows
-from tests.live import PortalProcess
+from tests.live import HUB_HOST, PortalProcess, secret_file
 
 WRONG_CODE_LIMIT = 20  # the shipped default, SIGNUP_CODE_FAILURE_LIMIT=20/10m
 _addresses = itertools.count(20)
@@ -77,3 +83,48 @@ def test_a_local_process_forging_headers_at_the_portals_port_from_127_0_0_1_is_s
         with httpx.Client(base_url=portal.base_url, trust_env=False, follow_redirects=True, timeout=60) as local:
             codes = [wrong_code_signup(portal, local, n, **forged(n)) for n in range(WRONG_CODE_LIMIT + 1)]
     assert codes == [HTTPStatus.OK] * WRONG_CODE_LIMIT + [HTTPStatus.TOO_MANY_REQUESTS], f"{codes}\n{portal.log_tail()}"
+
+
+# --- the proxy's secret goes to the portal, never to a student's server -----------------------------------
+class _HeaderPrinter(http.server.BaseHTTPRequestHandler):
+    """A student's server that answers every request with the headers it was sent, as JSON."""
+
+    def do_GET(self):
+        body = json.dumps([[name, value] for name, value in self.headers.items()]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_students_server_never_sees_the_proxys_secret_header(stack):
+    secret = stack.env.get("PROXY_SECRET") or secret_file(stack.env, "PROXY_SECRET")
+    username = flows.unique_username("headers")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HeaderPrinter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Registered as the hub registers a student's running server: that user's route on the hub's host.
+    route = f"{HUB_HOST}/jupyter/user/{username}/"
+    api = f"http://127.0.0.1:{stack.env['PROXY_API_PORT']}/api/routes/{route}"
+    token = {"Authorization": f"token {secret_file(stack.env, 'CONFIGPROXY_AUTH_TOKEN')}"}
+    try:
+        added = httpx.post(
+            api, json={"target": f"http://127.0.0.1:{server.server_port}"}, headers=token, trust_env=False
+        )
+        assert added.status_code == HTTPStatus.CREATED, added.text
+        with flows.new_client(stack) as browser:
+            for sent in ({}, {"X-Cfps-Proxy": "guessed-secret"}):
+                answer = browser.get(f"/jupyter/user/{username}/api/status", headers=sent)
+                assert answer.status_code == HTTPStatus.OK, flows.explain(stack, answer.text[:500])
+                seen = answer.json()
+                assert not [name for name, value in seen if secret in value], flows.explain(
+                    stack, f"the student's server was sent the proxy's secret: {seen}"
+                )
+                assert "x-cfps-proxy" not in {name.lower() for name, _ in seen}, seen
+    finally:
+        httpx.delete(api, headers=token, trust_env=False)
+        server.shutdown()
+        server.server_close()

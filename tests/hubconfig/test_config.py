@@ -165,15 +165,26 @@ def test_python_proxy_is_the_embedded_default(profile, proxy, command_end):
     assert "node_modules" not in " ".join(command)
 
 
-def test_the_proxy_marks_what_it_forwards_with_the_proxy_secret():
-    command = configured(PROXY_SECRET="proxy-secret-for-tests-0123456789").ConfigurableHTTPProxy.command
-    assert command[-2:] == ["--custom-header", "X-Cfps-Proxy:proxy-secret-for-tests-0123456789"]
+@pytest.mark.parametrize("proxy", ["python", "node"])
+def test_the_proxy_marks_what_it_forwards_to_the_portal_and_nothing_else_with_the_proxy_secret(proxy):
+    if proxy == "node" and not (BASE_DIR / "node_modules" / ".bin" / "configurable-http-proxy").exists():
+        pytest.skip("PROXY=node needs npm ci")
+    command = configured(
+        PROXY=proxy, PROXY_SECRET="proxy-secret-for-tests-0123456789", PORTAL_PORT="8110"
+    ).ConfigurableHTTPProxy.command
+    assert command[-2:] == [
+        "--cfps-portal-target=http://127.0.0.1:8110",
+        "--cfps-portal-header=X-Cfps-Proxy:proxy-secret-for-tests-0123456789",
+    ]
+    # Not configurable-http-proxy's own --custom-header, which goes with every route (students' servers too).
+    assert "--custom-header" not in command
 
 
 def test_node_proxy_comes_from_the_project_not_a_global_install():
-    node = BASE_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
-    if node.exists():
-        assert configured(PROXY="node").ConfigurableHTTPProxy.command[0] == str(node)
+    proxy = BASE_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
+    if proxy.exists():
+        command = configured(PROXY="node").ConfigurableHTTPProxy.command
+        assert command[1:4] == ["--import", (BASE_DIR / "hubconfig" / "nodeproxy.mjs").as_uri(), str(proxy)]
     else:
         with pytest.raises(HubConfigError, match="npm ci"):
             configured(PROXY="node")
