@@ -43,6 +43,11 @@ class NewUsernameField(UsernameField):
 
 
 class SignupForm(auth_forms.UserCreationForm):
+    """Rule: nothing about other accounts until the invite code is right. Whether a username is taken (or
+    retired) is checked only when the code is usable, so a blank, wrong, expired or used-up code never tells
+    anyone which names exist (only unknown codes are counted, accounts/throttle.py); the code's own error
+    shows alone. Rules about the name itself (length, characters, reserved names) show at once."""
+
     invite_code = forms.CharField(
         label=_("Invite code"),
         max_length=64,
@@ -53,7 +58,7 @@ class SignupForm(auth_forms.UserCreationForm):
     class Meta(auth_forms.UserCreationForm.Meta):
         model = User
         fields = ("username", "email")
-        field_classes = {"username": NewUsernameField}
+        field_classes = {"username": UsernameField}  # not NewUsernameField: its retired check waits for the code
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -74,10 +79,26 @@ class SignupForm(auth_forms.UserCreationForm):
             )
 
     def clean_username(self):
-        username = self.cleaned_data.get("username")
-        if username and User.objects.filter(username__iexact=username).exists():
-            raise forms.ValidationError(User._meta.get_field("username").error_messages["unique"], code="unique")
-        return username
+        return self.cleaned_data.get("username")  # taken or retired: in clean(), once the code is known good
+
+    def clean(self):
+        cleaned = super().clean()
+        username = cleaned.get("username")
+        if username and not self.has_error("invite_code"):
+            try:
+                usernames.check_not_retired(username)
+                if User.objects.filter(username__iexact=username).exists():
+                    raise forms.ValidationError(
+                        User._meta.get_field("username").error_messages["unique"], code="unique"
+                    )
+            except forms.ValidationError as exc:
+                self.add_error("username", exc)
+        return cleaned
+
+    def validate_unique(self):
+        # The model's own "already exists" check, after clean(): also only with a usable code.
+        if not self.has_error("invite_code"):
+            super().validate_unique()
 
     def clean_invite_code(self):
         raw = self.cleaned_data["invite_code"]

@@ -53,6 +53,45 @@ def test_case_variant_of_an_existing_username_is_refused(client, signup_data, in
     assert invite.use_count == 1
 
 
+# --- nothing about other accounts before the invite code is right (issue 20.7) ------------------------------
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [("", "required"), ("NO-SUCH-CODE", "unknown"), ("EXPIRED-2025", "expired"), ("USED-UP-2026", "used_up")],
+)
+@pytest.mark.parametrize("name", ["lihua", "LiHua", "retired-one"])
+def test_a_taken_or_retired_username_is_not_revealed_without_a_usable_code(
+    client, signup_data, make_invite, code, error, name
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import RetiredUsername
+
+    User.objects.create_user(username="lihua", password=PASSWORD)
+    RetiredUsername.objects.create(username="retired-one", reason="deleted")
+    make_invite(code="EXPIRED-2025", expires_at=timezone.now() - timedelta(days=1))
+    make_invite(code="USED-UP-2026", max_uses=1, use_count=1)
+    response = client.post(SIGNUP, signup_data(name, invite_code=code))
+    form = response.context["form"]
+    assert form.has_error("invite_code", error), form.errors.as_data()
+    assert "username" not in form.errors, form.errors  # taken or free: the same page for both
+    free = client.post(SIGNUP, signup_data("nobody-has-this", invite_code=code)).context["form"]
+    assert free.errors.keys() == form.errors.keys()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "code"), [("lihua", "unique"), ("retired-one", "retired")])
+def test_with_a_usable_code_a_taken_or_retired_username_is_refused_beside_the_field(client, signup_data, name, code):
+    from accounts.models import RetiredUsername
+
+    User.objects.create_user(username="lihua", password=PASSWORD)
+    RetiredUsername.objects.create(username="retired-one", reason="deleted")
+    form = client.post(SIGNUP, signup_data(name.upper())).context["form"]
+    assert form.has_error("username", code) and list(form.errors) == ["username"], form.errors
+
+
 @pytest.mark.django_db
 def test_failed_signup_does_not_consume_an_invite_use(client, signup_data, invite):
     client.post(SIGNUP, signup_data(password2="something-else-entirely"))
