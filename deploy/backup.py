@@ -22,6 +22,16 @@ Rules:
   fresh clone restores into its own folders. Paths under the archived var/ (a bind volume's folder, the
   local homes' links) move with var/.
 - Nothing is written world- or group-readable: the archive, its scratch space and every restored secret.
+- `restore` runs as root, so an archive is not trusted beyond its contents (`Archive.verify`, before anything
+  changes; one line names what is refused): only the member names `backup` writes (the table above, with
+  names and keys of the forms it makes: no `/`, no `..`, no absolute path), each a plain file once (no
+  symlink, hard link, device or folder); every manifest part consistent with its member; inside a local
+  folder's tarball no device, fifo or hard link leading out of it, and nothing outside the folder
+  (symlinks stay: the homes' links to the shared data); a volume only by a Docker volume name, on the
+  local driver, plain, sized, NFS or bound to a folder under the current var/ or DATA_ROOT (never a host
+  device or another host path, which a root container would write); the OIDC key file only where the
+  restored .env names it. The SQL dump is loaded by the `mariadb` client in `--sandbox` mode, which refuses
+  the client's shell (`\\!`) and file commands inside a dump; a client without that mode is refused.
 
 This module imports nothing from Django; the management commands gather what to save from settings.
 """
@@ -36,6 +46,7 @@ import io
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import sqlite3
@@ -48,6 +59,9 @@ from pathlib import Path
 
 FORMAT = 1
 MANIFEST = "manifest.json"
+# Names `backup` gives: secrets' file names, Docker volume names (as Docker itself allows them).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+FILE_KEYS = ("env", "oidc-key", "hub-cookie-secret")
 CHUNK = 1024 * 1024
 CONTAINER_LABEL = "org.cfps.managed-by=backup"
 # Where a volume is mounted inside the short-lived container; `tar --numeric-owner` keeps uid 1000's files
@@ -199,9 +213,24 @@ def mysql_dump(database: dict, target: Path) -> None:
         raise BackupError(f"mariadb-dump failed: {_last_line(result.stderr)}")
 
 
+def sandboxed_client() -> str:
+    """The `mariadb` client, which must offer --sandbox (MariaDB 10.5.25, 10.6.18, 10.11.8 and later): without
+    it, a `\\!` line in a dump runs a shell command as whoever restores (root)."""
+    client = _mysql_tool("mariadb", "mysql")
+    usage = subprocess.run([client, "--help"], capture_output=True, text=True, check=False).stdout
+    if "--sandbox" not in usage:
+        raise BackupError(
+            f"{client} has no --sandbox mode, so a dump could run shell commands: install a newer mariadb-client "
+            "(10.5.25, 10.6.18, 10.11.8 or later)"
+        )
+    return client
+
+
 def mysql_load(database: dict, dump, size: int) -> None:
+    client = sandboxed_client()
     with mysql_options(database) as options:
-        cmd = [_mysql_tool("mariadb", "mysql"), *options, "--default-character-set=utf8mb4", database["NAME"]]
+        # --sandbox: no \! (shell), \. (source), tee or pager from the dump; an SQL error ends the load.
+        cmd = [client, *options, "--sandbox", "--default-character-set=utf8mb4", database["NAME"]]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             shutil.copyfileobj(dump, proc.stdin, CHUNK)
@@ -337,12 +366,50 @@ def untar_folder(source, folder: Path, old_var: str, new_var: str, replace: bool
 
     def keep_inside(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
         member = tarfile.tar_filter(member, dest)  # no absolute names, nothing outside `folder`
+        if problem := folder_member_problem(member, dest):
+            raise BackupError(problem)
         if member.issym():
             member = member.replace(linkname=_rebase(member.linkname, old_var, new_var), deep=False)
         return member
 
     with tarfile.open(fileobj=source, mode="r:gz") as tar:
-        tar.extractall(folder, filter=keep_inside)
+        try:
+            tar.extractall(folder, filter=keep_inside)
+        except tarfile.FilterError as exc:  # Archive.verify refuses these first; this is the second line
+            raise BackupError(f"{folder}: {exc}") from None
+
+
+def folder_member_problem(member: tarfile.TarInfo, dest: str) -> str:
+    """Why a member of a local folder's tarball must not be extracted into `dest` ("" when it may): an
+    absolute name or one outside `dest` (tarfile's own filter), a device or fifo, or a hard link to anything
+    outside `dest` (extracting one would also give the linked file the member's owner). Symlinks may point
+    anywhere; nothing is written through one (tarfile's filter resolves them first)."""
+    try:
+        tarfile.tar_filter(member, dest)
+    except tarfile.FilterError as exc:
+        return str(exc)
+    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+        return f"{member.name} is a device or other special file"
+    if member.islnk():
+        root = os.path.realpath(dest)
+        target = os.path.realpath(os.path.join(root, member.linkname))
+        if os.path.isabs(member.linkname) or os.path.commonpath([target, root]) != root:
+            return f"{member.name} is a hard link to {member.linkname}, outside the folder"
+    return ""
+
+
+def _tar_path(name: str) -> Path:
+    return Path(os.path.normpath(name.lstrip("/")))
+
+
+def _through_link(member: tarfile.TarInfo, links: set[Path]) -> str:
+    """Whether `member` (or, for a hard link, its target) lies under one of `links`, the tarball's symlinks."""
+    paths = [_tar_path(member.name).parent] + ([_tar_path(member.linkname)] if member.islnk() else [])
+    for path in paths:
+        for step in [*reversed(path.parents), path]:
+            if step in links:
+                return f"{member.name} goes through the link {step}"
+    return ""
 
 
 # --- writing an archive ----------------------------------------------------------------------------------
@@ -532,9 +599,11 @@ class Archive:
             self.manifest = json.load(member)
         except (OSError, tarfile.TarError, KeyError, ValueError) as exc:
             raise BackupError(f"{self.path} is not a CFPS backup archive ({exc})") from None
+        if not isinstance(self.manifest, dict):
+            raise BackupError(f"{self.path} is not a CFPS backup archive (its manifest is not an object)")
         if self.manifest.get("format") != FORMAT:
             raise BackupError(f"{self.path} has format {self.manifest.get('format')!r}; this version reads {FORMAT}")
-        self.parts: list[dict] = self.manifest["parts"]
+        self.parts: list[dict] = self.manifest.get("parts")
 
     def close(self) -> None:
         self.tar.close()
@@ -546,7 +615,9 @@ class Archive:
         self.close()
 
     def verify(self, say: Say) -> None:
-        """Every member listed and intact, nothing unlisted; raises BackupError naming the first bad one."""
+        """Every member one `backup` writes, listed and intact, nothing unlisted (module rules); raises
+        BackupError naming the first bad one."""
+        self._check_structure()
         listed = {part["member"] for part in self.parts}
         extra = [m.name for m in self.tar.getmembers() if m.name != MANIFEST and m.name not in listed]
         if extra:
@@ -565,12 +636,82 @@ class Archive:
                     f"{self.path}: {part['member']} does not match its checksum (damaged or changed); nothing restored"
                 )
         say(f"checksums: {len(self.parts)} parts intact")
+        for part in self.of_kind("dir"):
+            self._check_folder(part)
+
+    def refuse(self, what: str) -> BackupError:
+        return BackupError(f"{self.path}: {what}; refusing the archive, nothing restored")
+
+    def _check_structure(self) -> None:
+        seen = set()
+        for member in self.tar.getmembers():
+            if member.name in seen:
+                raise self.refuse(f"{member.name} is in it twice")
+            seen.add(member.name)
+            if not member.isreg():
+                raise self.refuse(f"{member.name} is not a plain file (a link, device or folder)")
+        parts = self.parts if isinstance(self.parts, list) else []
+        if not parts or not all(isinstance(part, dict) for part in parts):
+            raise self.refuse("its manifest lists no parts")
+        if not isinstance(self.manifest.get("var_dir", ""), str):
+            raise self.refuse("its manifest's var_dir is not a path")
+        members = [part.get("member") for part in parts]
+        for part in parts:
+            if problem := part_problem(part):
+                raise self.refuse(problem)
+        if len(set(members)) != len(members):
+            raise self.refuse("its manifest lists a member twice")
+        if [part["kind"] for part in parts].count("portal-db") != 1:
+            raise self.refuse("it does not hold exactly one portal database")
+
+    def _check_folder(self, part: dict) -> None:
+        """A local folder's tarball holds nothing its extraction would refuse halfway (folder_member_problem),
+        nor anything written through one of its own symlinks."""
+        dest = str(Path(tempfile.gettempdir()) / "cfps-restore-check")  # a name only: nothing is written
+        links: set[Path] = set()
+        try:
+            with tarfile.open(fileobj=self.open(part), mode="r:gz") as tar:
+                for member in tar:
+                    if problem := folder_member_problem(member, dest) or _through_link(member, links):
+                        raise self.refuse(f"{part['member']}: {problem}")
+                    if member.issym():
+                        links.add(_tar_path(member.name))
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise self.refuse(f"{part['member']} is not a readable tarball ({exc})") from None
 
     def open(self, part: dict):
         return self.tar.extractfile(part["member"])
 
     def of_kind(self, kind: str) -> list[dict]:
         return [part for part in self.parts if part["kind"] == kind]
+
+
+def part_problem(part: dict) -> str:
+    """Why a manifest part is not one `backup` writes ("" when it is)."""
+    kind, member, key = part.get("kind"), part.get("member"), part.get("key")
+    if not isinstance(member, str) or not isinstance(part.get("size"), int) or not isinstance(part.get("sha256"), str):
+        return f"a {kind} part has no member, size or checksum"
+    if kind == "portal-db":
+        expected = {"sqlite": "portal-db.sqlite3", "mysql": "portal-db.sql"}.get(part.get("engine"))
+    elif kind == "hub-db":
+        expected = "hub-db.sqlite3"
+    elif kind == "file":
+        secret = isinstance(key, str) and key.startswith("secret-") and SAFE_NAME.fullmatch(key.removeprefix("secret-"))
+        expected = f"files/{key}" if key in FILE_KEYS or secret else None
+        if expected and not isinstance(part.get("mode"), int):
+            return f"{member} has no file mode"
+    elif kind == "dir":
+        expected = f"dirs/{key}.tar.gz" if key in local_dirs(Path("/")) else None
+    elif kind == "volume":
+        volume = part.get("volume")
+        expected = f"volumes/{volume}.tar.gz" if isinstance(volume, str) and SAFE_NAME.fullmatch(volume) else None
+        if expected and not isinstance(part.get("info"), dict):
+            return f"{member} says nothing about its volume"
+    else:
+        return f"{member!r} is of a kind restore does not know ({kind!r})"
+    if member != expected:
+        return f"{member!r} is not a name backup writes for a {kind} part"
+    return ""
 
 
 @dataclass
@@ -582,6 +723,67 @@ class Target:
     env_file: Path | None
     oidc_key_file: Path | None
     image: str
+    data_root: Path | None = None  # DATA_ROOT: bind-mounted volumes may live under it (and under var_dir)
+
+
+def _inside(path: str, roots: list[Path]) -> bool:
+    """`path` is absolute, names no `..`, and lies under one of `roots` (checked without following links)."""
+    if not path.startswith("/") or ".." in Path(path).parts:
+        return False
+    return any(Path(path) == root or Path(path).is_relative_to(root) for root in roots)
+
+
+def volume_plan(archive: Archive, part: dict, target: Target) -> dict:
+    """The volume `part` is to be (re)created as, with a bind's folder moved with var/; raises BackupError
+    for anything but a plain, sized, NFS or bind volume of the local driver whose folder is under the
+    target's var/ or DATA_ROOT (a root container fills it: a host device or any other path would be
+    written as root)."""
+    info = part["info"]
+    options = info.get("options") or {}
+    labels = info.get("labels") or {}
+    driver = info.get("driver") or "local"
+    name = part["volume"]
+    if driver != "local" or not isinstance(options, dict) or not isinstance(labels, dict):
+        raise archive.refuse(f"volume {name} is not a local volume")
+    if not all(isinstance(text, str) for text in (*options.values(), *labels.values(), *options, *labels)):
+        raise archive.refuse(f"volume {name} has options or labels that are not text")
+    if set(options) - {"type", "o", "device", "size"}:
+        raise archive.refuse(f"volume {name} has options restore does not create ({sorted(options)})")
+    if "size" in options and not re.fullmatch(r"[0-9]+(\.[0-9]+)?[KMGTkmgt]?[Bb]?", options["size"]):
+        raise archive.refuse(f"volume {name} has a size restore cannot read ({options['size']!r})")
+    options = dict(options)
+    kind = options.get("type")
+    if kind is None and {"o", "device"} & set(options):
+        raise archive.refuse(f"volume {name} mounts something without a type")
+    if kind == "none":
+        device = _rebase(options.get("device", ""), archive.manifest.get("var_dir", ""), str(target.var_dir))
+        roots = [target.var_dir] + ([target.data_root] if target.data_root else [])
+        if options.get("o") != "bind" or not _inside(device, roots):
+            raise archive.refuse(
+                f"volume {name} binds {options.get('device')!r}, outside var/ and DATA_ROOT ({', '.join(map(str, roots))})"
+            )
+        options["device"] = device
+    elif kind in ("nfs", "nfs4"):
+        if not options.get("device", "").startswith(":"):
+            raise archive.refuse(f"volume {name} is NFS without a remote path")
+    elif kind is not None:
+        raise archive.refuse(f"volume {name} mounts a {kind!r} file system (a host device?)")
+    return {"driver": "local", "options": options, "labels": labels}
+
+
+def check_volumes(archive: Archive, target: Target) -> None:
+    """Every volume of the archive is one restore may create (volume_plan), before anything changes."""
+    for part in archive.of_kind("volume"):
+        volume_plan(archive, part, target)
+
+
+def restored_env_value(env_file: Path | None, key: str) -> str:
+    """`key`'s value in the .env just restored, read as the portal reads it (python-dotenv), or ""."""
+    if env_file is None or not env_file.is_file():
+        return ""
+    from dotenv import dotenv_values
+
+    return dotenv_values(env_file, interpolate=False).get(key) or ""
 
 
 def hub_db_users(path: Path) -> int:
@@ -638,18 +840,22 @@ def restore(archive: Archive, target: Target, say: Say, replace: bool) -> None:
             sqlite_copy(copy, hub / "jupyterhub.sqlite")
 
     say(".env and secrets")
-    for part in archive.of_kind("file"):
+    files = sorted(archive.of_kind("file"), key=lambda part: part["key"] != "env")  # .env first: it may name the key
+    for part in files:
         where = file_target(part["key"], target.var_dir, target.env_file, target.oidc_key_file)
         if part["key"] == "oidc-key" and where is None:
-            where = Path(part["path"])  # the restored .env names the same file
-        if where is None or (where.exists() and not where.is_file()):
+            # Only to the file the restored .env names (the archive's own record of it must agree).
+            named = restored_env_value(target.env_file, "OIDC_RSA_PRIVATE_KEY_FILE")
+            if named and named == part.get("path") and _inside(named, [Path("/")]):
+                where = Path(named)
+        if where is None or where.is_symlink() or (where.exists() and not where.is_file()):
             say(f"  {part['key']}: skipped (no file to restore it to)")
             continue
         _write_secret(where, archive.open(part).read(), part["mode"], part.get("owner"), part.get("group"))
         say(f"  {part['key']} -> {where}")
 
     for part in archive.of_kind("dir"):
-        folder = local_dirs(target.var_dir)[part["key"]]
+        folder = local_dirs(target.var_dir)[part["key"]]  # a key verify() accepted
         say(f"local folder {folder}")
         untar_folder(archive.open(part), folder, old_var, new_var, replace)
 
@@ -658,12 +864,7 @@ def restore(archive: Archive, target: Target, say: Say, replace: bool) -> None:
         raise BackupError(f"the archive holds Docker volumes but {problem}")
     for part in volumes:
         say(f"volume {part['volume']}")
-        info = dict(part["info"])
-        options = dict(info["options"])
-        if "device" in options:
-            options["device"] = _rebase(options["device"], old_var, new_var)
-        info["options"] = options
-        write_volume(target.image, part["volume"], info, archive.open(part), replace)
+        write_volume(target.image, part["volume"], volume_plan(archive, part, target), archive.open(part), replace)
 
 
 def _write_secret(path: Path, data: bytes, mode: int, owner: str | None, group: str | None) -> None:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.live import REPO, PortalProcess, in_ci
+from tests.live import REPO, PortalProcess, free_port, in_ci
 from tests.ops.conftest import RUN
 
 ADMIN = {"host": "127.0.0.1", "port": 3306, "user": "root"}
@@ -106,3 +107,32 @@ def test_a_sqlite_archive_is_refused_by_a_mariadb_system(scratch_database, tmp_p
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode != 0
     assert "holds a sqlite portal database but DATABASE_URL names mysql" in result.stderr
+
+
+def test_a_dump_with_shell_lines_runs_no_command_when_restored(scratch_database, tmp_path):
+    """The `mariadb` client runs `\\!` lines as shell commands (as root, for `restore`) unless sandboxed: a
+    forged dump with one, checksums recomputed, must not run it (issue 20.8)."""
+    from tests.ops.test_restore_forged_archive import forge, plain
+
+    env = {"DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}", "HUB_PORT": str(free_port())}
+    portal = PortalProcess(tmp_path / "portal", extra_env=env)
+    portal.manage("migrate", "--noinput")
+    portal.manage("backup", "--without-homes", "--output", str(tmp_path / "backups"))
+    genuine = next((tmp_path / "backups").glob("cfps-backup-*.tar"))
+    marker = tmp_path / "ran-as-root"
+    with tarfile.open(genuine) as tar:
+        dump = tar.extractfile("portal-db.sql").read()
+    evil = f"\\! touch {marker}\n".encode() + dump
+
+    def without_dump(manifest):
+        manifest["parts"] = [part for part in manifest["parts"] if part["kind"] != "portal-db"]
+
+    forged = forge(
+        genuine, tmp_path / "forged.tar", [plain("portal-db.sql", evil)],
+        [{"kind": "portal-db", "engine": "mysql"}], without_dump,
+    )  # fmt: skip
+    result = subprocess.run([sys.executable, "manage.py", "restore", str(forged), "--force"], cwd=REPO,
+                            env=portal.env, capture_output=True, text=True)  # fmt: skip
+    assert not marker.exists(), "the dump's shell line ran"
+    assert result.returncode != 0 and "loading the database dump failed" in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr  # one line

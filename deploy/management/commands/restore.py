@@ -5,7 +5,9 @@ which makes the database's tables and the bootstrap admin) with the hub and the 
 
     sudo .venv/bin/python manage.py restore /srv/cfps-backups/cfps-backup-20270110T020000Z.tar
 
-Every checksum is verified before anything changes. A system that already holds work (accounts besides the
+Every checksum is verified before anything changes, and so is that the archive holds only what `backup`
+writes (no paths, links or devices; volumes only under var/ or DATA_ROOT); the SQL dump is loaded with the
+client's --sandbox, so it cannot run shell commands as root. A system that already holds work (accounts besides the
 bootstrap admin, groups, hub users, homes, the archive's volumes) is refused unless --force, which replaces
 it. --dry-run verifies the archive and says what it would replace. Afterwards start the portal and the hub:
 they read the restored .env.
@@ -70,10 +72,12 @@ class Command(BaseCommand):
             env_file=env_path().resolve(),
             oidc_key_file=Path(oidc_file) if oidc_file else None,
             image=settings.CONTAINERS.image,
+            data_root=Path(settings.CONTAINERS.data_root).resolve(),
         )
         try:
             with backup.Archive(archive) as opened:
-                opened.verify(say)
+                opened.verify(say)  # only what backup writes, intact (deploy/backup.py: the archive is not trusted)
+                backup.check_volumes(opened, target)
                 engine = opened.of_kind("portal-db")[0]["engine"]
                 if engine != backup.vendor(target.database):
                     raise CommandError(
