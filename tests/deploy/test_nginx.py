@@ -21,9 +21,18 @@ def certificate(tmp_path_factory):
 
 
 def generate(tmp_path: Path, *args: str, **env: str) -> str:
-    """The site as gen_nginx prints it, with its cache in tmp_path (nginx -t creates that folder)."""
+    """The site as gen_nginx prints it, with its cache and access log in tmp_path (nginx -t creates them), and
+    a loopback resolver (OCSP stapling's; nothing asks it here)."""
     env = {"APP_DOMAIN_NAME": DOMAIN, **env}
-    return manage("gen_nginx", "--cache-dir", str(tmp_path / "cache"), *args, env=env).stdout
+    paths = ["--cache-dir", str(tmp_path / "cache"), "--access-log", str(tmp_path / "access.log")]
+    return manage("gen_nginx", *paths, "--resolver", "127.0.0.1", *args, env=env).stdout
+
+
+# The one warning `nginx -t` gives for a TLS site with a self-signed test certificate: it has no issuer and
+# no OCSP responder to staple (a CA's certificate has both).
+STAPLING_WARNING = re.compile(
+    r'nginx: \[warn\] "ssl_stapling" ignored, issuer certificate not found for certificate "[^"]+"\n'
+)
 
 
 def tls_args(certificate) -> list[str]:
@@ -37,7 +46,9 @@ def test_generated_site_passes_nginx_t(tmp_path, certificate, tls):
     site.write_text(generate(tmp_path, *(tls_args(certificate) if tls else [])))
     result = nginx_test(wrap_site(site, tmp_path), tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "[warn]" not in result.stderr and "[emerg]" not in result.stderr, result.stderr
+    others = STAPLING_WARNING.sub("", result.stderr)
+    assert "[warn]" not in others and "[emerg]" not in others, result.stderr
+    assert bool(STAPLING_WARNING.search(result.stderr)) is tls, result.stderr
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "tls"])
@@ -127,7 +138,56 @@ def test_tls_site_has_modern_tls_and_hsts(tmp_path, certificate):
     assert "location ^~ /.well-known/acme-challenge/" in http  # renewals still work over http
     for https in (blocks[DOMAIN], blocks[f"hub.{DOMAIN}"]):
         assert "ssl_protocols TLSv1.2 TLSv1.3;" in https
-        assert 'add_header Strict-Transport-Security "max-age=63072000" always;' in https
+        for line in ("ssl_stapling on;", "ssl_stapling_verify on;", "resolver 127.0.0.1 valid=300s;"):
+            assert line in https, line
+        assert "ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;" in https
+    # The portal's name: includeSubDomains only when asked (other campus sites may live under it); the hub's
+    # name: always (each student's server has a subdomain of it, all https).
+    assert blocks[DOMAIN].count('add_header Strict-Transport-Security "max-age=63072000" always;') == 2  # + /static/
+    assert (
+        'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;' in blocks[f"hub.{DOMAIN}"]
+    )
+    assert "Strict-Transport-Security" not in http  # never over plain http
+    asked = servers(generate(tmp_path, *tls_args(certificate), SECURE_HSTS_INCLUDE_SUBDOMAINS="true"))[DOMAIN]
+    assert 'add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;' in asked
+
+
+SECURITY_HEADERS = (
+    "add_header X-Content-Type-Options $cfps_content_type_options always;",
+    "add_header Referrer-Policy $cfps_referrer_policy always;",
+    "add_header Permissions-Policy $cfps_permissions_policy always;",
+)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "tls"])
+def test_every_server_and_every_location_with_headers_of_its_own_sends_the_security_headers(tmp_path, certificate, tls):
+    site = generate(tmp_path, *(tls_args(certificate) if tls else []))
+    blocks = servers(site)
+    for name, block in blocks.items():
+        # Nginx drops the server's add_header lines where a location has its own: each such location repeats them.
+        scopes = [block, *re.findall(r"\n    location [^{]+\{(.*?)\n    \}", block, re.S)]
+        for scope in scopes:
+            if "add_header" not in scope:
+                continue
+            for line in SECURITY_HEADERS:
+                assert line in scope, (name, line, scope)
+            frame = "sameorigin" if name.startswith("hub.") else "deny"
+            assert f"add_header X-Frame-Options $cfps_frame_options_{frame} always;" in scope, (name, scope)
+    policy = re.search(r'map \$upstream_http_permissions_policy \$cfps_permissions_policy \{\s*""\s+"([^"]+)";', site)
+    for feature in ("camera", "microphone", "geolocation", "payment", "usb"):
+        assert f"{feature}=()" in policy.group(1)
+    assert "clipboard" not in policy.group(1) and "fullscreen" not in policy.group(1)  # JupyterLab uses both
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "tls"])
+def test_the_access_log_format_has_no_query_string_and_masks_one_time_links(tmp_path, certificate, tls):
+    site = generate(tmp_path, *(tls_args(certificate) if tls else []))
+    log_format = re.search(r"log_format cfps_scrubbed (.*?);\n", site, re.S).group(1)
+    for leak in ("$request ", '$request"', "$request_uri", "$args", "$query_string", "$http_referer", "$uri"):
+        assert leak not in log_format, leak
+    assert "$cfps_log_uri" in log_format and "$cfps_log_referer" in log_format
+    for name, block in servers(site).items():
+        assert f"access_log {tmp_path / 'access.log'} cfps_scrubbed;" in block, name
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,8 @@ def system(tmp_path_factory):
             str(tmp / "http" / "cache"),
             "--acme-webroot",
             str(tmp / "acme"),
+            "--access-log",
+            str(tmp / "http" / "cfps-access.log"),
             "--output",
             str(site),
         )
@@ -80,6 +82,10 @@ def system(tmp_path_factory):
             str(tmp / "tls" / "cache"),
             "--acme-webroot",
             str(tmp / "acme"),
+            "--access-log",
+            str(tmp / "tls" / "cfps-access.log"),
+            "--resolver",
+            "127.0.0.1",
             "--output",
             str(tls_site),
         )
@@ -197,7 +203,7 @@ def test_hashed_static_files_are_cached_by_nginx_for_a_long_time(site):
     assert second.headers.get("x-cache-status") == "HIT", dict(second.headers)
 
 
-def test_tls_nginx_redirects_http_to_https_and_sends_one_hsts_header(system):
+def test_tls_nginx_redirects_http_to_https_and_sends_one_hsts_header_and_one_of_each_security_header(system):
     site, tls, (http_port, https_port), cert = system
     with httpx.Client(trust_env=False, timeout=30, verify=ssl.create_default_context(cafile=str(cert))) as client:
         redirect = client.get(f"http://127.0.0.1:{http_port}/accounts/login/?next=/x", follow_redirects=False)
@@ -205,10 +211,22 @@ def test_tls_nginx_redirects_http_to_https_and_sends_one_hsts_header(system):
         assert redirect.headers["location"] == f"https://127.0.0.1:{https_port}/accounts/login/?next=/x"
         portal = client.get(f"https://127.0.0.1:{https_port}/accounts/login/")
         hub = client.get(f"https://localhost:{https_port}/jupyter/hub/api")
+        hub_page = client.get(f"https://localhost:{https_port}/jupyter/hub/login")
     assert portal.status_code == 200 and hub.status_code == 200, tls.error_log()
-    for response in (portal, hub):
-        assert response.headers.get_list("strict-transport-security") == ["max-age=31536000"]
+    assert portal.headers.get_list("strict-transport-security") == ["max-age=31536000"]
+    for response in (hub, hub_page):  # students' servers are subdomains of the hub's name
+        assert response.headers.get_list("strict-transport-security") == ["max-age=31536000; includeSubDomains"]
+    for response in (portal, hub, hub_page):
         assert response.http_version == "HTTP/1.1"  # httpx without h2; Nginx offers h2 to browsers
+        # Where the app sends its own header, it is the only one (Nginx adds its own only where none came).
+        for name in ("x-content-type-options", "referrer-policy", "permissions-policy"):
+            assert len(response.headers.get_list(name)) == 1, (response.url, name, response.headers)
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert portal.headers.get_list("x-frame-options") == ["DENY"]  # Django's own
+    # JupyterHub's pages decide their framing with their CSP's frame-ancestors: Nginx adds no X-Frame-Options.
+    assert (
+        "frame-ancestors" in hub_page.headers["content-security-policy"] and "x-frame-options" not in hub_page.headers
+    )
 
 
 def test_acme_challenges_are_served_over_plain_http_even_with_tls(system):

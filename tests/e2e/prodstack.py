@@ -94,6 +94,7 @@ def prod_stack(
                 "gen_nginx", "--tls", "--listen", "127.0.0.1", "--http-port", str(http_port),
                 "--https-port", str(https_port), "--certificate", str(cert), "--certificate-key", str(key),
                 "--cache-dir", str(tmp / "nginx" / "cache"), "--acme-webroot", str(tmp / "acme"),
+                "--access-log", str(tmp / "nginx" / "cfps-access.log"), "--resolver", "127.0.0.1",
                 "--output", str(site),
             )  # fmt: skip
             nginx = Nginx(site, tmp / "nginx", [http_port, https_port], workers=nginx_workers).start()

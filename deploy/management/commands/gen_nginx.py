@@ -4,7 +4,10 @@ Why: Nginx is the only thing the internet talks to. It serves two host names (po
 portal's (APP_DOMAIN_NAME) goes straight to gunicorn on 127.0.0.1:PORTAL_PORT, the hub's (HUB_DOMAIN_NAME,
 and *.HUB_DOMAIN_NAME with USER_SUBDOMAINS) to JupyterHub's proxy on 127.0.0.1:PORT. It ends TLS, upgrades
 websockets, passes the client's address with the proxy secret the portal's rate limits expect, and answers
-certbot's challenges for both names. Without `--tls` it serves plain http, which is what certbot needs for
+certbot's challenges for both names. Its access log has no query strings and no one-time link's token; every
+response of both names, its own error pages too, carries the security headers (X-Content-Type-Options,
+Referrer-Policy, Permissions-Policy, X-Frame-Options where the app sets no framing rule, and with `--tls`
+HSTS, includeSubDomains on the hub's name), and `--tls` staples OCSP. Without `--tls` it serves plain http, which is what certbot needs for
 the first certificate; with `--tls` http only redirects to https. The file holds PROXY_SECRET, so it is
 written readable by its owner only (Nginx reads it as root). Safe to run again: an unchanged file is left
 alone.
@@ -13,6 +16,7 @@ alone.
     python manage.py gen_nginx --tls --output /etc/nginx/sites-available/cfps    # after certbot
 """
 
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -27,6 +31,15 @@ from portal.config.topology import PROXY_SECRET_HEADER
 # `http2 on;` replaced `listen ... http2` in Nginx 1.25.1 (the old form still works there, with a warning).
 HTTP2_DIRECTIVE_SINCE = (1, 25, 1)
 _SIZE = re.compile(r"[1-9][0-9]*[kKmMgG]?")
+# Features no page of the site uses (Permissions-Policy, deploy/nginx/_security_http.conf). Not the clipboard
+# or fullscreen, which JupyterLab uses.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), bluetooth=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), hid=(), "
+    "magnetometer=(), microphone=(), midi=(), payment=(), serial=(), usb=(), xr-spatial-tracking=()"
+)
+RESOLV_CONF = Path("/etc/resolv.conf")
+# Debian's ca-certificates bundle: the roots an OCSP response's signer chains up to (a public CA's).
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def nginx_version() -> tuple[int, ...] | None:
@@ -47,6 +60,24 @@ def listen_addresses(address: str, port: int, suffix: str = "") -> list[str]:
     if ":" in address and not address.startswith("["):
         address = f"[{address}]"
     return [f"{address}:{port}{extra}"]
+
+
+def system_resolvers(resolv_conf: Path = RESOLV_CONF) -> list[str]:
+    """The name servers of /etc/resolv.conf, as Nginx's `resolver` takes them (IPv6 in brackets)."""
+    found = []
+    try:
+        lines = resolv_conf.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver" and "%" not in words[1]:
+            try:
+                address = ipaddress.ip_address(words[1])
+            except ValueError:
+                continue
+            found.append(f"[{address}]" if address.version == 6 else str(address))
+    return found
 
 
 class Command(render.GeneratorCommand, BaseCommand):
@@ -91,6 +122,23 @@ class Command(render.GeneratorCommand, BaseCommand):
         )
         parser.add_argument("--http-port", type=int, default=80, help="Plain http port (default: 80).")
         parser.add_argument("--https-port", type=int, default=443, help="https port with --tls (default: 443).")
+        parser.add_argument(
+            "--access-log",
+            default="/var/log/nginx/access.log",
+            help="Nginx's access log for both names, without query strings or one-time links' tokens "
+            "(default: /var/log/nginx/access.log).",
+        )
+        parser.add_argument(
+            "--resolver",
+            help="DNS server(s) Nginx asks for the OCSP responder's address with --tls, space-separated "
+            "(default: the nameservers of /etc/resolv.conf).",
+        )
+        parser.add_argument(
+            "--ocsp-trusted-certificate",
+            default=SYSTEM_CA_BUNDLE,
+            help="CA certificates that sign the certificate's OCSP responses, for stapling with --tls "
+            f"(default: the system's, {SYSTEM_CA_BUNDLE}; a campus CA: its own certificate).",
+        )
 
     def handle(self, *args, tls=False, output=None, dry_run=False, **options):
         self.emit(
@@ -127,9 +175,9 @@ class Command(render.GeneratorCommand, BaseCommand):
             if not 0 < port < 65536:
                 raise CommandError(f"{key} must be a port number, not {port}")
         listen = render.check_value("--listen", options["listen"]) if options["listen"] else ""
-        hsts = f"max-age={settings.HSTS_SECONDS}" + ("; includeSubDomains" if settings.HSTS_INCLUDE_SUBDOMAINS else "")
         version = nginx_version()
         return {
+            **self.security_context(tls, options),
             "tls": tls,
             "portal_host": portal_host,
             "hub_names": hub_names,
@@ -150,5 +198,29 @@ class Command(render.GeneratorCommand, BaseCommand):
             "acme_webroot": render.check_value("--acme-webroot", options["acme_webroot"]),
             "cache_dir": render.check_value("--cache-dir", options["cache_dir"]),
             "max_body_size": render.check_value("--max-body-size", options["max_body_size"], _SIZE),
-            "hsts": hsts,
+        }
+
+    def security_context(self, tls: bool, options: dict) -> dict:
+        """Logging, security headers, HSTS and OCSP stapling (deploy/nginx/_security_*.conf, _tls.conf)."""
+        portal_hsts = f"max-age={settings.HSTS_SECONDS}" + (
+            "; includeSubDomains" if settings.HSTS_INCLUDE_SUBDOMAINS else ""
+        )
+        # Per-student origins are subdomains of the hub's name: all https, always (the portal's name may have
+        # siblings on plain http elsewhere on campus, so there it is HSTS_INCLUDE_SUBDOMAINS's choice).
+        hub_hsts = f"max-age={settings.HSTS_SECONDS}; includeSubDomains"
+        resolvers = (options["resolver"] or "").split() or system_resolvers()
+        if tls and not resolvers:
+            raise CommandError(f"no nameserver in {RESOLV_CONF}: name one for OCSP stapling with --resolver")
+        trusted = options["ocsp_trusted_certificate"]
+        if tls and not Path(trusted).is_file():
+            raise CommandError(
+                f"the OCSP trusted certificate {trusted} does not exist: apt-get install ca-certificates"
+            )
+        return {
+            "access_log": render.check_value("--access-log", options["access_log"]),
+            "permissions_policy": PERMISSIONS_POLICY,
+            "portal_hsts": portal_hsts if tls else "",
+            "hub_hsts": hub_hsts if tls else "",
+            "resolver": " ".join(render.check_value("--resolver", value) for value in resolvers),
+            "ocsp_trusted_certificate": render.check_value("--ocsp-trusted-certificate", trusted),
         }
