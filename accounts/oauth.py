@@ -15,8 +15,9 @@ Rules:
   the same view, with the same checks, called in the login's response instead of one browser round trip later.
 - A user who must still replace a staff-given temporary password (`must_change_password`) is answered no
   authorization (the endpoint itself sends them to the password-change page, so no path round the
-  middleware gets a code), and the token endpoint takes none of their codes or refresh tokens: the printed
-  password never opens JupyterLab.
+  middleware gets a code), the token endpoint takes none of their codes or refresh tokens, and userinfo none
+  of their access tokens (the hub's next auth refresh then ends its session): the printed password never
+  opens JupyterLab.
 """
 
 import base64
@@ -47,6 +48,11 @@ def _unverified_jti(token: str) -> str | None:
         return None
 
 
+def _may_use_tokens(user) -> bool:
+    """Active, and not waiting to replace a temporary password (module rules)."""
+    return bool(getattr(user, "is_active", False)) and not getattr(user, "must_change_password", True)
+
+
 class PortalOAuth2Validator(OAuth2Validator):
     oidc_claim_scope = {
         **OAuth2Validator.oidc_claim_scope,
@@ -71,12 +77,11 @@ class PortalOAuth2Validator(OAuth2Validator):
 
     def validate_bearer_token(self, token, scopes, request):
         valid = super().validate_bearer_token(token, scopes, request)
-        return valid and bool(getattr(request.user, "is_active", False))
+        return valid and _may_use_tokens(request.user)
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         valid = super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
-        user = request.user
-        return valid and bool(getattr(user, "is_active", False)) and not getattr(user, "must_change_password", True)
+        return valid and _may_use_tokens(request.user)
 
     # --- one read of the grant per code exchange (module docstring) ---
     def _grant(self, code, client, request):
@@ -91,7 +96,7 @@ class PortalOAuth2Validator(OAuth2Validator):
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         grant = self._grant(code, client, request)
-        if grant is None or grant.is_expired() or not grant.user.is_active or grant.user.must_change_password:
+        if grant is None or grant.is_expired() or not _may_use_tokens(grant.user):
             return False
         request.scopes = grant.scope.split(" ")
         request.user = grant.user

@@ -334,9 +334,7 @@ def test_the_authorize_view_itself_answers_no_one_who_must_change_a_temporary_pa
     assert not get_grant_model().objects.exists()
 
 
-def test_the_token_endpoint_takes_no_code_or_refresh_token_of_someone_who_must_change_the_password(
-    client, student, hub_app
-):
+def test_no_code_refresh_or_access_token_works_for_someone_who_must_change_the_password(client, student, hub_app):
     tokens = full_login(client)
     client.force_login(student)
     verifier, challenge = pkce_pair()
@@ -356,6 +354,9 @@ def test_the_token_endpoint_takes_no_code_or_refresh_token_of_someone_who_must_c
         },
     )
     assert refreshed.status_code == HTTPStatus.BAD_REQUEST and refreshed.json()["error"] == "invalid_grant"
+    # The hub's auth refresh asks userinfo with its access token: refused too, so the hub's session ends.
+    userinfo = Client().get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}")
+    assert userinfo.status_code == HTTPStatus.UNAUTHORIZED
 
 
 def test_after_choosing_a_password_the_hub_login_answers_at_once_again(client, student, hub_app, temporary):
