@@ -243,7 +243,7 @@ def test_two_groups_that_differ_only_in_case_get_different_volumes():
 
 
 def test_debian_mirror_defaults_to_the_one_apt_uses(tmp_path):
-    from portal.config import containers, table
+    from portal.config import containers
 
     deb822, legacy = tmp_path / "deb822", tmp_path / "legacy"
     (deb822 / "sources.list.d").mkdir(parents=True)
