@@ -22,6 +22,8 @@ source_suffix = {".md": "markdown"}
 root_doc = "index"
 exclude_patterns = ["_build", "_ext"]
 
+# Unlabelled code blocks are shell commands and program output: no guessing at a lexer.
+highlight_language = "none"
 myst_enable_extensions = ["colon_fence", "deflist"]
 # [text](page.md#a-heading) works for headings down to ###; a heading that moves breaks the build.
 myst_heading_anchors = 3
