@@ -139,3 +139,23 @@ def test_a_declared_table_renders_prod_defaults_secrets_links_and_escapes():
     assert "Type `int` · default *empty* · **secret**" in page
     # Another key is a link; Markdown's specials outside code are escaped; code spans stay as written.
     assert "with {envvar}`PASSWORD_CHECKS_AT_ONCE`, see \\<name\\>\\_x and `a*b`." in page
+
+
+def test_readme_is_a_short_door_to_the_docs():
+    """README.md keeps what a newcomer needs first; everything else lives in docs/, which it links to."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert len(lines) < 150, f"README.md has {len(lines)} lines: move the detail into docs/"
+    fenced = False
+    for number, line in enumerate(lines, 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            assert len(line) <= 200, f"README.md line {number} has {len(line)} characters"
+    opening = text[text.index("```") : text.index("```", text.index("```") + 3)]
+    assert "./run.sh" in opening and "./test.sh" in opening, "the two commands open the README"
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [link for link in links if not re.match(r"[a-z]+://", link)]
+    assert any(link.startswith("docs/") for link in local)
+    missing = [link for link in local if not (REPO / link).exists()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
