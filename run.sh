@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 # `./run.sh --prepare`: install and prepare everything (Debian packages, .venv, the generated secrets, the
 # Node.js proxy when PROXY is node, the database, static files, bootstrap), then exit without starting anything.
-# For a server where systemd runs the processes (README, "Deploy to a server").
+# For a server where systemd runs the processes (docs/operator/deploy.md).
 PREPARE_ONLY=""
 case "${1:-}" in
 "") ;;

@@ -17,8 +17,8 @@ PASSWORD = "Cfps-analysis-2026"
 
 
 # Tests that start their own portal/hub processes, each with its own SQLite (tests/dataset: their own scratch
-# databases on MariaDB, whichever database the suite runs on).
-LIVE_DIRS = ("e2e", "browser", "docker", "deploy", "dataset", "ops")
+# databases on MariaDB, whichever database the suite runs on; tests/docs: a Sphinx build, no database at all).
+LIVE_DIRS = ("e2e", "browser", "docker", "deploy", "dataset", "ops", "docs")
 
 
 def on_mariadb() -> bool:

@@ -3,7 +3,7 @@
 Rules:
 - Every key `.env` may hold is declared once, with its type, default per profile, secrecy and doc, in
   `table.py`; `.env.example` and the docs' reference are generated from it (`python -m portal.config example`,
-  `reference`). A key in `.env` that the table lacks stops start-up with the nearest known name.
+  docs/_ext/configref.py). A key in `.env` that the table lacks stops start-up with the nearest known name.
 - `.env` (with the process environment over it) is read by `env.Env` and by nothing else; `load()` reads it
   once per process (functools.cache). The `Config` it returns is the only thing handed on: the settings are
   built from it, the hub's `apply_config(c, config)` receives it, gunicorn's config, run.sh and the operators'

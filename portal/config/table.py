@@ -2,8 +2,8 @@
 
 django-oauth-toolkit's `DEFAULTS` is the model: the rest of the code asks `Env` for a key by name and gets
 this table's default when `.env` leaves it empty, so a default is never typed twice. `.env.example` and the
-docs' configuration reference are generated from here (`python -m portal.config example` / `reference`),
-and a test fails when the committed `.env.example` differs from what the table makes.
+docs' configuration reference (docs/_ext/configref.py) are generated from here (`python -m portal.config
+example` writes the former), and a test fails when the committed `.env.example` differs from the table's.
 
 Rules:
 - A key not in this table is a programming error when code asks for it (`KeyError`), and an operator's error
@@ -112,9 +112,9 @@ KEYS: tuple[Key, ...] = (
        "unix:/run/cfps/portal.sock)."),
     # --- database ---
     _k("DATABASE_URL", "database", "url", "", "Empty: SQLite in var/portal.sqlite3. MariaDB/MySQL: "
-       "mysql://user:pass@127.0.0.1:3306/cfps_portal."),
+       "mysql://user:pass@127.0.0.1:3306/cfps_portal.", secret=True),
     _k("REDIS_URL", "database", "url", "", "Shared cache for the guess counts; required in prod, unused in dev. "
-       "Example: redis://127.0.0.1:6379/0."),
+       "Example: redis://127.0.0.1:6379/0.", secret=True),
     # --- limits ---
     _k("SIGNUP_CODE_FAILURE_LIMIT", "limits", "rate", "20/10m", "Wrong (non-existent) invite codes per client "
        "address: stops enumerating codes. Only failures count, so a class behind one NAT address signs up at once."),
@@ -359,30 +359,3 @@ def render_env_example() -> str:
             lines += _wrap(doc)
             lines.append(f"{key.name}={key.example_value}")
     return "\n".join(lines) + "\n"
-
-
-def render_reference() -> str:
-    """The docs' configuration reference (MyST Markdown), one table per section."""
-    out = [
-        "# Configuration reference",
-        "",
-        "Every key `.env` may hold, generated from the code's own table (`portal/config/table.py`) when the docs "
-        "are built. An empty value means the default; *computed* defaults are described in the key's text. "
-        "Secret keys are never logged nor sent to a student. A key `.env` holds that is not listed here stops "
-        "start-up with the nearest known name.",
-    ]
-    for title in SECTIONS.values():
-        out += [
-            "",
-            f"## {title}",
-            "",
-            "| Key | Type | Default (dev) | Default (prod) | Meaning |",
-            "|---|---|---|---|---|",
-        ]
-        for row in (r for r in rows() if r.section == title):
-            dev = f"`{row.default_dev}`" if row.default_dev else "*(empty)*"
-            prod = f"`{row.default_prod}`" if row.default_prod else "*(empty)*"
-            kind = row.type + (", secret" if row.secret else "")
-            doc = row.doc.replace("|", "\\|")
-            out.append(f"| `{row.name}` | {kind} | {dev} | {prod} | {doc} |")
-    return "\n".join(out) + "\n"

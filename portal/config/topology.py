@@ -142,7 +142,7 @@ def from_env(env: Env) -> Topology:
     prod = env.prod
     domain = env.get("APP_DOMAIN_NAME").strip().lower()
     hub_domain = env.get("HUB_DOMAIN_NAME").strip().lower() or (f"hub.{domain}" if domain else "")
-    if domain:  # a server with a name: behind Nginx and TLS (README, "Deploy to a server")
+    if domain:  # a server with a name: behind Nginx and TLS (docs/operator/deploy.md)
         default_portal, default_hub = f"https://{domain}", f"https://{hub_domain}"
     else:
         default_portal, default_hub = f"http://{DEV_PORTAL_HOST}:{port}", f"http://{DEV_HUB_HOST}:{port}"

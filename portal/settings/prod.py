@@ -2,7 +2,7 @@
 
 Everything comes from `.env`. Missing or placeholder values stop the process with one line naming them.
 
-Rules (see the README's "Deploy to a server"):
+Rules (see docs/operator/deploy.md):
 - TLS ends at Nginx (`python manage.py gen_nginx --tls`), which redirects http to https and sets
   X-Forwarded-Proto; JupyterHub's proxy then appends its own value, and Django reads the left-most one.
 - Django itself never redirects to https: the hub calls /o/token/ and /o/userinfo/ on plain http over

@@ -3,7 +3,7 @@
 Why: accounts, invite history, groups, the hub's state and every student's home live on one server. This
 saves them while the system runs, students included, into `var/backups/cfps-backup-<UTC time>.tar` (or
 --output), with a manifest of checksums that `restore` verifies. Copy the archive off the machine afterwards
-(README: Backup and restore). Each run writes a new archive; nothing else changes, except that --keep N
+(docs/operator/backup.md). Each run writes a new archive; nothing else changes, except that --keep N
 then deletes all but the newest N archives in that folder (the nightly timer keeps 7).
 
     sudo .venv/bin/python manage.py backup --output /srv/cfps-backups
