@@ -6,8 +6,9 @@ generated and printed once), every invite code in `INVITE_CODES` (`;`-separated,
 staff roles 教师 and 助教 with the permissions `accounts/roles.py` lists (set again on every run, so a new
 app's permissions join them), and the hub's OAuth client (`ensure_hub_client`), and takes group and other
 permissions off what var/ holds (portal/config/filemodes.py: databases, logs, secrets, homes are owner-only).
-It never changes an existing password or an existing code's settings, and never takes a permission from a
-person (only from the two role groups).
+It never changes an existing password or an existing code's settings, never takes a permission from a
+person (only from the two role groups), and never makes an existing account that is not staff a superuser (a
+student who signed up with the name first is refused, in one line).
 """
 
 import secrets
@@ -69,6 +70,13 @@ class Command(BaseCommand):
             raise CommandError(f"ADMIN_USERNAME={settings.ADMIN_USERNAME!r}: {' '.join(exc.messages)}") from None
         user = User.objects.filter(username=username).first()
         if user is not None:
+            if not (user.is_superuser or user.is_staff):
+                # A student who took the name first (or after ADMIN_USERNAME changed) must not become superuser
+                # at the next start: only an account that was staff already gets its rights restored.
+                raise CommandError(
+                    f"ADMIN_USERNAME={settings.ADMIN_USERNAME!r} names an existing account that is not staff; "
+                    "bootstrap will not make it a superuser. Set another ADMIN_USERNAME in .env."
+                )
             if not (user.is_staff and user.is_superuser and user.is_active):
                 user.is_staff = user.is_superuser = user.is_active = True
                 user.save(update_fields=["is_staff", "is_superuser", "is_active"])
