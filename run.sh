@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 # `./run.sh --prepare`: install and prepare everything (Debian packages, .venv, the generated secrets, the
 # Node.js proxy when PROXY is node, the database, static files, bootstrap), then exit without starting anything.
-# For a server where systemd runs the processes (README, "Deploy to a server").
+# For a server where systemd runs the processes (docs/operator/deploy.md).
 PREPARE_ONLY=""
 case "${1:-}" in
 "") ;;
@@ -53,33 +53,32 @@ from hubconfig.docker import choose_spawner
 
 try:
     config = load()
-    env, topo = config.env, config.topology
+    topo = config.topology
+    values = {
+        "port": topo.port,
+        "bind_ip": topo.bind_ip,
+        "portal_port": topo.portal_port,
+        "hub_port": topo.hub_port,
+        "proxy_api_port": topo.proxy_api_port,
+        "public_url": topo.public_url,
+        "hub_url": topo.hub_public_url,
+        "portal_host": topo.portal_host,
+        "hub_host": topo.hub_host,
+        "proxy": config.hub.proxy,
+        "spawner": choose_spawner(config)[0],  # the hub's own choice (hubconfig/docker.py)
+        "bind": config.web.bind,
+        "admin_user": config.accounts.admin_username,
+        "invite_codes": " ".join(config.accounts.invite_codes)
+        or "(none in .env; make one with: .venv/bin/python manage.py create_invite)",
+    }
 except EnvError as exc:
     raise SystemExit(f"error: {exc}") from None
-codes = ["".join(c.split()).upper() for c in env.list("INVITE_CODES", sep=";")]
-values = {
-    "port": topo.port,
-    "bind_ip": topo.bind_ip,
-    "portal_port": topo.portal_port,
-    "hub_port": topo.hub_port,
-    "proxy_api_port": topo.proxy_api_port,
-    "public_url": topo.public_url,
-    "hub_url": topo.hub_public_url,
-    "portal_host": topo.portal_host,
-    "hub_host": topo.hub_host,
-    "proxy": env.get("PROXY", "node" if env.prod else "python").strip().lower(),
-    "spawner": choose_spawner(env)[0],  # the hub's own choice (hubconfig/docker.py)
-    "bind": env.get("BIND"),
-    "admin_user": env.get("ADMIN_USERNAME", "cfps-admin"),
-    "invite_codes": " ".join(codes) or "(none in .env; make one with: .venv/bin/python manage.py create_invite)",
-}
 for name, value in values.items():
     print(f"{name}={shlex.quote(str(value))}")
 PY
 ) || die "could not read the settings from .env (see above)"
 eval "$settings"
 
-[[ "$proxy" == python || "$proxy" == node ]] || die "PROXY must be python or node, not '$proxy'"
 if [[ -n "$bind" ]]; then
     warn "BIND=$bind is set: gunicorn listens there, but the proxy still sends / to 127.0.0.1:$portal_port (PORTAL_PORT)"
 fi

@@ -16,6 +16,8 @@ ensure_apt_packages nginx iptables iproute2 systemd openssl
 # conflicts with docker.io), and debootstrap for the offline image build.
 command -v dockerd >/dev/null 2>&1 || ensure_apt_packages docker.io
 ensure_apt_packages debootstrap
+# The docs' diagrams (docs/, sphinx.ext.graphviz draws them with dot).
+ensure_apt_packages graphviz
 ensure_venv
 ensure_node
 ensure_node_modules
@@ -78,6 +80,8 @@ step "ruff format" ruff format --check .
 step "import contracts" lint-imports --no-cache
 step "migrations are up to date" python manage.py makemigrations --check --dry-run
 step "compilemessages" python manage.py compilemessages --ignore=.venv --ignore=node_modules --ignore=var
+# The docs, with warnings as errors and every reference checked (-n): a broken link or an unknown key fails.
+step "docs build" python -m sphinx -W --keep-going -n -q -b html docs var/docs-html
 # The notebook image, built here (its progress shows; minutes the first time, a second when nothing changed)
 # so that tests/docker finds it. Without Docker those tests are skipped, except in CI where that fails.
 if ensure_docker_running; then

@@ -1,4 +1,7 @@
-"""Staff admin: users (with the invite they used), invite codes (status, batch generation), groups."""
+"""Staff admin: users (with the invite they used), invite codes (status, batch generation), groups.
+
+Who may change whom, and which fields only a superuser gets, is `accounts.roles`; the hooks below apply it.
+"""
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -10,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts import admin_tools
+from accounts import admin_tools, roles
 from accounts.approval import AwaitingApprovalFilter, approve_users
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, GenerateInvitesForm
 from accounts.lifecycle_admin import DeletesAccountsWithTheirTokens
@@ -48,6 +51,39 @@ class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
 
     def get_urls(self):
         return admin_tools.user_urls(self) + super().get_urls()
+
+    # --- accounts.roles: protected accounts are read-only, superuser-only fields are left out ---
+    def has_change_permission(self, request, obj=None):
+        # Also guards Django's own password page (/admin/accounts/user/<id>/password/), which asks this.
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or roles.may_manage(request.user, obj))
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or roles.may_manage(request.user, obj))
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        fieldsets = roles.without_superuser_fields(fieldsets)
+        if obj is not None and not roles.may_manage(request.user, obj):
+            # Read-only page: leave out the password and its "reset password" button, which would only lead
+            # to a refusal.
+            fieldsets = roles.without_fields(fieldsets, ("password",))
+        return fieldsets
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "groups" and not request.user.is_superuser:
+            kwargs["queryset"] = roles.class_groups()
+            kwargs["help_text"] = _("The classes and teams this user belongs to.")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if request.user.is_superuser:
+            return actions
+        return {name: (roles.on_manageable_users(func), name, text) for name, (func, name, text) in actions.items()}
 
     @admin.display(description=_("invite code"), ordering="redemption__invite__code")
     def invite_used(self, obj):

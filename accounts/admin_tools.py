@@ -2,7 +2,7 @@
 
 accounts/admin.py wires these into the model admins (actions, URLs); the rules live elsewhere:
 `accounts.roster` (what an import does), `accounts.setpassword` (links and temporary passwords, and who
-may issue them).
+may issue them), `accounts.roles` (who may change whom; a role is never offered or accepted as a class).
 
 - Bulk actions run one user at a time (save() / groups.add()), so per-user signals fire, such as the token
   revocation on deactivation, and each reports how many users it changed.
@@ -27,7 +27,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from accounts import roster, setpassword
+from accounts import roles, roster, setpassword
 from accounts.models import InviteCode, InviteRedemption
 
 User = get_user_model()
@@ -81,6 +81,10 @@ class RosterUploadForm(forms.Form):
         help_text=gettext_lazy("Optional; created if it does not exist."),
     )
 
+    def clean_group(self):
+        roles.check_class_group_name(self.cleaned_data["group"].strip())
+        return self.cleaned_data["group"]
+
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > MAX_ROSTER_BYTES:
@@ -98,6 +102,10 @@ class RosterConfirmForm(forms.Form):
 
     text = forms.CharField(widget=forms.HiddenInput, strip=False)
     group = forms.CharField(widget=forms.HiddenInput, required=False, max_length=150)
+
+    def clean_group(self):
+        roles.check_class_group_name(self.cleaned_data["group"].strip())
+        return self.cleaned_data["group"]
 
     def clean_text(self):
         try:
@@ -231,7 +239,7 @@ class ChooseGroupForm(forms.Form):
 
     def __init__(self, *args, allow_new=True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["group"].queryset = Group.objects.order_by("name")
+        self.fields["group"].queryset = roles.class_groups().order_by("name")
         if not allow_new:
             del self.fields["new_group"]
             self.fields["group"].required = True
@@ -243,6 +251,11 @@ class ChooseGroupForm(forms.Form):
             raise forms.ValidationError(_("Choose a group or type the name of a new one."))
         if data.get("group") and name:
             raise forms.ValidationError(_("Choose a group or type a new name, not both."))
+        if name:
+            try:
+                roles.check_class_group_name(name)
+            except forms.ValidationError as exc:
+                self.add_error("new_group", exc)
         data["new_group"] = name
         return data
 
@@ -268,7 +281,9 @@ def _intermediate(request, model_admin, queryset, *, title, intro, submit, form=
 
 
 def _group_action(model_admin, request, queryset, *, add: bool):
-    form = ChooseGroupForm(request.POST if "apply" in request.POST else None, allow_new=add)
+    # Only staff who may create groups are offered a new one (both roles may: accounts.roles).
+    allow_new = add and request.user.has_perm("auth.add_group")
+    form = ChooseGroupForm(request.POST if "apply" in request.POST else None, allow_new=allow_new)
     if form.is_bound and form.is_valid():
         group = form.get_group()
         count = 0
@@ -428,11 +443,47 @@ class InviteUsedByInline(admin.TabularInline):
 
 
 class GroupAdmin(DjangoGroupAdmin):
-    list_display = ("name", "member_count")
-    readonly_fields = ("members",)
+    """Classes and teams, and the two staff roles (accounts.roles): only a superuser sees a group's permissions
+    or changes a role; a role's permissions are shown, never edited here (bootstrap sets them)."""
+
+    list_display = ("name", "is_role", "member_count")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(member_count=Count("user", distinct=True))
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("staff_role")
+            .annotate(member_count=Count("user", distinct=True))
+        )
+
+    def get_fields(self, request, obj=None):
+        if obj is not None and roles.is_role_group(obj):
+            return ["name", "role_permissions", "members"]
+        return ["name", "permissions", "members"] if request.user.is_superuser else ["name", "members"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("role_permissions", "members")
+
+    def has_change_permission(self, request, obj=None):
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or request.user.is_superuser or not roles.is_role_group(obj))
+
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or request.user.is_superuser or not roles.is_role_group(obj))
+
+    @admin.display(description=gettext_lazy("staff role"), boolean=True)
+    def is_role(self, obj):
+        return hasattr(obj, "staff_role")
+
+    @admin.display(description=gettext_lazy("permissions"))
+    def role_permissions(self, obj):
+        names = obj.permissions.select_related("content_type").order_by("content_type__app_label", "codename")
+        return format_html(
+            '<p>{}</p><ul class="role-permissions">{}</ul>',
+            _("Set by bootstrap from accounts/roles.py (the same on every run); change them there."),
+            format_html_join("", "<li>{}</li>", ((str(p),) for p in names)),
+        )
 
     @admin.display(description=gettext_lazy("members"), ordering="member_count")
     def member_count(self, obj):

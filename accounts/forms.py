@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
-from accounts import usernames
+from accounts import roles, usernames
 from accounts.models import InviteCode, InviteError, normalize_code
 
 User = get_user_model()
@@ -190,10 +190,8 @@ class GenerateInvitesForm(forms.Form):
     note = forms.CharField(label=_("Note"), max_length=200, required=False)
 
     def __init__(self, *args, **kwargs):
-        from django.contrib.auth.models import Group
-
         super().__init__(*args, **kwargs)
-        self.fields["group"].queryset = Group.objects.order_by("name")
+        self.fields["group"].queryset = roles.class_groups().order_by("name")  # never a staff role
 
     @transaction.atomic
     def save(self, created_by):

@@ -66,6 +66,13 @@ class User(AbstractUser):
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
+        # Besides add/change/delete/view: what the staff roles (accounts.roles) hand out. Names as Django's own
+        # (stored in the database at migrate time, shown untranslated like "Can add user").
+        permissions = [
+            ("view_usage", "Can see the usage page"),
+            ("stop_server", "Can stop a user's JupyterLab server"),
+            ("hub_admin", "Is a JupyterHub admin"),
+        ]
 
     @classmethod
     def normalize_username(cls, username):
@@ -132,6 +139,8 @@ class InviteCode(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="invite_codes",
+        # A class or team, never a staff role (accounts.roles): checked by full_clean() and every model form.
+        limit_choices_to={"staff_role__isnull": True},
         help_text=_("New users who sign up with this code join this group (their team)."),
     )
     needs_approval = models.BooleanField(
@@ -252,6 +261,29 @@ class InviteRedemption(models.Model):
 
     def __str__(self):
         return f"{self.user} ← {self.invite}"
+
+
+class StaffRole(models.Model):
+    """Marks a Django group as a staff role (accounts.roles), so it is never taken for a class or team.
+
+    Groups are both: classes and teams (team volumes, hub groups, the `groups` claim) and, with a row here,
+    the roles that hold staff permissions. Only `accounts.roles.ensure_roles()` writes this table.
+    """
+
+    class Key(models.TextChoices):
+        TEACHER = "teacher", _("teacher")
+        TA = "ta", _("teaching assistant")
+
+    key = models.CharField(_("role"), max_length=16, unique=True, choices=Key.choices)
+    group = models.OneToOneField(Group, verbose_name=_("group"), on_delete=models.CASCADE, related_name="staff_role")
+
+    class Meta:
+        verbose_name = _("staff role")
+        verbose_name_plural = _("staff roles")
+        default_permissions = ()  # nobody edits roles in the admin; bootstrap sets them
+
+    def __str__(self):
+        return f"{self.get_key_display()} ({self.group.name})"
 
 
 class RetiredUsername(models.Model):

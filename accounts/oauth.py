@@ -2,7 +2,9 @@
 
 Rules:
 - Claims: `sub` (user id), `preferred_username` (the case-folded username, which the hub uses as the
-  JupyterHub name), `name`, `email`, `groups` (Django group names) and `is_staff` (hub admin marker).
+  JupyterHub name), `name`, `email`, `groups` (the names of the user's classes and teams, never a staff role:
+  each becomes a hub group and a team volume) and `is_staff`, the hub admin marker: true for active staff
+  with the hub admin permission (teachers and superusers, not TAs: `accounts.roles`).
 - An inactive account is refused at every step, even with a token issued before it was deactivated:
   deactivation also revokes its tokens (accounts.signals), this is the second line.
 - Credentials travel in the Authorization header or the POST body only: any endpoint of the provider
@@ -32,6 +34,7 @@ from oauth2_provider import views as oauth2_views
 from oauth2_provider.models import get_grant_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
+from accounts import roles
 from accounts.middleware import password_change_required
 
 # The ID token the current token request saved (PortalOAuth2Validator._create_access_token sets it for the
@@ -66,8 +69,10 @@ class PortalOAuth2Validator(OAuth2Validator):
             "preferred_username": lambda request: request.user.username,
             "name": lambda request: request.user.get_full_name() or request.user.username,
             "email": lambda request: request.user.email,
-            "groups": lambda request: sorted(request.user.groups.values_list("name", flat=True)),
-            "is_staff": lambda request: bool(request.user.is_staff),
+            "groups": lambda request: sorted(
+                request.user.groups.filter(staff_role__isnull=True).values_list("name", flat=True)
+            ),
+            "is_staff": lambda request: roles.is_hub_admin(request.user),
         }
 
     def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs):

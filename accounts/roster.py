@@ -10,7 +10,9 @@ Rules:
 - A new username makes a new account with an unusable password (the student sets one through a link) and
   the groups it names, created if missing; `--group` adds every row to one more group.
 - An existing account is someone else's, and its row is skipped, when its name or e-mail address is set and
-  differs from the row's, or when it is a staff account (a roster never touches staff). Otherwise the row
+  differs from the row's, or when it is a staff account or holds a staff role (a roster never touches staff).
+- A roster names classes and teams, never a staff role (`accounts.roles`): a row naming a role's group is
+  skipped, and a role as the group for everyone stops the import. Otherwise the row
   fills in a missing name or e-mail and adds missing memberships: "updated", or "unchanged" when there was
   nothing to do. Nothing is ever removed, and a password is never changed, so running a file twice changes
   nothing the second time.
@@ -34,7 +36,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from accounts import usernames
+from accounts import roles, usernames
 
 CREATED, UPDATED, UNCHANGED, SKIPPED = "created", "updated", "unchanged", "skipped"
 STATUSES = (CREATED, UPDATED, UNCHANGED, SKIPPED)
@@ -168,6 +170,11 @@ class _Importer:
     def __init__(self, extra_group: str | None):
         self.User = get_user_model()
         self.extra_group = _squeeze(extra_group) if extra_group else ""
+        self.role_names = set(roles.role_groups().values_list("name", flat=True))
+        if self.extra_group in self.role_names:
+            raise RosterError(
+                _("“%(name)s” is a staff role, not a class or team; choose another name.") % {"name": self.extra_group}
+            )
         self.groups: dict[str, Group] = {}
         self.groups_created: list[str] = []
         self.seen_usernames: dict[str, int] = {}
@@ -206,6 +213,12 @@ class _Importer:
         if any(len(g) > Group._meta.get_field("name").max_length for g in row.groups):
             row.skip("invalid_group", _("A group name is too long."))
             return False
+        if roles_named := [g for g in row.groups if g in self.role_names]:
+            row.skip(
+                "role_group",
+                _("“%(name)s” is a staff role, not a class or team; choose another name.") % {"name": roles_named[0]},
+            )
+            return False
         if row.email:
             try:
                 validate_email(row.email)
@@ -213,7 +226,7 @@ class _Importer:
                 row.skip("invalid_email", _("Invalid e-mail address: %(email)s") % {"email": row.email})
                 return False
         if user is not None:
-            if user.is_staff or user.is_superuser:
+            if user.is_staff or user.is_superuser or any(g.name in self.role_names for g in user.groups.all()):
                 row.skip("staff", _("This username belongs to a staff account; rosters never change staff."))
                 return False
             full_name = user.get_full_name()

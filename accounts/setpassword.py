@@ -5,8 +5,9 @@ Rules:
   password hash and last login (Django's PasswordResetTokenGenerator), so setting a password or logging in
   ends it. It has its own salt and its own lifetime, independent of the e-mail reset's
   `PASSWORD_RESET_TIMEOUT`, so a reset link can never be replayed as a 7-day link or the other way round.
-- Links and temporary passwords are only for active accounts, and for staff accounts only when a superuser
-  asks: a staff member with "change user" rights must not be able to take over an administrator's account.
+- Links and temporary passwords are only for active accounts, and for staff accounts (staff, superusers,
+  members of a staff role: `accounts.roles`) only when a superuser asks: a staff member with "change user"
+  rights must not be able to take over another staff member's or an administrator's account.
 - A temporary password sets `must_change_password`; `accounts.middleware` keeps the user on the
   password-change page until they choose their own.
 """
@@ -21,6 +22,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import base36_to_int, urlsafe_base64_encode
+
+from accounts import roles
 
 LINK_DAYS = 7
 # Read from paper: no 0/O, 1/I/l.
@@ -54,9 +57,7 @@ token_generator = SetPasswordTokenGenerator()
 
 def may_issue(staff_user, user) -> bool:
     """Whether `staff_user` may give `user` a link or a temporary password (see the module rules)."""
-    if not user.is_active:
-        return False
-    return staff_user.is_superuser or not (user.is_staff or user.is_superuser)
+    return user.is_active and roles.may_manage(staff_user, user)
 
 
 def link_path(user) -> str:

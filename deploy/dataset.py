@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portal.config.dataset import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_STATEMENT_SECONDS, MysqlURL
+from portal.config.dataset import MysqlURL
 from portal.config.env import BASE_DIR
 
 KERNEL_CONFIG = BASE_DIR / "singleuser" / "notebook" / "ipython_kernel_config.py"
@@ -160,8 +160,8 @@ def plan_read_only_account(
     account: MysqlURL,
     hosts: list[str],
     admin: MysqlURL,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    max_statement_seconds: float = DEFAULT_MAX_STATEMENT_SECONDS,
+    max_connections: int,
+    max_statement_seconds: float,
 ) -> ProvisionPlan:
     """Compare the server with what the account should be and list the SQL that would make it so."""
     import MySQLdb

@@ -22,21 +22,25 @@ if str(BASE_DIR) not in sys.path:
     sys.path.insert(0, str(BASE_DIR))
 
 from portal.config import load  # noqa: E402
+from portal.config.env import EnvError  # noqa: E402
 from portal.config.filemodes import restrict_umask  # noqa: E402
 
-_config = load()
-_env = _config.env
+try:
+    _web = load().web
+    _portal_port = load().topology.portal_port
+except EnvError as exc:
+    raise SystemExit(f"CFPS portal configuration error: {exc}") from None
 # The SQLite database and its journals, and anything else the portal writes: owner-only (portal/config/filemodes.py).
 restrict_umask()
 
 chdir = str(BASE_DIR)
-bind = [_env.get("BIND") or f"127.0.0.1:{_env.int('PORTAL_PORT', 8010)}"]
+bind = [_web.bind or f"127.0.0.1:{_portal_port}"]
 
 # ONE process by default: the embedded default keeps rate-limit counts in the in-process cache
 # (LocMemCache), which is exact only when every request reaches the same process. Production shares its
-# counts through Redis and runs one process per core (portal/config/__init__.py says why not 2 x cores + 1).
-workers = _config.portal_workers
-threads = _env.int("GUNICORN_THREADS", 32)
+# counts through Redis and runs one process per core (portal/config/sections.py says why not 2 x cores + 1).
+workers = _web.workers
+threads = _web.threads
 worker_class = "gthread"
 
 # Requests that take longer than this are killed; on stop or reload, workers get this long to finish.

@@ -144,11 +144,11 @@ ensure_secrets() {
     .venv/bin/python -m portal.config prepare || die "could not generate the secrets in var/secrets/ (see above)"
 }
 
-# env_value KEY DEFAULT: the value the portal will see (process environment, then .env, then DEFAULT).
+# env_value KEY: the value the portal will see (process environment, then .env, then the key table's default).
 env_value() {
     .venv/bin/python -c 'import sys
 from portal.config import load
-print(load().env.get(sys.argv[1], sys.argv[2]))' "$1" "${2:-}"
+print(load().env.get(sys.argv[1]))' "$1"
 }
 
 # True when locale/ holds at least one .po file.

@@ -1,11 +1,12 @@
-"""Everything JupyterHub is told, as one set-only function: `apply_config(c, env)`.
+"""Everything JupyterHub is told: `apply_config(c, config)`, one set-only `update_*` function per section
+(TLJH's configurer is the model), each testable alone against a plain `traitlets.config.Config()`.
 
 Rules:
-- Only assignments to `c`: applying twice gives the same config (tests apply it to a plain
-  `traitlets.config.Config()`).
-- Values come from the same `.env` as the portal (`portal.config.env`), URLs and ports from
-  `portal.config.topology`, secrets from `Env.secret` (outside prod, read from var/secrets/ when .env leaves them out;
-  made beforehand by `python -m portal.config prepare`, never here).
+- Only assignments to `c`: applying twice gives the same config.
+- Values come from the typed configuration the portal uses too (`portal.config.Config`: URLs and ports from
+  its `topology`, the hub's settings from `hub`, secrets from `secrets`, which outside prod reads var/secrets/
+  when .env leaves them out; made beforehand by `python -m portal.config prepare`, never here). Nothing here
+  reads `.env` itself.
 - The hub lives at /jupyter/ on its own origin (HUB_PUBLIC_URL), never the portal's: the proxy on PORT routes
   by host name (JupyterHub's `subdomain_host` mode), the portal's host to the portal (gunicorn), every other
   host to the hub and the students' servers. Without USER_SUBDOMAINS every student shares the hub's host
@@ -20,12 +21,10 @@ from pathlib import Path
 
 from jupyterhub.utils import subdomain_hook_idna
 
-from portal.config import keys, load, placeholders, topology
-from portal.config.env import BASE_DIR, Env, EnvError, var_dir
+from portal.config import Config, keys, load, placeholders, topology
+from portal.config.env import BASE_DIR, EnvError, var_dir
 
-PROXIES = {"python", "node"}
 LAB_SETTINGS_DIR = Path(__file__).resolve().parent / "lab_settings"
-SPAWNERS = {"local", "docker", "swarm"}
 
 
 class HubConfigError(SystemExit):
@@ -35,42 +34,39 @@ class HubConfigError(SystemExit):
         super().__init__(f"CFPS hub configuration error: {message}")
 
 
-def crypt_key(env: Env) -> str:
+def crypt_key(config: Config) -> str:
     """The key that encrypts auth state (tokens) in the hub database; hex, 32 bytes."""
-    return env.secret("JUPYTERHUB_CRYPT_KEY", generate=not env.prod)
+    return config.secrets.get("JUPYTERHUB_CRYPT_KEY")
 
 
-def process_environment(env: Env) -> dict[str, str]:
+def process_environment(config: Config) -> dict[str, str]:
     """Variables the hub process itself must see (JupyterHub reads the crypt key only from its environment)."""
     try:
-        return {"JUPYTERHUB_CRYPT_KEY": crypt_key(env)}
+        return {"JUPYTERHUB_CRYPT_KEY": crypt_key(config)}
     except EnvError as exc:  # prod without the key: one line, not a traceback
         raise HubConfigError(str(exc)) from None
 
 
-def startup_warnings(env: Env) -> list[str]:
+def startup_warnings(config: Config) -> list[str]:
     """Lines the hub prints to its log when it starts."""
     from hubconfig.docker import choose_spawner, docker_warnings
     from hubconfig.spawners import WARNING
 
-    spawner, why = choose_spawner(env)
+    spawner, why = choose_spawner(config)
     lines = [f"Spawner: {spawner} ({why})"]
     if spawner == "local":
         lines.append(f"WARNING: {WARNING}")
     elif spawner == "docker":
-        lines += docker_warnings(env)
+        lines += docker_warnings(config)
     elif spawner == "swarm":
         from hubconfig.swarm import swarm_warnings
 
-        lines += swarm_warnings(env)
+        lines += swarm_warnings(config)
     return lines
 
 
-def proxy_command(env: Env) -> list[str]:
-    choice = env.get("PROXY", "node" if env.prod else "python").lower()
-    if choice not in PROXIES:
-        raise HubConfigError(f"PROXY must be python or node, not {choice!r}")
-    if choice == "python":
+def proxy_command(config: Config) -> list[str]:
+    if config.hub.proxy == "python":
         # The Python port with host-based routing added (see hubconfig/pyproxy.py for why).
         command = [sys.executable, str(Path(__file__).with_name("pyproxy.py"))]
     else:
@@ -85,10 +81,10 @@ def proxy_command(env: Env) -> list[str]:
     # Marks the requests the proxy forwards to the portal, and only those (never a student's server's), so the
     # portal believes the X-Forwarded-For entry the proxy appended (accounts/throttle.py); Nginx sets the same
     # header in production. Both proxies take these two options (hubconfig/pyproxy.py, nodeproxy.mjs).
-    secret = env.secret("PROXY_SECRET", generate=not env.prod)
+    secret = config.secrets.get("PROXY_SECRET")
     return [
         *command,
-        f"--cfps-portal-target={topology.from_env(env).portal_internal_url}",
+        f"--cfps-portal-target={config.topology.portal_internal_url}",
         f"--cfps-portal-header={topology.PROXY_SECRET_HEADER}:{secret}",
     ]
 
@@ -108,45 +104,49 @@ def one_host(name: str, domain: str, kind: str) -> str:
     return domain
 
 
-# The hub's own secrets; in prod each one must be a real one from .env (the portal checks its own ones).
-HUB_SECRETS = ("HUB_CLIENT_SECRET", "HUB_API_TOKEN", "CONFIGPROXY_AUTH_TOKEN", "JUPYTERHUB_CRYPT_KEY", "PROXY_SECRET")
-
-
-def refuse_placeholder_secrets(env: Env) -> None:
-    found = placeholders.placeholders({key: env.get(key) for key in HUB_SECRETS})
+def refuse_missing_or_placeholder_secrets(config: Config) -> None:
+    """Prod: every secret the hub needs (the key table's needed_by) is in .env and is not an example value."""
+    missing = config.secrets.missing("hub")
+    if missing:
+        raise HubConfigError(f"APP_PROFILE=prod needs {', '.join(missing)} in .env")
+    found = config.secrets.placeholders("hub")
     if found:
         raise HubConfigError(placeholders.message(found))
 
 
-def apply_config(c, env: Env | None = None) -> None:
-    env = env or load().env
-    try:
-        _apply(c, env)
-    except EnvError as exc:
-        raise HubConfigError(str(exc)) from None
-
-
-def oidc_public_key(env: Env, generate: bool) -> str:
+def oidc_public_key(config: Config) -> str:
     """The public half of the portal's ID token signing key, or "" when this hub cannot read the key."""
     try:
-        return keys.public_key_pem(keys.oidc_private_key_pem(env, generate=generate))
+        return keys.public_key_pem(config.secrets.oidc_private_key_pem())
     except (EnvError, ValueError):
         return ""
 
 
-def _apply(c, env: Env) -> None:
-    topo = topology.from_env(env)
-    state = var_dir() / "hub"
-    generate = not env.prod
-    prefix = topology.HUB_PREFIX
-    bin_dir = Path(sys.executable).parent
-    if not generate:
-        refuse_placeholder_secrets(env)
+def apply_config(c, config: Config | None = None) -> None:
+    """Everything JupyterHub is told, section by section; each `update_*` only sets, so this can run twice."""
+    config = config or load()
+    try:
+        config.topology  # noqa: B018  (checked first: an origin mistake explains more than a missing secret)
+        if config.prod:
+            refuse_missing_or_placeholder_secrets(config)
+        update_hub(c, config)
+        update_proxy(c, config)
+        update_auth(c, config)
+        update_services(c, config)
+        update_limits(c, config)
+        update_spawner(c, config)
+        update_templates(c, config)
+    except EnvError as exc:
+        raise HubConfigError(str(exc)) from None
 
-    # --- the hub on its own origin; the proxy routes by host (portal/config/topology.py) ---
+
+def update_hub(c, config: Config) -> None:
+    """The hub on its own origin; the proxy routes by host (portal/config/topology.py)."""
+    topo = config.topology
+    state = var_dir() / "hub"
     # bind_url alone: its path is the hub's base URL. Setting base_url too makes JupyterHub ignore
     # bind_url and listen on every interface at its default port.
-    c.JupyterHub.bind_url = f"http://{topo.bind_ip}:{topo.port}{prefix}"
+    c.JupyterHub.bind_url = f"http://{topo.bind_ip}:{topo.port}{topology.HUB_PREFIX}"
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{topo.hub_port}"
     # subdomain_host turns on host routing in the proxy; the hub is then the default route of every host
     # (it must see requests for servers that are not running), and the portal's host name has a route of its
@@ -154,7 +154,6 @@ def _apply(c, env: Env) -> None:
     c.JupyterHub.subdomain_host = topo.hub_origin
     # (the hook itself, not its name "idna": JupyterHub's services read the trait before it is validated)
     c.JupyterHub.subdomain_hook = subdomain_hook_idna if topo.user_subdomains else one_host
-    c.Proxy.extra_routes = {f"{topo.portal_host}/": topo.portal_internal_url}
     # __Host- cookies must sit on path /, shared by every server on the host: only sound when each student has
     # a host of their own (JupyterHub's own advice).
     c.JupyterHub.cookie_host_prefix_enabled = topo.user_subdomains and topo.is_https
@@ -173,26 +172,35 @@ def _apply(c, env: Env) -> None:
             "X-Content-Type-Options": "nosniff",
         },
     }
+    # The hub measures its own event loop's responsiveness by waking every 50 ms: 5 ms of CPU a second while
+    # idle, under 1 at 0.5 s. A loop blocked for a second is still logged.
+    c.PeriodicMetricsCollector.event_loop_interval_resolution = 0.5
 
-    # --- proxy ---
-    c.ConfigurableHTTPProxy.command = proxy_command(env)
+
+def update_proxy(c, config: Config) -> None:
+    topo = config.topology
+    c.ConfigurableHTTPProxy.command = proxy_command(config)
     c.ConfigurableHTTPProxy.api_url = topo.proxy_api_url
-    c.ConfigurableHTTPProxy.auth_token = env.secret("CONFIGPROXY_AUTH_TOKEN", generate=generate)
-    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+    c.ConfigurableHTTPProxy.auth_token = config.secrets.get("CONFIGPROXY_AUTH_TOKEN")
+    c.ConfigurableHTTPProxy.pid_file = str(var_dir() / "hub" / "proxy.pid")
     c.ConfigurableHTTPProxy.should_start = True
+    c.Proxy.extra_routes = {f"{topo.portal_host}/": topo.portal_internal_url}
 
-    # --- login through the portal ---
+
+def update_auth(c, config: Config) -> None:
+    """Login through the portal (hubconfig/authenticator.py)."""
+    topo = config.topology
     c.JupyterHub.authenticator_class = "hubconfig.authenticator.PortalOAuthenticator"
     auth = c.PortalOAuthenticator
     auth.client_id = topo.hub_client_id
-    auth.client_secret = env.secret("HUB_CLIENT_SECRET", generate=generate)
+    auth.client_secret = config.secrets.get("HUB_CLIENT_SECRET")
     auth.authorize_url = topo.authorize_url  # the browser goes here, to the portal's origin
     auth.portal_login_url = topo.login_url  # by way of the portal's login page (hubconfig/authenticator.py)
     auth.token_url = f"{topo.portal_internal_url}/o/token/"  # the hub calls these on loopback
     auth.userdata_url = f"{topo.portal_internal_url}/o/userinfo/"
     # A login reads the claims from the ID token the token endpoint returned, checked with the portal's public
     # key; refreshes still ask userinfo (hubconfig/authenticator.py). Without the key, logins ask userinfo too.
-    auth.id_token_public_key = oidc_public_key(env, generate)
+    auth.id_token_public_key = oidc_public_key(config)
     auth.id_token_issuer = f"{topo.public_url}/o"
     auth.oauth_callback_url = topo.hub_callback_url
     auth.scope = ["openid", "profile", "email"]
@@ -202,7 +210,7 @@ def _apply(c, env: Env) -> None:
     auth.manage_groups = True
     auth.auth_state_groups_key = "oauth_user.groups"
     auth.enable_auth_state = True
-    auth.auth_refresh_age = env.int("HUB_AUTH_REFRESH_SECONDS", 60)
+    auth.auth_refresh_age = config.hub.auth_refresh_seconds
     auth.refresh_pre_spawn = True
     auth.auto_login = True
     auth.login_service = "CFPS"
@@ -211,8 +219,12 @@ def _apply(c, env: Env) -> None:
     auth.logout_redirect_url = topo.end_session_url
     auth.post_logout_redirect_url = topo.post_logout_url
 
-    # --- services: the portal (removes hub users, stops servers) and the idle culler ---
-    services = [{"name": "portal", "api_token": env.secret("HUB_API_TOKEN", generate=generate)}]
+
+def update_services(c, config: Config) -> None:
+    """The portal (removes hub users, stops servers, reads memory) and the idle culler, with their roles."""
+    from hubconfig import memory
+
+    services = [{"name": "portal", "api_token": config.secrets.get("HUB_API_TOKEN")}]
     # What the portal's token may do, and why (accounts/hub.py, staff/usage.py):
     # - servers: stop a server (deactivation, the usage page's stop button) and read its state;
     # - delete:users: remove a deactivated, deleted or renamed person's hub user, which deletes every hub
@@ -221,28 +233,22 @@ def _apply(c, env: Env) -> None:
     # - read:users:name, list:users, read:users:activity: the staff usage page lists every user's servers;
     # - the custom memory scope: the same page's memory column, which the hub publishes (hubconfig/memory.py)
     #   because it holds the Docker socket and the portal does not.
-    from hubconfig import memory
-
     portal_scopes = ["servers", "delete:users", "read:users:name", "list:users", "read:users:activity", memory.SCOPE]
     roles = [{"name": "portal", "scopes": portal_scopes, "services": ["portal"]}]
     c.JupyterHub.custom_scopes = {memory.SCOPE: memory.SCOPE_DEFINITION}
     # (JupyterHub calls extra_handlers deprecated in favour of services and logs so at start; a service would
     # need a process, a port and the socket of its own for one small read-only endpoint.)
     c.JupyterHub.extra_handlers = [(memory.URL, memory.MemoryHandler)]
-    idle_timeout = env.int("HUB_IDLE_TIMEOUT_SECONDS", 3600)
-    if idle_timeout > 0:
-        services.append(
-            {
-                "name": "idle-culler",
-                "command": [
-                    sys.executable,
-                    "-m",
-                    "jupyterhub_idle_culler",
-                    f"--timeout={idle_timeout}",
-                    f"--cull-every={env.int('HUB_CULL_EVERY_SECONDS', max(min(idle_timeout // 2, 300), 10))}",
-                ],
-            }
-        )
+    hub = config.hub
+    if hub.idle_timeout_seconds > 0:
+        culler = [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--timeout={hub.idle_timeout_seconds}",
+            f"--cull-every={hub.cull_every_seconds}",
+        ]
+        services.append({"name": "idle-culler", "command": culler})
         roles.append(
             {
                 "name": "idle-culler",
@@ -253,38 +259,27 @@ def _apply(c, env: Env) -> None:
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
 
-    # --- limits ---
-    c.JupyterHub.active_server_limit = env.int("HUB_ACTIVE_SERVER_LIMIT", 0)
-    c.JupyterHub.concurrent_spawn_limit = env.int("HUB_CONCURRENT_SPAWN_LIMIT", 20)
-    # The hub measures its own event loop's responsiveness by waking every 50 ms: 5 ms of CPU a second while
-    # idle, under 1 at 0.5 s. A loop blocked for a second is still logged.
-    c.PeriodicMetricsCollector.event_loop_interval_resolution = 0.5
 
-    # --- spawner ---
+def update_limits(c, config: Config) -> None:
+    c.JupyterHub.active_server_limit = config.hub.active_server_limit
+    c.JupyterHub.concurrent_spawn_limit = config.hub.concurrent_spawn_limit
+    c.Spawner.start_timeout = config.hub.spawn_timeout_seconds
+    c.Spawner.http_timeout = config.hub.spawn_timeout_seconds
+
+
+def update_spawner(c, config: Config) -> None:
+    """Which spawner runs the users' servers, and what every server gets whichever it is."""
     from hubconfig.docker import apply_docker_config, choose_spawner
-    from portal.config import dataset
 
-    spawner = choose_spawner(env)[0]
-    if spawner not in SPAWNERS:
-        raise HubConfigError(f"SPAWNER must be one of {sorted(SPAWNERS)}, not {spawner!r}")
+    spawner = choose_spawner(config)[0]
     if spawner == "local":
-        if env.prod:
-            raise HubConfigError("SPAWNER=local gives users no isolation and is refused in APP_PROFILE=prod")
-        c.JupyterHub.spawner_class = "hubconfig.spawners.LocalHomeSpawner"
-        c.LocalHomeSpawner.home_dir_template = str(var_dir() / "users" / "{username}")
-        c.LocalHomeSpawner.shared_root = str(var_dir() / "shared")
-        singleuser = shutil.which("jupyterhub-singleuser", path=str(bin_dir)) or str(bin_dir / "jupyterhub-singleuser")
-        c.LocalHomeSpawner.cmd = [singleuser]
-        # The dataset as portal/config/dataset.py defines it; CFPS_DATA_DIR and PYTHONPATH come from the spawner.
-        c.LocalHomeSpawner.environment = {
-            "CFPS_DATASET_URL": dataset.notebook_dataset_url(env, dataset.local_data_dir())
-        }
+        update_local_spawner(c, config)
     elif spawner == "swarm":  # one Swarm service per user, the same containers: hubconfig/swarm.py
         from hubconfig.swarm import apply_swarm_config
 
-        apply_swarm_config(c, env, topo.hub_port)
+        apply_swarm_config(c, config)
     else:  # one container per user: hubconfig/docker.py
-        apply_docker_config(c, env, topo.hub_port)
+        apply_docker_config(c, config)
     # Local servers are the hub's children and must go with it; containers outlive a hub restart (an upgrade,
     # `systemctl restart cfps-hub`) and the hub finds them again, so students keep their kernels.
     c.JupyterHub.cleanup_servers = spawner == "local"
@@ -292,14 +287,27 @@ def _apply(c, env: Env) -> None:
     # JupyterLab defaults: Chinese UI (students can switch in Settings → Language) and no news or update
     # checks fetched from outside, which campus networks may block.
     c.Spawner.args = [f"--LabApp.app_settings_dir={LAB_SETTINGS_DIR}"]
-    c.Spawner.start_timeout = env.int("HUB_SPAWN_TIMEOUT_SECONDS", 120)
-    c.Spawner.http_timeout = env.int("HUB_SPAWN_TIMEOUT_SECONDS", 120)
-
-    # --- the hub's pages: the portal's look, Chinese by default, announcements (hubconfig/templating.py) ---
-    _apply_templates(c, topo)
 
 
-def _apply_templates(c, topo) -> None:
+def update_local_spawner(c, config: Config) -> None:
+    from portal.config import dataset
+
+    if config.prod:
+        raise HubConfigError("SPAWNER=local gives users no isolation and is refused in APP_PROFILE=prod")
+    bin_dir = Path(sys.executable).parent
+    c.JupyterHub.spawner_class = "hubconfig.spawners.LocalHomeSpawner"
+    c.LocalHomeSpawner.home_dir_template = str(var_dir() / "users" / "{username}")
+    c.LocalHomeSpawner.shared_root = str(var_dir() / "shared")
+    singleuser = shutil.which("jupyterhub-singleuser", path=str(bin_dir)) or str(bin_dir / "jupyterhub-singleuser")
+    c.LocalHomeSpawner.cmd = [singleuser]
+    # The dataset as portal/config/dataset.py defines it; CFPS_DATA_DIR and PYTHONPATH come from the spawner.
+    c.LocalHomeSpawner.environment = {
+        "CFPS_DATASET_URL": dataset.notebook_dataset_url(config.dataset, dataset.local_data_dir())
+    }
+
+
+def update_templates(c, config: Config) -> None:
+    """The hub's pages: the portal's look, Chinese by default, announcements (hubconfig/templating.py)."""
     from hubconfig.templating import apply_templates
 
-    apply_templates(c, topo)
+    apply_templates(c, config.topology)

@@ -48,8 +48,9 @@ from jupyterhub.utils import fmt_ip_url, random_port
 from tornado import web
 from traitlets import Dict, Unicode
 
+from portal.config import Config
 from portal.config import containers as ct
-from portal.config.env import Env, EnvError
+from portal.config.env import EnvError
 from userspace import volumes
 
 DOCKER_ENGINE_TIMEOUT = 5
@@ -124,14 +125,14 @@ def engine_problem(image: str, network: str = "host", volumes: tuple[str, ...] =
     return ""
 
 
-def docker_warnings(env: Env) -> list[str]:
+def docker_warnings(config: Config) -> list[str]:
     """The hub log's lines about Docker at start: what stops servers from starting, a network that does not
     keep containers apart, a disk quota the engine cannot enforce."""
     import docker
 
     from userspace import isolation
 
-    cfg = ct.from_env(env)
+    cfg = config.containers
     problem = engine_problem(cfg.image, cfg.network, (cfg.data_volume, cfg.team_volume))
     if problem:
         return [f"WARNING: users' servers cannot start: {problem}"]
@@ -147,15 +148,15 @@ def docker_warnings(env: Env) -> list[str]:
     return lines
 
 
-@functools.cache  # per Env: the hub's start asks twice (its log, its config); one Docker ping answers both
-def choose_spawner(env: Env) -> tuple[str, str]:
-    """(`docker` or `local`, why), for the hub's log and run.sh's banner."""
-    chosen = env.get("SPAWNER").strip().lower()
+@functools.cache  # per Config: the hub's start asks twice (its log, its config); one Docker ping answers both
+def choose_spawner(config: Config) -> tuple[str, str]:
+    """(`docker`, `swarm` or `local`, why), for the hub's log and run.sh's banner."""
+    chosen = config.hub.spawner
     if chosen:
         return chosen, f"SPAWNER={chosen} in .env"
-    if env.prod:
+    if config.prod:
         return "docker", "APP_PROFILE=prod always uses Docker"
-    cfg = ct.from_env(env)
+    cfg = config.containers
     problem = engine_problem(cfg.image, cfg.network, (cfg.data_volume, cfg.team_volume))
     if problem:
         return "local", f"SPAWNER is not set and {problem}"
@@ -187,21 +188,21 @@ def network_gateway(network: str) -> str:
     raise EnvError(f"Docker network {network} has no IPv4 gateway; set DOCKER_INTERFACE_IP in .env")
 
 
-def container_environment(env: Env, interface_ip: str = "") -> dict[str, str]:
+def container_environment(config: Config, interface_ip: str = "") -> dict[str, str]:
     """What every container's server sees besides JupyterHub's own variables: the data-folder contract
     (userspace/datafolder.py) and the dataset (portal/config/dataset.py), with the data folder at ~/data. On a Docker
     network, a dataset server on the host's loopback is reached at the host's address on that network."""
     from portal.config import dataset
 
-    account = dataset.from_env(env).read_only
+    account = config.dataset.read_only
     host = interface_ip if interface_ip and account and account.host in LOOPBACK else None
-    return dataset.notebook_environment(env, PurePosixPath(ct.DATA_MOUNT), host)
+    return dataset.notebook_environment(config.dataset, PurePosixPath(ct.DATA_MOUNT), host)
 
 
-def apply_container_config(c, env: Env) -> ct.Containers:
+def apply_container_config(c, config: Config) -> ct.Containers:
     """What every user's container is, whichever Docker spawner runs it (CfpsSwarmSpawner inherits this
     section of the config): image, volumes, limits, command, confinement. Only assignments to `c`."""
-    cfg = ct.from_env(env)
+    cfg = config.containers
     spawner = c.CfpsDockerSpawner
     spawner.image = cfg.image
     spawner.pull_policy = "never"  # built here by build_image; there may be no registry to pull from
@@ -232,11 +233,12 @@ def apply_container_config(c, env: Env) -> ct.Containers:
     return cfg
 
 
-def apply_docker_config(c, env: Env, hub_port: int) -> None:
-    """Configure CfpsDockerSpawner from .env; only assignments to `c`."""
+def apply_docker_config(c, config: Config) -> None:
+    """Configure CfpsDockerSpawner; only assignments to `c`."""
     c.JupyterHub.spawner_class = "hubconfig.docker.CfpsDockerSpawner"
-    cfg = apply_container_config(c, env)
-    if cfg.network == "host" and env.prod:
+    cfg = apply_container_config(c, config)
+    hub_port = config.topology.hub_port
+    if cfg.network == "host" and config.prod:
         raise EnvError(
             "DOCKER_NETWORK=host puts students' servers on this machine's own network, where gunicorn, Redis, "
             "MariaDB and the proxy's API listen on 127.0.0.1; APP_PROFILE=prod refuses it: use "
@@ -247,7 +249,7 @@ def apply_docker_config(c, env: Env, hub_port: int) -> None:
     if cfg.network == "host":
         spawner.ip = "127.0.0.1"
         spawner.use_internal_ip = True  # no port publishing: the server is on the host's loopback already
-        spawner.environment = container_environment(env)
+        spawner.environment = container_environment(config)
     else:
         spawner.ip = "0.0.0.0"
         interface_ip = cfg.interface_ip or network_gateway(cfg.network)
@@ -255,7 +257,7 @@ def apply_docker_config(c, env: Env, hub_port: int) -> None:
         # one listening address serves both. Only the firewall keeps HUB_PORT from other machines.
         c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{hub_port}"
         c.JupyterHub.hub_connect_url = f"http://{interface_ip}:{hub_port}"
-        spawner.environment = container_environment(env, interface_ip)
+        spawner.environment = container_environment(config, interface_ip)
 
 
 class CfpsDockerSpawner(DockerSpawner):

@@ -49,11 +49,11 @@ class LocalHomeSpawner(SimpleLocalProcessSpawner):
         return home
 
     def get_env(self):
-        env = super().get_env()
+        environment = super().get_env()
         data = Path(self.home_dir) / "data"
-        env["CFPS_DATA_DIR"] = str(data)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(data / "lib"), env.get("PYTHONPATH")]))
-        return env
+        environment["CFPS_DATA_DIR"] = str(data)
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(data / "lib"), environment.get("PYTHONPATH")]))
+        return environment
 
     def get_args(self):
         args = super().get_args()

@@ -35,9 +35,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from docker.types import DriverConfig, Mount, Resources, RestartPolicy
 from dockerspawner import SwarmSpawner
@@ -51,37 +49,17 @@ from hubconfig.docker import (
     container_environment,
     engine_problem,
 )
+from portal.config import Config as AppConfig
 from portal.config import containers as ct
-from portal.config.env import Env, EnvError
+from portal.config.env import EnvError
+from portal.config.table import BY_NAME
 from userspace import volumes
 
-DEFAULT_NFS_OPTIONS = "nfsvers=4"
 VOLUMES_FOLDER = "volumes"  # under DATA_ROOT: one folder per home and group volume
 NO_NEW_PRIVILEGES_API = (1, 44)
 PIDS_LIMIT_API = (1, 41)
 # Task states after which swarm (restart condition none) starts nothing more.
 FINAL_STATES = {"complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
-
-
-@dataclass(frozen=True)
-class SwarmVolumes:
-    kind: str  # local | shared | nfs
-    nfs_host: str = ""
-    nfs_path: str = ""
-    nfs_options: str = DEFAULT_NFS_OPTIONS
-
-
-def swarm_volumes(env: Env) -> SwarmVolumes:
-    text = env.get("SWARM_VOLUMES", "local").strip()
-    options = env.get("SWARM_NFS_OPTIONS", DEFAULT_NFS_OPTIONS).strip()
-    if text in {"local", "shared"}:
-        return SwarmVolumes(text, nfs_options=options)
-    url = urlsplit(text)
-    if url.scheme == "nfs" and url.hostname and url.path.startswith("/") and not url.query:
-        return SwarmVolumes("nfs", url.hostname, url.path.rstrip("/"), options)
-    raise EnvError(
-        f"SWARM_VOLUMES must be local, shared or nfs://HOST/PATH (e.g. nfs://10.0.0.5/srv/cfps), not {text!r}"
-    )
 
 
 def api_at_least(version: str, wanted: tuple[int, int]) -> bool:
@@ -134,18 +112,19 @@ def notebook_users_folder(folder: Path) -> bool:
     return (stat.st_uid, stat.st_gid) == (ct.NOTEBOOK_UID, ct.NOTEBOOK_GID)
 
 
-def apply_swarm_config(c, env: Env, hub_port: int) -> None:
-    """Configure CfpsSwarmSpawner from .env; only assignments to `c`."""
+def apply_swarm_config(c, config: AppConfig) -> None:
+    """Configure CfpsSwarmSpawner; only assignments to `c`."""
     c.JupyterHub.spawner_class = "hubconfig.swarm.CfpsSwarmSpawner"
-    cfg = apply_container_config(c, env)
-    shared = swarm_volumes(env)
-    manager_ip = env.get("SWARM_MANAGER_IP").strip()
+    cfg = apply_container_config(c, config)
+    hub_port = config.topology.hub_port
+    shared = config.swarm.volumes
+    manager_ip = config.swarm.manager_ip
     if manager_ip and shared.kind == "local":
         raise EnvError(
             "SWARM_MANAGER_IP is set (servers on worker nodes) but SWARM_VOLUMES=local keeps each home on one node: "
             "set SWARM_VOLUMES=shared or nfs://HOST/PATH"
         )
-    if not manager_ip and env.prod:
+    if not manager_ip and config.prod:
         raise EnvError(
             "SPAWNER=swarm on one node puts students' servers on this machine's host network, beside the "
             "databases and Redis; APP_PROFILE=prod refuses it: set SWARM_MANAGER_IP and add worker nodes, or use "
@@ -164,18 +143,18 @@ def apply_swarm_config(c, env: Env, hub_port: int) -> None:
         spawner.ip = "0.0.0.0"
         c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{hub_port}"
         c.JupyterHub.hub_connect_url = f"http://{manager_ip}:{hub_port}"
-        spawner.environment = container_environment(env, manager_ip)
+        spawner.environment = container_environment(config, manager_ip)
     else:
         spawner.ip = "127.0.0.1"
-        spawner.environment = container_environment(env)
+        spawner.environment = container_environment(config)
 
 
-def swarm_warnings(env: Env) -> list[str]:
+def swarm_warnings(config: AppConfig) -> list[str]:
     """The hub log's lines about the swarm at start: what stops servers from starting, what a service spec
     on this engine does not enforce, and the network's isolation."""
     import docker
 
-    cfg = ct.from_env(env)
+    cfg = config.containers
     problem = engine_problem(cfg.image, "host", (cfg.data_volume, cfg.team_volume))
     if problem:
         return [f"WARNING: users' servers cannot start: {problem}"]
@@ -196,15 +175,15 @@ def swarm_warnings(env: Env) -> list[str]:
     finally:
         client.close()
     c = Config()
-    apply_container_config(c, env)
+    apply_container_config(c, config)
     missing = service_settings(dict(c.CfpsDockerSpawner.extra_host_config), api_version)[2]
     if cfg.disk_quota:
         # (storage_opt joins extra_host_config only at a spawn, where the engine supports it)
         missing += service_settings({"storage_opt": {"size": cfg.disk_quota}}, api_version)[2]
-        if swarm_volumes(env).kind != "local":
+        if config.swarm.volumes.kind != "local":
             missing.append("USER_DISK_QUOTA on the homes: folders on shared or NFS storage have no quota")
     lines = [f"WARNING: SPAWNER=swarm does not enforce here: {item}" for item in missing]
-    if env.get("SWARM_MANAGER_IP").strip():
+    if config.swarm.manager_ip:
         if not workers:
             lines.append(
                 "WARNING: users' servers cannot start: the swarm has no active worker node "
@@ -242,7 +221,11 @@ class CfpsSwarmSpawner(CfpsDockerSpawner, SwarmSpawner):
     )
     nfs_server = Unicode("", config=True, help="The NFS server the nodes mount volume_root from; empty: none.")
     nfs_export = Unicode("", config=True, help="volume_root's path on the NFS server.")
-    nfs_options = Unicode(DEFAULT_NFS_OPTIONS, config=True, help="Mount options after addr=, e.g. nfsvers=4.2.")
+    nfs_options = Unicode(
+        BY_NAME["SWARM_NFS_OPTIONS"].default_for("dev"),
+        config=True,
+        help="Mount options after addr=, e.g. nfsvers=4.2.",
+    )
 
     def folder_of(self, name: str) -> str:
         """Where volume `name` lives under volume_root (a relative path)."""

@@ -7,7 +7,8 @@ Never downloads a browser: Playwright launches /usr/bin/chromium. Without it the
 FAIL when CI=true. The browser can only reach 127.0.0.1: host names other than localhost do not resolve and
 every request URL a test makes is checked at teardown.
 
-Screenshots go to <repo>/test-results/<test name>/ (git-ignored) so a person can look at them afterwards.
+Screenshots go to <repo>/test-results/<test name>/ (git-ignored) so a person can look at them afterwards;
+`doc_screenshot` ones to docs/images/ (committed), where the guides show them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.live import REPO, PortalProcess, check_cjk_font, require_chromium
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 RESULTS_DIR = REPO / "test-results"
+DOCS_IMAGES = REPO / "docs" / "images"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 CHROMIUM_ARGS = [
@@ -84,6 +86,24 @@ def screenshot(results_dir):
     def take(page, name: str):
         path = results_dir / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+@pytest.fixture
+def doc_screenshot():
+    """doc_screenshot(page, "teacher-usage") saves what the page shows now (the viewport, in CSS pixels) as
+    docs/images/teacher-usage.png, a picture the guides in docs/ show. Every run of the test takes it again, so the
+    guides never show an old page: commit the new PNG with the change that altered the page. tests/docs fails when
+    a picture is shown nowhere or a page shows one that no test takes."""
+
+    def take(page, name: str):
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
+            raise ValueError(f"{name!r}: a docs image is named like teacher-usage")
+        DOCS_IMAGES.mkdir(exist_ok=True)
+        path = DOCS_IMAGES / f"{name}.png"
+        page.screenshot(path=str(path), scale="css", animations="disabled", caret="hide")
         return path
 
     return take

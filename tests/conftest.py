@@ -17,8 +17,8 @@ PASSWORD = "Cfps-analysis-2026"
 
 
 # Tests that start their own portal/hub processes, each with its own SQLite (tests/dataset: their own scratch
-# databases on MariaDB, whichever database the suite runs on).
-LIVE_DIRS = ("e2e", "browser", "docker", "deploy", "dataset", "ops")
+# databases on MariaDB, whichever database the suite runs on; tests/docs: a Sphinx build, no database at all).
+LIVE_DIRS = ("e2e", "browser", "docker", "deploy", "dataset", "ops", "docs")
 
 
 def on_mariadb() -> bool:
@@ -168,3 +168,26 @@ def staff(db):
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.create_superuser(username="teacher", password=PASSWORD)
+
+
+@pytest.fixture
+def staff_roles(db):
+    """The two role groups as `bootstrap` makes them (accounts.roles), by key: {"teacher": Group, "ta": Group}."""
+    from accounts import roles
+    from accounts.models import StaffRole
+
+    roles.ensure_roles()
+    return {marker.key: marker.group for marker in StaffRole.objects.select_related("group")}
+
+
+@pytest.fixture
+def make_staff(staff_roles):
+    """make_staff("wang", "teacher"): a staff account (is_staff, not superuser) holding that role."""
+    from django.contrib.auth import get_user_model
+
+    def make(username, role):
+        user = get_user_model().objects.create_user(username=username, password=PASSWORD, is_staff=True)
+        user.groups.add(staff_roles[role])
+        return user
+
+    return make

@@ -1,22 +1,25 @@
-"""Configuration, Django-free: what `.env` says, read once per process and handed out as typed values.
+"""Configuration, Django-free: what `.env` says, read once per process and handed out as one typed `Config`.
 
 Rules:
+- Every key `.env` may hold is declared once, with its type, default per profile, secrecy and doc, in
+  `table.py`; `.env.example` and the docs' reference are generated from it (`python -m portal.config example`,
+  docs/_ext/configref.py). A key in `.env` that the table lacks stops start-up with the nearest known name.
 - `.env` (with the process environment over it) is read by `env.Env` and by nothing else; `load()` reads it
-  once per process and keeps the result (functools.cache), so the settings, the hub's config, gunicorn's
-  config, run.sh and the operators' commands all see the same values. Tests build an `Env({...})` of their
-  own and pass it to the `from_env` functions.
-- Each part has one module and one place per default: `topology` (the two origins and every URL), `containers`
-  (the users' containers), `dataset` (what notebooks query), `mail`, `placeholders` (secrets that must not
-  be example values); `keys` makes the OIDC key; `logscrub` and `filemodes` are the two rules the portal,
-  the hub and the commands share about logs and file modes.
+  once per process (functools.cache). The `Config` it returns is the only thing handed on: the settings are
+  built from it, the hub's `apply_config(c, config)` receives it, gunicorn's config, run.sh and the operators'
+  commands use it. Its sections are parsed on first use and kept, so nothing parses a value twice.
+- Sections: `topology` (the two origins and every URL), `containers` (the users' containers), `swarm`,
+  `dataset` (what notebooks query), `mail`, `hub` (JupyterHub's settings), `web` (the portal's process),
+  `limits` (guesses), `accounts` (what bootstrap makes), `deploy` (the production files), `secrets`.
+- `keys` makes the OIDC key; `logscrub` and `filemodes` are the two rules the portal, the hub and the commands
+  share about logs and file modes; `placeholders` tells a real secret from an example value.
 - Importing any of it writes nothing: secrets are made by `python -m portal.config prepare` (run.sh does it).
-- Nothing here imports Django, so `hubconfig/` can use all of it.
+- Nothing here imports Django, so `hubconfig/` can use all of it. Tests build `Config(Env({...}))`.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -35,20 +38,9 @@ class Config:
     def prod(self) -> bool:
         return self.env.prod
 
-    @cached_property
-    def portal_workers(self) -> int:
-        """gunicorn processes of the portal (GUNICORN_WORKERS). dev: 1, since its in-process cache counts the
-        guesses and must see every request. prod: one per core, at least 2 (the counts are in Redis): each
-        process has GUNICORN_THREADS threads, and a password check releases the GIL, so more processes than
-        cores add memory (about 60 MB each) and, with a password check slot each, checks beyond the cores."""
-        return self.env.int("GUNICORN_WORKERS", max(2, os.cpu_count() or 1) if self.prod else 1)
-
-    @cached_property
-    def password_checks_at_once(self) -> int:
-        """Password checks running at once per portal process (PASSWORD_CHECKS_AT_ONCE, accounts/hashers.py):
-        the cores shared out over the processes, at least 1, so a class's logins never run more checks at once
-        than the machine has cores and pages keep a core's share."""
-        return self.env.int("PASSWORD_CHECKS_AT_ONCE", max(1, (os.cpu_count() or 1) // max(1, self.portal_workers)))
+    def replace(self, **values: str) -> Config:
+        """The same configuration with some keys set otherwise (a stand-in while errors are collected)."""
+        return Config(Env({**self.env.values, **values}))
 
     @cached_property
     def topology(self):
@@ -63,10 +55,58 @@ class Config:
         return containers.from_env(self.env)
 
     @cached_property
+    def swarm(self):
+        from portal.config import swarm
+
+        return swarm.from_env(self.env)
+
+    @cached_property
     def dataset(self):
         from portal.config import dataset
 
         return dataset.from_env(self.env)
+
+    @cached_property
+    def mail(self):
+        from portal.config import mail
+
+        return mail.from_env(self.env)
+
+    @cached_property
+    def hub(self):
+        from portal.config import sections
+
+        return sections.hub_from_env(self.env)
+
+    @cached_property
+    def web(self):
+        from portal.config import sections
+
+        return sections.web_from_env(self.env)
+
+    @cached_property
+    def limits(self):
+        from portal.config import sections
+
+        return sections.limits_from_env(self.env)
+
+    @cached_property
+    def accounts(self):
+        from portal.config import sections
+
+        return sections.accounts_from_env(self.env, self.mail.enabled)
+
+    @cached_property
+    def deploy(self):
+        from portal.config import sections
+
+        return sections.deploy_from_env(self.env)
+
+    @cached_property
+    def secrets(self):
+        from portal.config import sections
+
+        return sections.Secrets(self.env)
 
 
 @functools.cache

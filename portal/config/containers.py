@@ -47,12 +47,6 @@ TEAM_MOUNT = f"{HOME}/team-shared"
 TEAMS_MOUNT = f"{HOME}/teams"
 USER_VOLUME_TEMPLATE = "jupyterhub-user-{username}"
 GROUP_VOLUME_PREFIX = "cfps-team-"
-DEFAULT_IMAGE = "cfps-notebook:latest"
-DEFAULT_NETWORK = "cfps-users"
-# Threads count as tasks. Measured: the server and 3 kernels that ran numpy/pandas used 60 on a 2-CPU host;
-# each numpy kernel starts a BLAS thread per CPU of the host, so a 64-CPU server needs ~70 per kernel.
-# 512 leaves room for a handful of kernels and a terminal there, and stops a fork bomb.
-DEFAULT_PIDS_LIMIT = 512
 # The bridge option that turns off traffic between two containers of one network (Docker's --icc, per network).
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
 # Empty: the Debian mirror this machine's apt already uses (see apt_debian_mirror), so a campus server
@@ -171,7 +165,7 @@ class Containers:
     mem_limit: int
     cpu_limit: float
     group_limits: dict[str, Limits] = field(default_factory=dict)
-    pids_limit: int = DEFAULT_PIDS_LIMIT
+    pids_limit: int = 512
     disk_quota: str = ""  # as written in .env (e.g. 5G), which is what Docker's size options take; "" = none
     debian_mirror: str = DEFAULT_MIRROR
     pip_index_url: str = ""  # empty: whatever pip on this machine is configured with
@@ -191,15 +185,15 @@ def _path(value: str) -> Path:
     return path if path.is_absolute() else BASE_DIR / path
 
 
-def _volume_name(env: Env, key: str, default: str) -> str:
-    name = env.get(key, default)
+def _volume_name(env: Env, key: str) -> str:
+    name = env.get(key)
     if not _SAFE_NAME.match(name):
         raise EnvError(f"{key}={name!r} is not a Docker volume name (letters, digits, _ . -)")
     return name
 
 
 def _pids_limit(env: Env) -> int:
-    value = env.int("PIDS_LIMIT", DEFAULT_PIDS_LIMIT)
+    value = env.int("PIDS_LIMIT")
     if value < 32:  # below that JupyterLab itself cannot start its threads
         raise EnvError(f"PIDS_LIMIT must be 32 or more (processes and threads per container), not {value}")
     return value
@@ -213,18 +207,18 @@ def _disk_quota(env: Env) -> str:
 
 
 def from_env(env: Env) -> Containers:
-    network = env.get("DOCKER_NETWORK", DEFAULT_NETWORK)
+    network = env.get("DOCKER_NETWORK")
     if not _SAFE_NAME.match(network):
         raise EnvError(f"DOCKER_NETWORK={network!r} is not a Docker network name")
     return Containers(
-        image=env.get("DOCKER_IMAGE", DEFAULT_IMAGE),
-        data_volume=_volume_name(env, "DOCKER_DATA_VOLUME", "cfps-common-data"),
-        team_volume=_volume_name(env, "DOCKER_TEAM_VOLUME", "cfps-team-shared"),
+        image=env.get("DOCKER_IMAGE"),
+        data_volume=_volume_name(env, "DOCKER_DATA_VOLUME"),
+        team_volume=_volume_name(env, "DOCKER_TEAM_VOLUME"),
         data_root=_path(env.get("DATA_ROOT")) if env.get("DATA_ROOT") else var_dir() / "volumes",
         network=network,
         interface_ip=env.get("DOCKER_INTERFACE_IP"),
-        mem_limit=parse_size(env.get("MEM_LIMIT", "2G"), "MEM_LIMIT"),
-        cpu_limit=parse_cpus(env.get("CPU_LIMIT", "1.0"), "CPU_LIMIT"),
+        mem_limit=parse_size(env.get("MEM_LIMIT"), "MEM_LIMIT"),
+        cpu_limit=parse_cpus(env.get("CPU_LIMIT"), "CPU_LIMIT"),
         group_limits=parse_group_limits(env.get("GROUP_LIMITS")),
         pids_limit=_pids_limit(env),
         disk_quota=_disk_quota(env),

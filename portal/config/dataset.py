@@ -28,18 +28,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 from portal.config.env import Env, EnvError, var_dir
 
-# Where the read-only account may connect from: this machine, and Docker's bridge networks (172.16.0.0/12
-# holds every default Docker address pool), where the users' containers live.
-DEFAULT_USER_HOSTS = "localhost,127.0.0.1,172.16.0.0/255.240.0.0"
 DEFAULT_USER = "jupyterhub"
 DEFAULT_DATABASE = "cfps"
-# The account is shared by every student (one account per host pattern, and all containers come from one),
-# so this is a class's total: about 2 per student (a notebook's connection plus a second kernel) for a class
-# of 50, and still below MariaDB's default max_connections (151), which leaves room for the admin and others.
-DEFAULT_MAX_CONNECTIONS = 100
-# Long enough for any honest query on the CFPS tables (a full scan takes well under a second), short enough
-# that a runaway cross join is cut off before it holds the server for long.
-DEFAULT_MAX_STATEMENT_SECONDS = 60.0
 SAMPLE_FILE = Path("sample") / "cfps_sample.sqlite3"
 
 
@@ -88,8 +78,8 @@ class DatasetConfig:
     read_only: MysqlURL | None
     admin: MysqlURL | None
     user_hosts: list[str] = field(default_factory=list)
-    max_connections: int = DEFAULT_MAX_CONNECTIONS  # per account; 0: no limit
-    max_statement_seconds: float = DEFAULT_MAX_STATEMENT_SECONDS  # 0: no limit
+    max_connections: int = 100  # per account; 0: no limit (the key table's default)
+    max_statement_seconds: float = 60.0  # 0: no limit
 
     @property
     def embedded(self) -> bool:
@@ -114,14 +104,14 @@ def from_env(env: Env) -> DatasetConfig:
             admin = replace(admin, database=admin.database or read_only.database)
         elif not admin.database:
             admin = replace(admin, database=DEFAULT_DATABASE)
-    hosts = env.list("DATASET_USER_HOST", DEFAULT_USER_HOSTS)
+    hosts = env.list("DATASET_USER_HOST")
     for host in hosts:
         if "'" in host or "\\" in host:
             raise EnvError(f"DATASET_USER_HOST has a bad host pattern: {host!r}")
-    max_connections = env.int("DATASET_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)
+    max_connections = env.int("DATASET_MAX_CONNECTIONS")
     if max_connections < 0:
         raise EnvError(f"DATASET_MAX_CONNECTIONS must be 0 (no limit) or more, not {max_connections}")
-    raw_seconds = env.get("DATASET_MAX_STATEMENT_SECONDS", str(DEFAULT_MAX_STATEMENT_SECONDS))
+    raw_seconds = env.get("DATASET_MAX_STATEMENT_SECONDS")
     try:
         max_seconds = float(raw_seconds)
     except ValueError:
@@ -150,22 +140,21 @@ def sample_path(data_dir: Path) -> Path:
     return Path(data_dir) / SAMPLE_FILE
 
 
-def notebook_dataset_url(env: Env, data_dir: Path, mysql_host: str | None = None) -> str:
+def notebook_dataset_url(config: DatasetConfig, data_dir: Path, mysql_host: str | None = None) -> str:
     """CFPS_DATASET_URL as a user's server sees it. `data_dir` is the data folder's path there (the local
     folder for the embedded spawner, /home/jovyan/data in a container); `mysql_host` replaces the server's
     host when containers reach it by another address than the hub does."""
-    config = from_env(env)
     if config.read_only is None:
         return f"sqlite:///{sample_path(data_dir)}?mode=ro"
     account = config.read_only
     return replace(account, host=mysql_host or account.host).url()
 
 
-def notebook_environment(env: Env, data_dir: Path, mysql_host: str | None = None) -> dict[str, str]:
+def notebook_environment(config: DatasetConfig, data_dir: Path, mysql_host: str | None = None) -> dict[str, str]:
     """Every variable a user's server (and so every kernel) needs for the data folder and the dataset."""
     data_dir = Path(data_dir)
     return {
         "CFPS_DATA_DIR": str(data_dir),
         "PYTHONPATH": str(data_dir / "lib"),
-        "CFPS_DATASET_URL": notebook_dataset_url(env, data_dir, mysql_host),
+        "CFPS_DATASET_URL": notebook_dataset_url(config, data_dir, mysql_host),
     }

@@ -28,6 +28,8 @@ from pathlib import Path
 import dj_database_url
 from dotenv.parser import parse_stream
 
+from portal.config import table
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
@@ -73,12 +75,24 @@ PROFILES = ("dev", "prod")
 
 
 class Env:
-    """Typed access to the merged configuration; every getter names the key in its error."""
+    """Typed access to the merged configuration; every getter names the key in its error.
+
+    A key is asked for by name only (no default at the call site): an empty value means the default the key
+    table declares for this profile (portal/config/table.py), "" where the table says a section computes it.
+    Asking for a key the table lacks is a programming error (KeyError); a key in `.env` the table lacks is an
+    operator's error, reported with the nearest known name when the values are read."""
+
+    def __init__(self, values: dict[str, str] | None = None):
+        self.values = load() if values is None else values
+        # What .env holds, and the retired keys wherever they are set (their old meaning must not linger).
+        unknown = table.unknown_keys([*self.values, *(key for key in table.RETIRED if key in os.environ)])
+        if unknown:
+            raise EnvError("; ".join(item.message() for item in unknown))
 
     @property
     def profile(self) -> str:
         """APP_PROFILE, read here and nowhere else: "dev" (the default, the embedded set-up) or "prod"."""
-        value = self.get("APP_PROFILE", "dev").strip().lower()
+        value = (self._given("APP_PROFILE") or table.BY_NAME["APP_PROFILE"].default_for("dev")).strip().lower()
         if value not in PROFILES:
             raise EnvError(f"APP_PROFILE must be one of {', '.join(PROFILES)}, not {value!r} (see .env)")
         return value
@@ -87,39 +101,56 @@ class Env:
     def prod(self) -> bool:
         return self.profile == "prod"
 
-    def __init__(self, values: dict[str, str] | None = None):
-        self.values = load() if values is None else values
-
-    def __contains__(self, key: str) -> bool:
-        return bool(self.get(key))
-
-    def get(self, key: str, default: str = "") -> str:
+    def _given(self, key: str) -> str:
+        """The value as written (file, else process environment), "" when neither has one."""
         value = self.values.get(key)
         if value is None:
             value = os.environ.get(key)
-        return default if value is None or value == "" else value
+        return value or ""
 
-    def bool(self, key: str, default: bool = False) -> bool:
-        value = self.get(key).lower()
-        if not value:
-            return default
+    def given(self, key: str) -> bool:
+        """Whether .env (or the process environment) sets `key` at all, default aside."""
+        table.BY_NAME[key]  # noqa: B018  (a KeyError for an undeclared key)
+        return bool(self._given(key))
+
+    def __contains__(self, key: str) -> bool:
+        return self.given(key)
+
+    def get(self, key: str) -> str:
+        spec = table.BY_NAME[key]
+        return self._given(key) or spec.default_for(self.profile)
+
+    def bool(self, key: str) -> bool:
+        value = self.get(key).strip().lower()
         if value in {"1", "true", "yes", "on"}:
             return True
-        if value in {"0", "false", "no", "off"}:
+        if value in {"0", "false", "no", "off", ""}:
             return False
         raise EnvError(f"{key} must be true or false, not {value!r}")
 
-    def int(self, key: str, default: int) -> int:
-        value = self.get(key)
+    def int(self, key: str) -> int | None:
+        """The number, or None when neither .env nor the table gives one (the section computes it)."""
+        value = self.get(key).strip()
         if not value:
-            return default
+            return None
         try:
             return int(value)
         except ValueError:
             raise EnvError(f"{key} must be a whole number, not {value!r}") from None
 
-    def list(self, key: str, default: str = "", sep: str = ",") -> list[str]:
-        return [item.strip() for item in self.get(key, default).split(sep) if item.strip()]
+    def float(self, key: str) -> float:
+        value = self.get(key).strip()
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if number != number or number in (float("inf"), float("-inf")):
+            raise EnvError(f"{key} must be a number such as 60 or 0.5, not {value!r}")
+        return number
+
+    def list(self, key: str) -> list[str]:
+        sep = table.BY_NAME[key].sep
+        return [item.strip() for item in self.get(key).split(sep) if item.strip()]
 
     def secret(self, key: str, generate: bool = True) -> str:
         """The value of `key` from .env; else, when `generate` (outside prod), the one `generate_secrets` made
@@ -195,7 +226,8 @@ def generate_secrets(var_dir: Path | None = None, env: Env | None = None) -> lis
     made = []
     for name, maker in GENERATED_SECRETS.items():
         path = folder / name
-        if any(env.get(key) for key in (name, *_GIVEN_BY.get(name, ()))) or path.exists():
+        given = (key for key in (name, *_GIVEN_BY.get(name, ())) if key in table.BY_NAME)
+        if any(env.given(key) for key in given) or path.exists():
             continue
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")  # 0600
         try:

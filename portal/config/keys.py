@@ -26,7 +26,7 @@ def new_rsa_private_key_pem() -> str:
 def oidc_private_key_pem(env: Env, generate: bool) -> str:
     """OIDC_RSA_PRIVATE_KEY (with `\\n` for line breaks), else the file OIDC_RSA_PRIVATE_KEY_FILE names, else
     (when `generate`, outside prod) the generated one. Raises EnvError naming the key when none is there."""
-    from portal.config.env import EnvError
+    from portal.config.env import EnvError, read_generated_secret
 
     pem = env.get("OIDC_RSA_PRIVATE_KEY").replace("\\n", "\n")
     if pem:
@@ -39,7 +39,7 @@ def oidc_private_key_pem(env: Env, generate: bool) -> str:
             raise EnvError(f"OIDC_RSA_PRIVATE_KEY_FILE={path}: {exc.strerror}") from None
     if not generate:
         raise EnvError("OIDC_RSA_PRIVATE_KEY_FILE must be set in .env")
-    return env.secret("OIDC_RSA_PRIVATE_KEY_PEM")
+    return read_generated_secret("OIDC_RSA_PRIVATE_KEY_PEM")
 
 
 def public_key_pem(private_pem: str) -> str:

@@ -12,6 +12,7 @@ Rules:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from portal.config.env import Env, EnvError
@@ -63,19 +64,35 @@ def _timeout(key: str, value: str) -> int:
     return int(value)
 
 
-def from_env(env: Env) -> dict:
-    """Django's EMAIL_* settings plus EMAIL_ENABLED; raises EnvError naming the bad key."""
+@dataclass(frozen=True)
+class Mail:
+    """Django's EMAIL_* settings (as attributes of the same names, lower case) plus `enabled`."""
+
+    enabled: bool
+    backend: str
+    host: str
+    port: int
+    host_user: str
+    host_password: str
+    use_tls: bool
+    use_ssl: bool
+    timeout: int
+    default_from_email: str
+
+
+def from_env(env: Env) -> Mail:
+    """Raises EnvError naming the bad key."""
     if url := env.get("EMAIL_URL"):
         config = from_url(url)
     else:
         config = {
             "EMAIL_HOST": env.get("EMAIL_HOST"),
-            "EMAIL_PORT": env.int("EMAIL_PORT", 25),
+            "EMAIL_PORT": env.int("EMAIL_PORT"),
             "EMAIL_HOST_USER": env.get("EMAIL_HOST_USER"),
             "EMAIL_HOST_PASSWORD": env.get("EMAIL_HOST_PASSWORD"),
             "EMAIL_USE_TLS": _flag("EMAIL_USE_TLS", env.get("EMAIL_USE_TLS")),
             "EMAIL_USE_SSL": _flag("EMAIL_USE_SSL", env.get("EMAIL_USE_SSL")),
-            "EMAIL_TIMEOUT": _timeout("EMAIL_TIMEOUT", env.get("EMAIL_TIMEOUT", "10")),
+            "EMAIL_TIMEOUT": _timeout("EMAIL_TIMEOUT", env.get("EMAIL_TIMEOUT")),
         }
         if config["EMAIL_USE_TLS"] and config["EMAIL_USE_SSL"]:
             raise EnvError("EMAIL_USE_TLS and EMAIL_USE_SSL exclude each other")
@@ -83,24 +100,17 @@ def from_env(env: Env) -> dict:
     sender = env.get("DEFAULT_FROM_EMAIL") or (config["EMAIL_HOST_USER"] if "@" in config["EMAIL_HOST_USER"] else "")
     if enabled and "@" not in sender:
         raise EnvError("DEFAULT_FROM_EMAIL must be set to the address mails come from (e.g. noreply@example.edu.cn)")
-    return {
-        **config,
-        "EMAIL_ENABLED": enabled,
-        # Without a server the console backend keeps Django from trying localhost:25 if anything sends.
-        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"
-        if enabled
-        else "django.core.mail.backends.console.EmailBackend",
-        "DEFAULT_FROM_EMAIL": sender or "webmaster@localhost",
-    }
-
-
-SIGNUP_EMAIL_MODES = ("optional", "required", "off")
-
-
-def signup_email(env: Env, mail_enabled: bool) -> str:
-    """Empty: `optional` with a mail server, else `off`. Without mail the address would never be used (reset
-    mails are its only purpose), and a portal should not collect personal data it has no use for."""
-    mode = env.get("SIGNUP_EMAIL", "optional" if mail_enabled else "off").strip().lower()
-    if mode not in SIGNUP_EMAIL_MODES:
-        raise EnvError(f"SIGNUP_EMAIL must be optional, required or off, not {mode!r}")
-    return mode
+    # Without a server the console backend keeps Django from trying localhost:25 if anything sends.
+    backend = "smtp" if enabled else "console"
+    return Mail(
+        enabled=enabled,
+        backend=f"django.core.mail.backends.{backend}.EmailBackend",
+        host=config["EMAIL_HOST"],
+        port=config["EMAIL_PORT"],
+        host_user=config["EMAIL_HOST_USER"],
+        host_password=config["EMAIL_HOST_PASSWORD"],
+        use_tls=config["EMAIL_USE_TLS"],
+        use_ssl=config["EMAIL_USE_SSL"],
+        timeout=config["EMAIL_TIMEOUT"],
+        default_from_email=sender or "webmaster@localhost",
+    )

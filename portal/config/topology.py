@@ -40,7 +40,6 @@ from urllib.parse import urlsplit
 from portal.config.env import Env, EnvError
 
 HUB_PREFIX = "/jupyter/"
-HUB_CLIENT_ID_DEFAULT = "jupyterhub"
 # The embedded default's two host names: both resolve to loopback on a stock Debian machine without
 # editing /etc/hosts (`*.localhost` names do in browsers, but not in every other client).
 DEV_PORTAL_HOST = "127.0.0.1"
@@ -140,24 +139,24 @@ def _origin(key: str, value: str) -> str:
 
 
 def from_env(env: Env) -> Topology:
-    port = env.int("PORT", 8000)
+    port = env.int("PORT")
     prod = env.prod
     domain = env.get("APP_DOMAIN_NAME").strip().lower()
-    hub_domain = env.get("HUB_DOMAIN_NAME", f"hub.{domain}" if domain else "").strip().lower()
-    if domain:  # a server with a name: behind Nginx and TLS (README, "Deploy to a server")
+    hub_domain = env.get("HUB_DOMAIN_NAME").strip().lower() or (f"hub.{domain}" if domain else "")
+    if domain:  # a server with a name: behind Nginx and TLS (docs/operator/deploy.md)
         default_portal, default_hub = f"https://{domain}", f"https://{hub_domain}"
     else:
         default_portal, default_hub = f"http://{DEV_PORTAL_HOST}:{port}", f"http://{DEV_HUB_HOST}:{port}"
     topo = Topology(
-        public_url=_origin("PUBLIC_URL", env.get("PUBLIC_URL", default_portal)),
-        hub_origin=_origin("HUB_PUBLIC_URL", env.get("HUB_PUBLIC_URL", default_hub)),
+        public_url=_origin("PUBLIC_URL", env.get("PUBLIC_URL") or default_portal),
+        hub_origin=_origin("HUB_PUBLIC_URL", env.get("HUB_PUBLIC_URL") or default_hub),
         port=port,
-        bind_ip=env.get("BIND_IP", "127.0.0.1"),
-        portal_port=env.int("PORTAL_PORT", 8010),
-        hub_port=env.int("HUB_PORT", 8081),
-        proxy_api_port=env.int("PROXY_API_PORT", 8001),
-        hub_client_id=env.get("HUB_CLIENT_ID", HUB_CLIENT_ID_DEFAULT),
-        user_subdomains=env.bool("USER_SUBDOMAINS", False),
+        bind_ip=env.get("BIND_IP"),
+        portal_port=env.int("PORTAL_PORT"),
+        hub_port=env.int("HUB_PORT"),
+        proxy_api_port=env.int("PROXY_API_PORT"),
+        hub_client_id=env.get("HUB_CLIENT_ID"),
+        user_subdomains=env.bool("USER_SUBDOMAINS"),
     )
     check(topo, prod)
     return topo

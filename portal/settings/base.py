@@ -1,17 +1,12 @@
-"""Settings shared by every profile. Values come from `.env` through `portal.config.load()` only."""
+"""Settings shared by every profile, built from the typed configuration `portal.config.load()` hands out (its
+sections are parsed there, once; nothing here reads `.env`)."""
 
-import re
 import sys
-from urllib.parse import urlsplit
 
 from django.utils.translation import gettext_lazy as _
 
-from portal.config import keys, load, topology
-from portal.config.env import BASE_DIR, Env, EnvError, database_config, var_dir
-
-CONFIG = load()
-env = CONFIG.env
-VAR_DIR = var_dir()
+from portal.config import load
+from portal.config.env import BASE_DIR, EnvError, database_config, var_dir
 
 
 def _fail(message: str):
@@ -19,21 +14,22 @@ def _fail(message: str):
     raise SystemExit(f"CFPS portal configuration error: {message}")
 
 
-def _rate(key: str, default: str) -> str:
-    """Rates look like `5/m`, `100/h` or `20/10m` (accounts/throttle.py); check them at start-up, not per request."""
-    value = env.get(key, default).replace(" ", "")
-    if not re.fullmatch(r"[1-9][0-9]*/([1-9][0-9]*)?[smhd]", value):
-        _fail(f"{key} must look like 10/m, 100/h or 20/10m, not {value!r}")
-    return value
-
-
 try:
-    DATABASES = {"default": database_config(env.get("DATABASE_URL"))}
-    DEBUG = env.bool("DEBUG", False)
+    CONFIG = load()
+    _PROD = CONFIG.prod
+    if _PROD and not (CONFIG.env.given("APP_DOMAIN_NAME") or CONFIG.env.given("PUBLIC_URL")):
+        # Reported with every other missing key in one line by prod.py; a stand-in lets the rest load first.
+        CONFIG = CONFIG.replace(APP_DOMAIN_NAME="missing.invalid")
+        MISSING_SECRETS = ["APP_DOMAIN_NAME"]
+    else:
+        MISSING_SECRETS = []
+    WEB, LIMITS, MAIL, ACCOUNTS = CONFIG.web, CONFIG.limits, CONFIG.mail, CONFIG.accounts
+    TOPOLOGY, HUB, DEPLOY = CONFIG.topology, CONFIG.hub, CONFIG.deploy
+    DATABASES = {"default": database_config(WEB.database_url)}
 except EnvError as exc:
     _fail(str(exc))
-
-SECRET_KEY = env.get("SECRET_KEY")
+VAR_DIR = var_dir()
+DEBUG = WEB.debug
 
 DJANGO_APPS = [
     "django.contrib.admin",
@@ -91,13 +87,8 @@ PASSWORD_HASHERS = [
     "accounts.hashers.ClientSecretHasher",  # OAuth client secrets only (see its docstring)
 ]
 
-try:
-    # Password checks running at once per process (accounts/hashers.py); more wait without using CPU.
-    PASSWORD_CHECKS_AT_ONCE = CONFIG.password_checks_at_once
-    if PASSWORD_CHECKS_AT_ONCE < 1:
-        raise EnvError(f"PASSWORD_CHECKS_AT_ONCE must be 1 or more, not {PASSWORD_CHECKS_AT_ONCE}")
-except EnvError as exc:
-    _fail(str(exc))
+# Password checks running at once per process (accounts/hashers.py); more wait without using CPU.
+PASSWORD_CHECKS_AT_ONCE = WEB.password_checks_at_once
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -116,7 +107,7 @@ LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
 USE_TZ = True
-TIME_ZONE = env.get("TIME_ZONE", "Asia/Shanghai")
+TIME_ZONE = WEB.time_zone
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -136,57 +127,37 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 THROTTLE_ENABLED = True
 # Wrong (unknown) invite codes per client address: stops enumerating codes. Correct codes are bounded only
 # by each code's max_uses, so a class behind one NAT address can all sign up.
-SIGNUP_CODE_FAILURE_LIMIT = _rate("SIGNUP_CODE_FAILURE_LIMIT", "20/10m")
+SIGNUP_CODE_FAILURE_LIMIT = LIMITS.signup_code_failures
 # Failed logins per username from browsers without that user's device cookie: stops guessing one password.
-LOGIN_USER_FAILURE_LIMIT = _rate("LOGIN_USER_FAILURE_LIMIT", "10/m")
+LOGIN_USER_FAILURE_LIMIT = LIMITS.login_user_failures
 # Failed logins per client address, across usernames (correct logins never count).
-LOGIN_IP_FAILURE_LIMIT = _rate("LOGIN_IP_FAILURE_LIMIT", "100/10m")
+LOGIN_IP_FAILURE_LIMIT = LIMITS.login_ip_failures
 # Failed logins per device cookie (a browser that logged in to that account before; OWASP device cookies).
-LOGIN_DEVICE_FAILURE_LIMIT = _rate("LOGIN_DEVICE_FAILURE_LIMIT", "10/m")
-try:
-    DEVICE_COOKIE_DAYS = env.int("DEVICE_COOKIE_DAYS", 365)
-    if DEVICE_COOKIE_DAYS < 1:
-        raise EnvError(f"DEVICE_COOKIE_DAYS must be 1 or more, not {DEVICE_COOKIE_DAYS}")
-except EnvError as exc:
-    _fail(str(exc))
+LOGIN_DEVICE_FAILURE_LIMIT = LIMITS.login_device_failures
+DEVICE_COOKIE_DAYS = LIMITS.device_cookie_days
 # Accounts one browser remembers as its devices (a shared lab computer serves several students).
 DEVICE_COOKIE_USERS = 8
-# The old names counted every attempt; their values would mean something else now, so say so once.
-for _old, _new in {
-    "SIGNUP_RATE_LIMIT": "SIGNUP_CODE_FAILURE_LIMIT",
-    "LOGIN_RATE_LIMIT": "LOGIN_USER_FAILURE_LIMIT",
-    "LOGIN_IP_RATE_LIMIT": "LOGIN_IP_FAILURE_LIMIT",
-    "TRUSTED_PROXIES": "PROXY_SECRET",
-}.items():
-    if env.get(_old):
-        _fail(f"{_old} is no longer read: remove it from .env (see {_new} in .env.example; only failures count now)")
 # PROXY_SECRET (the X-Cfps-Proxy header our own proxies add, the only reason to believe X-Forwarded-For)
 # is with the other generated secrets below, after _secret().
 
 # --- Accounts ------------------------------------------------------------------------------------------
-ADMIN_USERNAME = env.get("ADMIN_USERNAME", "cfps-admin")
-ADMIN_PASSWORD = env.get("ADMIN_PASSWORD")
-ADMIN_EMAIL = env.get("ADMIN_EMAIL")
-INVITE_CODES = env.list("INVITE_CODES", sep=";")
+ADMIN_USERNAME = ACCOUNTS.admin_username
+ADMIN_PASSWORD = ACCOUNTS.admin_password
+ADMIN_EMAIL = ACCOUNTS.admin_email
+INVITE_CODES = ACCOUNTS.invite_codes
 
 # --- E-mail: password reset by mail only when a mail server is configured (rules in portal/config/mail.py) ---
-try:
-    from portal.config import mail as _mailconfig
-
-    _MAIL = _mailconfig.from_env(env)
-    # False without a mail server: the "forgot password" page then says to ask staff for a set-password link.
-    EMAIL_ENABLED = _MAIL["EMAIL_ENABLED"]
-    EMAIL_BACKEND = _MAIL["EMAIL_BACKEND"]
-    EMAIL_HOST, EMAIL_PORT = _MAIL["EMAIL_HOST"], _MAIL["EMAIL_PORT"]
-    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _MAIL["EMAIL_HOST_USER"], _MAIL["EMAIL_HOST_PASSWORD"]
-    EMAIL_USE_TLS, EMAIL_USE_SSL, EMAIL_TIMEOUT = _MAIL["EMAIL_USE_TLS"], _MAIL["EMAIL_USE_SSL"], _MAIL["EMAIL_TIMEOUT"]
-    DEFAULT_FROM_EMAIL = _MAIL["DEFAULT_FROM_EMAIL"]
-    # Sign-up asks for an e-mail address (only used for password reset): optional, required or off.
-    SIGNUP_EMAIL = _mailconfig.signup_email(env, EMAIL_ENABLED)
-except EnvError as exc:
-    _fail(str(exc))
+# False without a mail server: the "forgot password" page then says to ask staff for a set-password link.
+EMAIL_ENABLED = MAIL.enabled
+EMAIL_BACKEND = MAIL.backend
+EMAIL_HOST, EMAIL_PORT = MAIL.host, MAIL.port
+EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = MAIL.host_user, MAIL.host_password
+EMAIL_USE_TLS, EMAIL_USE_SSL, EMAIL_TIMEOUT = MAIL.use_tls, MAIL.use_ssl, MAIL.timeout
+DEFAULT_FROM_EMAIL = MAIL.default_from_email
+# Sign-up asks for an e-mail address (only used for password reset): optional, required or off.
+SIGNUP_EMAIL = ACCOUNTS.signup_email
 # Reset requests per e-mail address and per account (stops mail-bombing a student; accounts/password_reset.py).
-PASSWORD_RESET_RATE_LIMIT = _rate("PASSWORD_RESET_RATE_LIMIT", "3/h")
+PASSWORD_RESET_RATE_LIMIT = LIMITS.password_reset_rate
 
 LOGGING = {
     "version": 1,
@@ -199,23 +170,12 @@ LOGGING = {
 }
 
 # --- Two origins: the portal here, the hub and the students' servers on another host (portal/config/topology.py) ---
-_PROD = env.prod
-MISSING_SECRETS = []
-_topology_env = env
-if _PROD and not (env.get("APP_DOMAIN_NAME") or env.get("PUBLIC_URL")):
-    # Reported with every other missing key in one line by prod.py; a stand-in lets the rest load first.
-    MISSING_SECRETS.append("APP_DOMAIN_NAME")
-    _topology_env = Env({**env.values, "APP_DOMAIN_NAME": "missing.invalid"})
-try:
-    TOPOLOGY = topology.from_env(_topology_env)
-except EnvError as exc:
-    _fail(str(exc))
 PUBLIC_URL = TOPOLOGY.public_url
 # Where the "Open JupyterLab" button points: the hub's own origin, never this one.
 JUPYTERHUB_URL = TOPOLOGY.hub_public_url
 # The portal answers only under its own host name (a request naming the hub's host is refused with 400), and
 # on 127.0.0.1, where the hub calls the token and userinfo endpoints. ALLOWED_HOSTS in .env adds aliases.
-_extra_hosts = [host for host in env.list("ALLOWED_HOSTS") if host not in (TOPOLOGY.portal_host, "127.0.0.1")]
+_extra_hosts = [host for host in WEB.allowed_hosts if host not in (TOPOLOGY.portal_host, "127.0.0.1")]
 if TOPOLOGY.hub_host in _extra_hosts or any(h.startswith(".") and TOPOLOGY.hub_host.endswith(h) for h in _extra_hosts):
     _fail(f"ALLOWED_HOSTS must not name the hub's host {TOPOLOGY.hub_host}: students' pages are served there")
 ALLOWED_HOSTS = [TOPOLOGY.portal_host, *(["127.0.0.1"] if TOPOLOGY.portal_host != "127.0.0.1" else []), *_extra_hosts]
@@ -265,7 +225,7 @@ _GENERATE_SECRETS = not _PROD
 
 def _secret(key: str) -> str:
     try:
-        return env.secret(key, generate=_GENERATE_SECRETS)
+        return CONFIG.secrets.get(key)
     except EnvError as exc:
         if _GENERATE_SECRETS:
             _fail(str(exc))  # the step that makes it has not run
@@ -283,11 +243,11 @@ PROXY_SECRET = _secret("PROXY_SECRET")
 HUB_API_URL = TOPOLOGY.hub_api_url
 
 
-def _oidc_private_key(generate: bool) -> str:
+def _oidc_private_key() -> str:
     try:
-        return keys.oidc_private_key_pem(env, generate=generate)
+        return CONFIG.secrets.oidc_private_key_pem()
     except EnvError as exc:
-        if generate or env.get("OIDC_RSA_PRIVATE_KEY_FILE"):
+        if _GENERATE_SECRETS or CONFIG.env.given("OIDC_RSA_PRIVATE_KEY_FILE"):
             _fail(str(exc))  # the step that makes it has not run, or the file named cannot be read
         MISSING_SECRETS.append("OIDC_RSA_PRIVATE_KEY_FILE")
         return ""
@@ -319,7 +279,7 @@ OAUTH2_PROVIDER = {
     "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
     "OIDC_RP_INITIATED_LOGOUT_ACCEPT_EXPIRED_TOKENS": True,
     "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": True,
-    "OIDC_RSA_PRIVATE_KEY": _oidc_private_key(generate=_GENERATE_SECRETS),
+    "OIDC_RSA_PRIVATE_KEY": _oidc_private_key(),
     "OIDC_ISS_ENDPOINT": f"{PUBLIC_URL}/o",
     "SCOPES": {
         "openid": _("Sign you in"),
@@ -328,9 +288,9 @@ OAUTH2_PROVIDER = {
     },
     "DEFAULT_SCOPES": ["openid"],
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
-    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_SECONDS", 3600),
-    "ID_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_SECONDS", 3600),
-    "REFRESH_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_REFRESH_TOKEN_SECONDS", 14 * 24 * 3600),
+    "ACCESS_TOKEN_EXPIRE_SECONDS": HUB.access_token_seconds,
+    "ID_TOKEN_EXPIRE_SECONDS": HUB.access_token_seconds,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": HUB.refresh_token_seconds,
     # Each refresh hands out a new refresh token; replaying an old one revokes the whole family.
     "ROTATE_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
@@ -341,39 +301,27 @@ OAUTH2_PROVIDER = {
 
 # --- Production deploy files (python manage.py gen_nginx, gen_systemd, gen_firewall) -------------------
 # The public host name; Nginx's server_name and the certificate folder come from it.
-APP_DOMAIN_NAME = env.get("APP_DOMAIN_NAME")
+APP_DOMAIN_NAME = DEPLOY.app_domain_name
 # The machine account the systemd units run the portal and the hub as (never root).
-SERVICE_USER = env.get("SERVICE_USER", "cfps")
+SERVICE_USER = DEPLOY.service_user
 # Firewall: the host interfaces user containers come from (iptables names; `+` is a wildcard: br-+ is every
 # user-defined Docker network) and the host address they reach the hub at.
-DOCKER_BRIDGE_INTERFACES = env.list("DOCKER_BRIDGE_INTERFACES", "docker0,br-+")
-DOCKER_INTERFACE_IP = env.get("DOCKER_INTERFACE_IP")
-# SPAWNER=swarm with worker nodes: the networks (CIDR) they are on, whose servers call the hub's API.
-SWARM_WORKERS = env.list("SWARM_WORKERS")
+DOCKER_BRIDGE_INTERFACES = DEPLOY.bridge_interfaces
+# HSTS lifetime; Nginx sends the header for the hub too, and prod tells Django the same value.
+HSTS_SECONDS = DEPLOY.hsts_seconds
+HSTS_INCLUDE_SUBDOMAINS = DEPLOY.hsts_include_subdomains
+# The MySQL port containers may reach: the one notebooks use for the dataset (never typed twice).
+FIREWALL_MYSQL_PORT = DEPLOY.firewall_mysql_port
+
+# --- Users' notebook containers, the swarm, the dataset (the commands read them; the hub reads the same) ------
 try:
-    # HSTS lifetime; Nginx sends the header for the hub too, and prod tells Django the same value.
-    HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31536000)
-    HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
-    # The MySQL port containers may reach: the one notebooks use for the dataset (never typed twice).
-    FIREWALL_MYSQL_PORT = urlsplit(env.get("DATASET_DATABASE_URL")).port or 3306
-except (EnvError, ValueError) as exc:
-    _fail(f"{exc} (SECURE_HSTS_* or the port in DATASET_DATABASE_URL)")
-
-# --- Users' notebook containers (build_image, setup_volumes; the hub reads the same, see portal/config/containers.py)
-try:
-    from portal.config import containers as _containers
-
-    CONTAINERS = _containers.from_env(env)
-except EnvError as exc:
-    _fail(str(exc))
-
-# --- The CFPS dataset (provision_dataset_user, load_sample_data; rules in portal/config/dataset.py) -------------
-try:
-    from portal.config import dataset as _dataset
-
+    CONTAINERS = CONFIG.containers
+    SWARM = CONFIG.swarm
     # DATASET_DATABASE_URL (the notebooks' read-only account), DATASET_ADMIN_URL, DATASET_USER_HOST.
-    DATASET = _dataset.from_env(env)
-    # The embedded default: the synthetic sample in the local data folder, opened read-only by notebooks.
-    DATASET_SAMPLE_PATH = _dataset.sample_path(_dataset.local_data_dir())
+    DATASET = CONFIG.dataset
 except EnvError as exc:
     _fail(str(exc))
+# The embedded default: the synthetic sample in the local data folder, opened read-only by notebooks.
+from portal.config import dataset as _dataset  # noqa: E402
+
+DATASET_SAMPLE_PATH = _dataset.sample_path(_dataset.local_data_dir())

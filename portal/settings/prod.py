@@ -2,7 +2,7 @@
 
 Everything comes from `.env`. Missing or placeholder values stop the process with one line naming them.
 
-Rules (see the README's "Deploy to a server"):
+Rules (see docs/operator/deploy.md):
 - TLS ends at Nginx (`python manage.py gen_nginx --tls`), which redirects http to https and sets
   X-Forwarded-Proto; JupyterHub's proxy then appends its own value, and Django reads the left-most one.
 - Django itself never redirects to https: the hub calls /o/token/ and /o/userinfo/ on plain http over
@@ -13,21 +13,20 @@ Rules (see the README's "Deploy to a server"):
 from portal.config import placeholders
 
 from .base import *  # noqa: F403
-from .base import HSTS_INCLUDE_SUBDOMAINS, HSTS_SECONDS, MISSING_SECRETS, OAUTH2_PROVIDER, _fail, env
+from .base import CONFIG, HSTS_INCLUDE_SUBDOMAINS, HSTS_SECONDS, MISSING_SECRETS, OAUTH2_PROVIDER, WEB, _fail
 
-_missing = [key for key in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL") if not env.get(key)]
-_missing += MISSING_SECRETS  # APP_DOMAIN_NAME (the portal's host) among them when missing
+_missing = [key for key in ("DATABASE_URL", "REDIS_URL") if not CONFIG.env.given(key)]
+# The portal's own secrets (the key table's needed_by), APP_DOMAIN_NAME among them when missing.
+_missing += [key for key in [*CONFIG.secrets.missing("portal"), *MISSING_SECRETS] if key not in _missing]
 if _missing:
     _fail(f"APP_PROFILE=prod needs {', '.join(_missing)} in .env")
 
-# The portal's own secrets; the hub checks its own ones the same way (hubconfig/config.py).
-_placeholders = placeholders.placeholders(
-    {key: env.get(key) for key in ("SECRET_KEY", "HUB_CLIENT_SECRET", "HUB_API_TOKEN", "PROXY_SECRET")}
-)
+# The hub checks its own ones the same way (hubconfig/config.py).
+_placeholders = CONFIG.secrets.placeholders("portal")
 if _placeholders:
     _fail(placeholders.message(_placeholders))
 
-SECRET_KEY = env.get("SECRET_KEY")
+SECRET_KEY = CONFIG.secrets.get("SECRET_KEY")
 DEBUG = False
 # ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS and the __Host- cookie names follow the topology (base.py): the
 # portal's own https origin only.
@@ -38,7 +37,7 @@ DEBUG = False
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env.get("REDIS_URL"),
+        "LOCATION": WEB.redis_url,
         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }

@@ -107,10 +107,22 @@ def test_bootstrap_uses_admin_password_from_env(settings):
 def test_bootstrap_restores_staff_rights_of_an_existing_admin(settings):
     settings.ADMIN_USERNAME = "cfps-admin"
     settings.INVITE_CODES = []
-    User.objects.create_user(username="cfps-admin", password="x", is_active=False)
+    User.objects.create_user(username="cfps-admin", password="x", is_active=False, is_superuser=True)
     run("bootstrap")
     admin = User.objects.get()
     assert admin.is_staff and admin.is_superuser and admin.is_active
+
+
+@pytest.mark.django_db
+def test_bootstrap_never_makes_a_students_account_with_the_admin_name_a_superuser(settings):
+    """A student who signed up as the (new) ADMIN_USERNAME first must not be promoted at the next start."""
+    settings.ADMIN_USERNAME = "teacher-li"
+    settings.INVITE_CODES = []
+    User.objects.create_user(username="teacher-li", password="x")
+    with pytest.raises(CommandError, match="not staff; bootstrap will not make it a superuser"):
+        run("bootstrap")
+    student = User.objects.get()
+    assert not (student.is_staff or student.is_superuser)
 
 
 @pytest.mark.django_db

@@ -187,10 +187,30 @@ def test_userinfo_and_id_token_carry_our_claims(client, hub_app):
     assert claims["preferred_username"] == "meiling" and claims["groups"] == ["class-a", "team-income"]
 
 
-def test_staff_marker_claim(client, hub_app):
-    User.objects.create_user(username="teacher-li", password=PASSWORD, is_staff=True)
+@pytest.mark.parametrize(
+    ("role", "hub_admin"),
+    [("teacher", True), ("ta", False), ("superuser", True), ("staff without a role", False)],
+)
+def test_the_hub_admin_marker_is_for_teachers_and_superusers_only(client, hub_app, make_staff, role, hub_admin):
+    if role in ("teacher", "ta"):
+        user = make_staff("teacher-li", role)
+    else:
+        user = User.objects.create_user(username="teacher-li", password=PASSWORD, is_staff=True)
+        user.is_superuser = role == "superuser"
+        user.save()
     tokens = full_login(client, username="teacher-li")
-    assert client.get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").json()["is_staff"] is True
+    info = client.get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").json()
+    assert info["is_staff"] is hub_admin
+    assert info["groups"] == []  # a role is never a hub group
+
+
+def test_the_groups_claim_lists_classes_but_never_a_staff_role(client, hub_app, staff_roles):
+    student = User.objects.create_user(username="meiling", password=PASSWORD)
+    # Only a superuser can do this (accounts.roles); the hub still must not take the role for a team.
+    student.groups.add(staff_roles["ta"], Group.objects.create(name="class-a"))
+    tokens = full_login(client, username="meiling")
+    info = client.get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {tokens['access_token']}").json()
+    assert (info["groups"], info["is_staff"]) == (["class-a"], False)
 
 
 def test_discovery_offers_only_s256_and_the_public_issuer(client, hub_app):

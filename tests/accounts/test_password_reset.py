@@ -10,8 +10,10 @@ from aiosmtpd.controller import Controller
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from portal.config import Config
 from portal.config import mail as mailconfig
 from portal.config.env import Env, EnvError
+from portal.config.sections import accounts_from_env
 from staff.models import MailFailure
 from tests.conftest import PASSWORD
 from tests.live import free_port
@@ -164,7 +166,8 @@ def test_without_a_mail_server_the_reset_page_says_to_ask_staff(client, settings
 )  # fmt: skip
 def test_mail_settings_from_env(values, expected):
     config = mailconfig.from_env(Env(values))
-    assert {key: config[key] for key in expected} == expected
+    attributes = {key: key.lower().removeprefix("email_") for key in expected}
+    assert {key: getattr(config, name) for key, name in attributes.items()} == expected
 
 
 @pytest.mark.parametrize(
@@ -181,9 +184,7 @@ def test_mail_settings_from_env(values, expected):
 )
 def test_a_bad_mail_setting_is_one_line_naming_the_key(values, message):
     with pytest.raises(EnvError, match=message):
-        env = Env(values)
-        mailconfig.from_env(env)
-        mailconfig.signup_email(env, mail_enabled=True)
+        Config(Env(values)).accounts  # noqa: B018  (the mail section first, then the sign-up e-mail mode)
 
 
 def test_signup_asks_for_an_optional_email_next_to_the_other_fields(client, signup_data, settings):
@@ -238,4 +239,4 @@ def test_the_portal_refuses_to_start_with_a_bad_mail_setting_in_one_line(key, va
     [({}, True, "optional"), ({}, False, "off"), ({"SIGNUP_EMAIL": "Required"}, False, "required")],
 )
 def test_signup_asks_for_an_email_by_default_only_when_mails_can_be_sent(values, mail_enabled, mode):
-    assert mailconfig.signup_email(Env(values), mail_enabled) == mode
+    assert accounts_from_env(Env(values), mail_enabled).signup_email == mode

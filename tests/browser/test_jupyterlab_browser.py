@@ -111,13 +111,16 @@ def file_browser_entry(page: Page, name: str):
     )
 
 
-def test_student_signs_up_and_lands_in_jupyterlab_without_a_second_login(stack, new_context, screenshot):
+def test_student_signs_up_and_lands_in_jupyterlab_without_a_second_login(
+    stack, new_context, screenshot, doc_screenshot
+):
     username = "lab-student"
     page = new_context(locale="zh-CN").new_page()  # 1280x800, as every desktop page in conftest
     assert page.viewport_size == {"width": 1280, "height": 800}
 
     sign_up_from_home(stack, page, username)
     screenshot(page, "01-home-logged-in")
+    doc_screenshot(page, "student-home")
     documents = open_jupyterlab_from_home(stack, page, username)
 
     # The portal session carried the login: no login page was shown anywhere on the way, and the hub's

@@ -47,7 +47,9 @@ def assert_fits_phone_width(page: Page) -> None:
     assert width <= screen, f"{page.url} is {width}px wide on a {screen}px phone screen"
 
 
-def test_student_signs_up_with_invite_code_in_chinese_and_lands_logged_in(live_portal, phone_page, screenshot):
+def test_student_signs_up_with_invite_code_in_chinese_and_lands_logged_in(
+    live_portal, phone_page, screenshot, doc_screenshot
+):
     page = phone_page
     code = new_invite(live_portal)
 
@@ -63,6 +65,7 @@ def test_student_signs_up_with_invite_code_in_chinese_and_lands_logged_in(live_p
     assert_fits_phone_width(page)
     fill_signup(page, "xiaoming", code.lower())  # codes are case-insensitive for students
     screenshot(page, "01-signup-form-filled-phone")
+    doc_screenshot(page, "student-signup")
     response = submit_signup(page)
 
     assert response.status == 302, f"sign-up POST answered {response.status}, expected a redirect"

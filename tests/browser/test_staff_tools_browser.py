@@ -52,7 +52,7 @@ def excel_roster(n: int = 200) -> bytes:
 
 
 def test_teacher_imports_an_excel_roster_previews_it_and_prints_the_slips(
-    live_portal, teacher, page, new_context, screenshot
+    live_portal, teacher, page, new_context, screenshot, doc_screenshot
 ):
     log_in(page, live_portal, teacher, PASSWORD)
     page.goto(live_portal.url("/admin/accounts/user/"))
@@ -76,6 +76,7 @@ def test_teacher_imports_an_excel_roster_previews_it_and_prints_the_slips(
     expect(page.locator("#roster-preview tr.created").first).to_contain_text("王伟")
     skipped.nth(0).scroll_into_view_if_needed()
     screenshot(page, "02-preview")
+    doc_screenshot(page, "teacher-roster-preview")
 
     page.get_by_role("button", name="导入", exact=True).click()
     expect(page.locator("#roster-summary")).to_contain_text("新建 198 个")
@@ -90,6 +91,7 @@ def test_teacher_imports_an_excel_roster_previews_it_and_prints_the_slips(
     expect(first).to_contain_text(live_portal.url("/"))
     assert first.locator("svg").count() == 1, "no QR code on the slip"
     screenshot(page, "04-slips-screen")
+    doc_screenshot(page, "teacher-set-password-slips")
     page.emulate_media(media="print")
     expect(page.locator(".toolbar")).to_be_hidden()
     page.set_viewport_size({"width": 794, "height": 1123})  # A4 at 96 dpi
@@ -108,6 +110,7 @@ def test_teacher_imports_an_excel_roster_previews_it_and_prints_the_slips(
     student.get_by_label("新密码", exact=True).fill(STUDENT_PASSWORD)
     student.get_by_label("新密码确认", exact=True).fill(STUDENT_PASSWORD)
     screenshot(student, "06-student-chooses-password")
+    doc_screenshot(student, "student-set-password")
     student.get_by_role("button", name="设置密码并登录").click()
     expect(student).to_have_url(live_portal.url("/"))
     expect(student.locator("header .who")).to_have_text("s2026000")
@@ -119,8 +122,16 @@ def test_teacher_imports_an_excel_roster_previews_it_and_prints_the_slips(
     again.goto(link)
     expect(again.get_by_role("heading", level=1)).to_have_text("此链接无法使用")
 
+    # The user list shows the imported class, with their group to filter by.
+    page.emulate_media(media="screen")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(live_portal.url("/admin/accounts/user/?q=s2026"))
+    expect(page.locator("#result_list")).to_contain_text("s2026000")
+    expect(page.locator("#changelist-filter")).to_contain_text("2026秋季")
+    doc_screenshot(page, "teacher-user-list")
 
-def test_teacher_prints_thirty_invite_codes(live_portal, teacher, page, screenshot):
+
+def test_teacher_prints_thirty_invite_codes(live_portal, teacher, page, screenshot, doc_screenshot):
     codes = live_portal.manage("create_invite", "--count", "30", "--max-uses", "1", "-v", "0").stdout.split()
     assert len(codes) == 30
     log_in(page, live_portal, teacher, PASSWORD)
@@ -134,6 +145,7 @@ def test_teacher_prints_thirty_invite_codes(live_portal, teacher, page, screensh
     assert shown == set(codes)
     expect(slips.first).to_contain_text(live_portal.url("/accounts/signup/"))
     screenshot(page, "01-code-slips")
+    doc_screenshot(page, "teacher-invite-slips")
     page.emulate_media(media="print")
     screenshot(page, "02-code-slips-print")
 

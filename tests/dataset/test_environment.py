@@ -10,6 +10,7 @@ from traitlets.config import Config
 
 from deploy.dataset import install_kernel_config
 from hubconfig.config import apply_config
+from portal.config import Config as AppConfig
 from portal.config import dataset
 from portal.config.env import Env, EnvError
 
@@ -20,7 +21,7 @@ def _private_var_dir(private_var_dir):
 
 
 def test_embedded_default_gives_notebooks_the_sqlite_sample_read_only():
-    env = dataset.notebook_environment(Env({}), Path("/home/jovyan/data"))
+    env = dataset.notebook_environment(dataset.from_env(Env({})), Path("/home/jovyan/data"))
     assert env == {
         "CFPS_DATA_DIR": "/home/jovyan/data",
         "PYTHONPATH": "/home/jovyan/data/lib",
@@ -30,8 +31,11 @@ def test_embedded_default_gives_notebooks_the_sqlite_sample_read_only():
 
 def test_mysql_url_reaches_notebooks_with_defaults_filled_in_and_host_replaceable():
     values = {"DATASET_DATABASE_URL": "mysql://:S3cret%40x@db.example:3307"}
-    assert dataset.notebook_dataset_url(Env(values), Path("/d")) == "mysql://jupyterhub:S3cret%40x@db.example:3307/cfps"
-    assert dataset.notebook_dataset_url(Env(values), Path("/d"), mysql_host="172.17.0.1").startswith(
+    assert (
+        dataset.notebook_dataset_url(dataset.from_env(Env(values)), Path("/d"))
+        == "mysql://jupyterhub:S3cret%40x@db.example:3307/cfps"
+    )
+    assert dataset.notebook_dataset_url(dataset.from_env(Env(values)), Path("/d"), mysql_host="172.17.0.1").startswith(
         "mysql://jupyterhub:S3cret%40x@172.17.0.1:3307/"
     )
 
@@ -60,7 +64,7 @@ def test_bad_dataset_url_is_refused_with_the_key_named(url):
 
 def test_local_spawner_gives_every_server_the_dataset_url():
     c = Config()
-    apply_config(c, Env({"SPAWNER": "local"}))
+    apply_config(c, AppConfig(Env({"SPAWNER": "local"})))
     url = c.LocalHomeSpawner.environment["CFPS_DATASET_URL"]
     assert url == f"sqlite:///{dataset.local_data_dir() / 'sample' / 'cfps_sample.sqlite3'}?mode=ro"
 

@@ -67,12 +67,13 @@ def test_hub_refuses_to_start_with_a_placeholder_secret_in_prod(tmp_path, key):
 
 
 def test_hub_accepts_generated_secrets_in_prod(tmp_path, monkeypatch):
-    from hubconfig.config import refuse_placeholder_secrets
+    from hubconfig.config import refuse_missing_or_placeholder_secrets
+    from portal.config import Config
     from portal.config.env import Env
 
-    refuse_placeholder_secrets(Env(HUB_PROD))  # no exception
-    refuse_placeholder_secrets(
-        Env({**HUB_PROD, "JUPYTERHUB_CRYPT_KEY": f"{secrets.token_hex(32)};{secrets.token_hex(32)}"})
+    refuse_missing_or_placeholder_secrets(Config(Env(HUB_PROD)))  # no exception
+    refuse_missing_or_placeholder_secrets(
+        Config(Env({**HUB_PROD, "JUPYTERHUB_CRYPT_KEY": f"{secrets.token_hex(32)};{secrets.token_hex(32)}"}))
     )
 
 
@@ -122,12 +123,12 @@ def test_password_checks_at_once_never_exceed_the_cores_over_all_workers(env, wo
     from portal.config import Config
     from portal.config.env import Env
 
-    config = Config(Env(env))
+    web = Config(Env(env)).web
     cores = os.cpu_count() or 1
-    assert config.portal_workers == (workers or max(2, cores))
-    assert config.password_checks_at_once == max(1, cores // config.portal_workers)
-    assert config.portal_workers * config.password_checks_at_once <= max(cores, config.portal_workers)
-    assert Config(Env({**env, "PASSWORD_CHECKS_AT_ONCE": "3"})).password_checks_at_once == 3
+    assert web.workers == (workers or max(2, cores))
+    assert web.password_checks_at_once == max(1, cores // web.workers)
+    assert web.workers * web.password_checks_at_once <= max(cores, web.workers)
+    assert Config(Env({**env, "PASSWORD_CHECKS_AT_ONCE": "3"})).web.password_checks_at_once == 3
 
 
 GUNICORN_WORKERS = "import runpy, sys; print(runpy.run_path(sys.argv[1])['workers'])"
@@ -137,8 +138,8 @@ GUNICORN_WORKERS = "import runpy, sys; print(runpy.run_path(sys.argv[1])['worker
     ("env", "expected"),
     [
         ({"APP_PROFILE": "dev"}, 1),
-        ({"APP_PROFILE": "prod"}, max(2, os.cpu_count() or 1)),
-        ({"APP_PROFILE": "prod", "GUNICORN_WORKERS": "3"}, 3),
+        ({"APP_PROFILE": "prod", "APP_DOMAIN_NAME": "cfps.example.edu.cn"}, max(2, os.cpu_count() or 1)),
+        ({"APP_PROFILE": "prod", "APP_DOMAIN_NAME": "cfps.example.edu.cn", "GUNICORN_WORKERS": "3"}, 3),
     ],
     ids=["dev", "prod", "prod-explicit"],
 )

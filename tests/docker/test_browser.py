@@ -18,7 +18,7 @@ from tests.docker.inside import container_of
 
 
 def test_new_student_finds_notebooks_data_and_team_shared_in_a_chinese_jupyterlab_in_a_container(
-    docker_stack, docker_client, new_context, screenshot
+    docker_stack, docker_client, new_context, screenshot, doc_screenshot
 ):
     username = f"ds{RUN}-web"
     page = new_context(locale="zh-CN").new_page()
@@ -34,6 +34,7 @@ def test_new_student_finds_notebooks_data_and_team_shared_in_a_chinese_jupyterla
     with step(docker_stack, "checking that JupyterLab speaks Chinese (menu bar: 文件 = File)"):
         expect(page.locator("#jp-menu-panel").get_by_text("文件", exact=True)).to_be_visible(timeout=NAVIGATION_TIMEOUT)
     screenshot(page, "01-jupyterlab-home")
+    doc_screenshot(page, "student-jupyterlab")
     with step(docker_stack, "opening notebooks/ to find the examples"):
         file_browser_entry(page, "notebooks").dblclick()
         expect(file_browser_entry(page, EXAMPLE)).to_have_count(1, timeout=NAVIGATION_TIMEOUT)

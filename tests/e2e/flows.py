@@ -145,19 +145,29 @@ def signup(stack, client: httpx.Client, username: str, password: str = PASSWORD)
 
 
 def create_user(
-    stack, username: str, *, staff: bool = False, superuser: bool = False, groups: tuple[str, ...] = ()
+    stack,
+    username: str,
+    *,
+    staff: bool = False,
+    superuser: bool = False,
+    role: str | None = None,
+    groups: tuple[str, ...] = (),
 ) -> int:
     """Create an account in the portal's database with `manage.py shell`, as an operator would.
 
-    `staff` alone marks a hub admin (the `is_staff` claim); `superuser` also gets every admin permission.
+    `role` ("teacher" or "ta", the roles `bootstrap` made: accounts.roles) makes a staff member with that role;
+    `staff` alone enters the admin with no permission at all; `superuser` gets every permission. Hub admins
+    (the `is_staff` claim) are teachers and superusers.
     """
     script = (
         "from django.contrib.auth.models import Group\n"
-        "from accounts.models import User\n"
+        "from accounts.models import StaffRole, User\n"
         f"u = User.objects.create_user(username={username!r}, password={PASSWORD!r},"
-        f" is_staff={staff or superuser!r}, is_superuser={superuser!r})\n"
+        f" is_staff={bool(staff or superuser or role)!r}, is_superuser={superuser!r})\n"
         f"for name in {list(groups)!r}:\n"
         "    u.groups.add(Group.objects.get_or_create(name=name)[0])\n"
+        f"if {role!r}:\n"
+        f"    u.groups.add(StaffRole.objects.get(key={role!r}).group)\n"
         "print(u.pk)\n"
     )
     return int(stack.manage("shell", "-c", script).stdout.split()[-1])

@@ -73,22 +73,24 @@ def test_anonymous_visit_to_jupyter_logs_in_once_at_the_portal_and_lands_in_a_ru
     )
 
 
-# --- 2. portal staff are hub admins, students are not --------------------------------------------------
-@pytest.mark.parametrize("staff", [True, False], ids=["staff", "student"])
-def test_hub_admin_rights_follow_the_portal_staff_flag(stack, client, staff):
-    username = flows.unique_username("staff" if staff else "nostaff")
-    flows.create_user(stack, username, staff=staff)
+# --- 2. portal teachers are hub admins; TAs and students are not ----------------------------------------
+@pytest.mark.parametrize(
+    ("role", "hub_admin"), [("teacher", True), ("ta", False), (None, False)], ids=["teacher", "ta", "student"]
+)
+def test_hub_admin_rights_follow_the_portal_teacher_role(stack, client, role, hub_admin):
+    username = flows.unique_username(role or "nostaff")
+    flows.create_user(stack, username, role=role)
     flows.hub_login(stack, client, username)
 
     own = flows.hub_user_model(client)
     assert own.status_code == 200, explain(stack, f"/jupyter/hub/api/user gave {own.status_code}: {own.text[:500]}")
     assert own.json()["name"] == username, explain(stack, own.text[:500])
-    assert own.json()["admin"] is staff, explain(stack, f"is_staff={staff} but the hub says {own.text[:800]}")
-    assert ("admin" in own.json()["roles"]) is staff, explain(stack, f"roles: {own.json()['roles']}")
+    assert own.json()["admin"] is hub_admin, explain(stack, f"role {role}, but the hub says {own.text[:800]}")
+    assert ("admin" in own.json()["roles"]) is hub_admin, explain(stack, f"roles: {own.json()['roles']}")
 
     # The portal's own service token (scopes servers + read:users:name) can read the admin flag too.
     as_portal = flows.hub_api(stack, f"/users/{username}")
-    assert as_portal.status_code == 200 and as_portal.json().get("admin") is staff, explain(
+    assert as_portal.status_code == 200 and as_portal.json().get("admin") is hub_admin, explain(
         stack, f"GET /users/{username} as the portal service: {as_portal.status_code} {as_portal.text[:500]}"
     )
 
@@ -131,11 +133,11 @@ def test_a_temporary_password_must_be_changed_before_the_hub_logs_anyone_in(stac
     )
 
 
-# --- 3. Django groups become hub groups ---------------------------------------------------------------
+# --- 3. Django groups become hub groups, staff roles do not -------------------------------------------
 def test_portal_groups_are_listed_on_the_hub_user(stack, client):
     username = flows.unique_username("grp")
     groups = ("class-2026a", f"team-{username[-6:]}")
-    flows.create_user(stack, username, groups=groups)
+    flows.create_user(stack, username, groups=groups, role="ta")  # 助教 is a role, never a hub group
     flows.hub_login(stack, client, username)
 
     # The user's own session: the portal's service token lacks the read:users:groups scope.
@@ -144,7 +146,7 @@ def test_portal_groups_are_listed_on_the_hub_user(stack, client):
     assert sorted(own.json()["groups"]) == sorted(groups), explain(
         stack, f"portal groups {groups}, hub groups {own.json()['groups']}"
     )
-    assert own.json()["admin"] is False, explain(stack, "a group member without is_staff must not be a hub admin")
+    assert own.json()["admin"] is False, explain(stack, "a TA in classes must not be a hub admin")
 
 
 # --- 4. deactivation in the admin: server stopped, tokens gone, locked out ------------------------------

@@ -53,7 +53,9 @@ def test_hub_pages_are_english_for_an_english_browser(stack):
         client.close()
 
 
-def test_usage_page_in_a_browser_shows_the_running_server_and_stops_it(stack, client, student, page, screenshot):
+def test_usage_page_in_a_browser_shows_the_running_server_and_stops_it(
+    stack, client, student, page, screenshot, doc_screenshot
+):
     teacher = flows.unique_username("teacher")
     flows.create_user(stack, teacher, staff=True, superuser=True)
     flows.hub_login(stack, client, student)
@@ -70,6 +72,7 @@ def test_usage_page_in_a_browser_shows_the_running_server_and_stops_it(stack, cl
     # The local server's resident memory, from the hub (the JupyterLab process alone is well over 10 MB).
     assert re.search(r"\d{2,}(\.\d+)?\s*MB|\d(\.\d+)?\s*GB", row.locator("td").nth(6).inner_text()), row.inner_text()
     screenshot(page, "01-usage-running")
+    doc_screenshot(page, "teacher-usage")
 
     started = time.monotonic()
     page.goto(stack.url("/admin/usage/"))
@@ -118,11 +121,12 @@ def _log_in_to_the_hub(stack, page, student: str) -> None:
     page.wait_for_url("**/jupyter/hub/home")
 
 
-def test_hub_home_in_a_chinese_browser(stack, client, student, page, screenshot):
+def test_hub_home_in_a_chinese_browser(stack, client, student, page, screenshot, doc_screenshot):
     _log_in_to_the_hub(stack, page, student)
     assert page.locator("#start").inner_text().strip() == "启动我的服务器"
     assert page.get_by_test_id("back-to-portal").get_attribute("href") == stack.url("/")
     screenshot(page, "hub-home")
+    doc_screenshot(page, "student-hub-home")
 
 
 def test_an_account_waiting_for_approval_gets_no_way_into_the_hub(stack):

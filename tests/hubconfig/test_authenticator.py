@@ -16,6 +16,7 @@ from tornado import web
 
 from hubconfig import authenticator as hub_auth
 from hubconfig.config import oidc_public_key
+from portal.config import Config
 from portal.config.env import Env
 from portal.config.keys import new_rsa_private_key_pem, public_key_pem
 from tests.live import free_port, run_async
@@ -100,7 +101,6 @@ def test_a_refresh_asks_userinfo_even_with_a_good_id_token(authenticator, keypai
 
 
 def test_the_hub_config_carries_the_public_half_of_the_portals_signing_key():
-    env = Env({})
-    public = oidc_public_key(env, generate=True)
+    public = oidc_public_key(Config(Env({})))
     assert public.startswith("-----BEGIN PUBLIC KEY-----") and "PRIVATE" not in public
-    assert oidc_public_key(Env({"APP_PROFILE": "prod"}), generate=False) == ""  # not readable: logins ask userinfo
+    assert oidc_public_key(Config(Env({"APP_PROFILE": "prod"}))) == ""  # not readable: logins ask userinfo

@@ -8,6 +8,7 @@ import pytest
 from traitlets.config import Config
 
 from hubconfig.config import HubConfigError, apply_config, process_environment
+from portal.config import Config as AppConfig
 from portal.config import topology
 from portal.config.env import BASE_DIR, PREPARE_HINT, Env
 from tests.live import run_async
@@ -17,7 +18,7 @@ def configured(**values) -> Config:
     # Unset, the spawner depends on this machine (Docker or not); tests/hubconfig/test_docker_config.py covers that.
     values.setdefault("SPAWNER", "local")
     c = Config()
-    apply_config(c, Env(values))
+    apply_config(c, AppConfig(Env(values)))
     return c
 
 
@@ -65,7 +66,7 @@ def test_an_unknown_profile_stops_the_hub_in_one_line():
 
 
 def test_applying_twice_gives_the_same_config():
-    env = Env({"PORT": "9000", "HUB_IDLE_TIMEOUT_SECONDS": "600", "SPAWNER": "local"})
+    env = AppConfig(Env({"PORT": "9000", "HUB_IDLE_TIMEOUT_SECONDS": "600", "SPAWNER": "local"}))
     once, twice = Config(), Config()
     apply_config(once, env)
     apply_config(twice, env)
@@ -116,8 +117,8 @@ def test_login_rules():
 def test_client_secret_is_shared_with_the_portal_without_typing_it_twice(settings):
     # settings.HUB_CLIENT_SECRET came from the same Env.secret() at portal start-up (repo var/ or .env);
     # here both sides read a fresh var dir, so they must agree with each other.
-    env = Env({})
-    secret = env.secret("HUB_CLIENT_SECRET")
+    env = AppConfig(Env({}))
+    secret = env.secrets.get("HUB_CLIENT_SECRET")
     assert configured().PortalOAuthenticator.client_secret == secret
     assert len(secret) >= 40
 
@@ -191,7 +192,7 @@ def test_node_proxy_comes_from_the_project_not_a_global_install():
 
 
 def test_unknown_proxy_is_refused_in_one_line():
-    with pytest.raises(HubConfigError, match="PROXY must be python or node"):
+    with pytest.raises(HubConfigError, match="PROXY must be one of python, node"):
         configured(PROXY="nginx")
 
 
@@ -236,13 +237,13 @@ def test_dev_reads_its_secrets_but_never_generates_one(tmp_path, monkeypatch):
     message = str(missing.value)
     assert "\n" not in message and str(empty / "secrets") in message and PREPARE_HINT in message, message
     with pytest.raises(HubConfigError, match="JUPYTERHUB_CRYPT_KEY is missing"):
-        process_environment(Env({}))
+        process_environment(AppConfig(Env({})))
     assert list(empty.iterdir()) == []
 
 
 def test_crypt_key_is_generated_once_and_kept(tmp_path):
-    first = process_environment(Env({}))["JUPYTERHUB_CRYPT_KEY"]
-    second = process_environment(Env({}))["JUPYTERHUB_CRYPT_KEY"]
+    first = process_environment(AppConfig(Env({})))["JUPYTERHUB_CRYPT_KEY"]
+    second = process_environment(AppConfig(Env({})))["JUPYTERHUB_CRYPT_KEY"]
     assert first == second and len(bytes.fromhex(first)) == 32
     key_file = tmp_path / "var" / "secrets" / "JUPYTERHUB_CRYPT_KEY"
     assert key_file.stat().st_mode & 0o777 == 0o600
@@ -251,7 +252,7 @@ def test_crypt_key_is_generated_once_and_kept(tmp_path):
 def test_local_spawner_prints_a_no_isolation_warning():
     from hubconfig.config import startup_warnings
 
-    assert any("isolation" in line for line in startup_warnings(Env({"SPAWNER": "local"})))
+    assert any("isolation" in line for line in startup_warnings(AppConfig(Env({"SPAWNER": "local"}))))
 
 
 def test_jupyterlab_opens_in_chinese_without_fetching_news():

@@ -11,7 +11,8 @@ from traitlets.config import Config
 
 from hubconfig.config import HubConfigError, apply_config, startup_warnings
 from hubconfig.docker import SINGLEUSER, START_SCRIPT, choose_spawner
-from portal.config import containers
+from portal.config import Config as AppConfig
+from portal.config import containers, table
 from portal.config.env import Env
 
 TEST_NET_IP = "192.0.2.10"  # RFC 5737 documentation address: only ever a config value here
@@ -19,7 +20,7 @@ TEST_NET_IP = "192.0.2.10"  # RFC 5737 documentation address: only ever a config
 
 def configured(**values) -> Config:
     c = Config()
-    apply_config(c, Env({"SPAWNER": "docker", "DOCKER_NETWORK": "host", **values}))
+    apply_config(c, AppConfig(Env({"SPAWNER": "docker", "DOCKER_NETWORK": "host", **values})))
     return c
 
 
@@ -113,7 +114,7 @@ def test_confinement_is_the_same_on_every_network(network, extra):
 
 def test_users_network_defaults_to_the_isolated_cfps_users():
     c = configured(DOCKER_NETWORK="", DOCKER_INTERFACE_IP=TEST_NET_IP)
-    assert c.CfpsDockerSpawner.network_name == containers.DEFAULT_NETWORK == "cfps-users"
+    assert c.CfpsDockerSpawner.network_name == table.BY_NAME["DOCKER_NETWORK"].default == "cfps-users"
     # Published on the host's loopback only: other containers cannot reach a server through the host.
     assert "host_ip" not in c.CfpsDockerSpawner and c.CfpsDockerSpawner.use_internal_ip is not True
 
@@ -159,7 +160,7 @@ def test_a_dataset_server_on_the_hosts_loopback_is_reached_at_the_interface_addr
 
 
 def test_applying_twice_gives_the_same_docker_config():
-    env = Env({"SPAWNER": "docker", "DOCKER_NETWORK": "bridge", "DOCKER_INTERFACE_IP": TEST_NET_IP})
+    env = AppConfig(Env({"SPAWNER": "docker", "DOCKER_NETWORK": "bridge", "DOCKER_INTERFACE_IP": TEST_NET_IP}))
     once, twice = Config(), Config()
     apply_config(once, env)
     apply_config(twice, env)
@@ -169,30 +170,32 @@ def test_applying_twice_gives_the_same_docker_config():
 
 
 def test_spawner_in_env_wins():
-    assert choose_spawner(Env({"SPAWNER": "local"}))[0] == "local"
-    assert choose_spawner(Env({"SPAWNER": "Docker"}))[0] == "docker"
+    assert choose_spawner(AppConfig(Env({"SPAWNER": "local"})))[0] == "local"
+    assert choose_spawner(AppConfig(Env({"SPAWNER": "Docker"})))[0] == "docker"
 
 
 def test_prod_uses_docker_without_asking_the_engine(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    assert choose_spawner(Env({"APP_PROFILE": "prod"})) == ("docker", "APP_PROFILE=prod always uses Docker")
+    assert choose_spawner(AppConfig(Env({"APP_PROFILE": "prod"}))) == ("docker", "APP_PROFILE=prod always uses Docker")
 
 
 def test_dev_falls_back_to_local_and_says_why_without_a_docker_engine(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    spawner, why = choose_spawner(Env({}))
+    spawner, why = choose_spawner(AppConfig(Env({})))
     assert spawner == "local" and "Docker engine does not answer" in why
-    assert any(line.startswith("Spawner: local (SPAWNER is not set and") for line in startup_warnings(Env({})))
+    assert any(
+        line.startswith("Spawner: local (SPAWNER is not set and") for line in startup_warnings(AppConfig(Env({})))
+    )
 
 
 def test_dev_falls_back_to_local_when_the_image_is_missing():
     # Either the engine is missing here or the image is: both mean local.
-    spawner, why = choose_spawner(Env({"DOCKER_IMAGE": f"cfps-missing-{secrets.token_hex(4)}:none"}))
+    spawner, why = choose_spawner(AppConfig(Env({"DOCKER_IMAGE": f"cfps-missing-{secrets.token_hex(4)}:none"})))
     assert spawner == "local" and ("does not exist" in why or "does not answer" in why)
 
 
 def test_dev_falls_back_to_local_when_the_users_network_is_missing():
-    spawner, why = choose_spawner(Env({"DOCKER_NETWORK": f"cfps-missing-{secrets.token_hex(4)}"}))
+    spawner, why = choose_spawner(AppConfig(Env({"DOCKER_NETWORK": f"cfps-missing-{secrets.token_hex(4)}"})))
     # Either the engine or the image is missing here, or the network is: all mean local, with the next step.
     assert spawner == "local", why
     assert "setup_volumes" in why or "does not exist" in why or "does not answer" in why
@@ -201,7 +204,7 @@ def test_dev_falls_back_to_local_when_the_users_network_is_missing():
 def test_dev_falls_back_to_local_when_the_shared_volumes_are_missing():
     """A fresh clone on a machine with Docker and the image, before setup_volumes: local, not a failed spawn."""
     spawner, why = choose_spawner(
-        Env({"DOCKER_NETWORK": "host", "DOCKER_DATA_VOLUME": f"cfps-missing-{secrets.token_hex(4)}"})
+        AppConfig(Env({"DOCKER_NETWORK": "host", "DOCKER_DATA_VOLUME": f"cfps-missing-{secrets.token_hex(4)}"}))
     )
     assert spawner == "local", why
     assert "setup_volumes" in why or "does not exist" in why or "does not answer" in why
@@ -217,7 +220,7 @@ def test_a_missing_users_network_stops_the_hub_with_the_step_that_makes_it():
 
 
 def test_hub_log_warns_when_containers_can_reach_each_other():
-    lines = startup_warnings(Env({"SPAWNER": "docker", "DOCKER_NETWORK": "bridge"}))
+    lines = startup_warnings(AppConfig(Env({"SPAWNER": "docker", "DOCKER_NETWORK": "bridge"})))
     # With an engine and the image: the network's warning; without them: why servers cannot start at all.
     assert any("lets containers reach each other" in line or "cannot start" in line for line in lines), lines
 

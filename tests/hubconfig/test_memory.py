@@ -15,6 +15,7 @@ from traitlets.config import Config
 
 from hubconfig import memory
 from hubconfig.config import apply_config
+from portal.config import Config as AppConfig
 from portal.config.env import Env
 from tests.live import descendants, run_async
 
@@ -43,13 +44,13 @@ def process_tree():
 
 def test_the_portal_role_alone_gets_the_custom_memory_scope_and_the_hub_serves_it():
     c = Config()
-    apply_config(c, Env({"SPAWNER": "local"}))
+    apply_config(c, AppConfig(Env({"SPAWNER": "local"})))
     assert c.JupyterHub.custom_scopes == {memory.SCOPE: memory.SCOPE_DEFINITION}
     assert memory.SCOPE.startswith("custom:")
     holders = [role["name"] for role in c.JupyterHub.load_roles if memory.SCOPE in role["scopes"]]
     assert holders == ["portal"]
     assert c.JupyterHub.extra_handlers == [(memory.URL, memory.MemoryHandler)]
-    apply_config(c, Env({"SPAWNER": "local"}))  # set-only: applying twice changes nothing
+    apply_config(c, AppConfig(Env({"SPAWNER": "local"})))  # set-only: applying twice changes nothing
     assert c.JupyterHub.extra_handlers == [(memory.URL, memory.MemoryHandler)]
 
 

@@ -10,6 +10,7 @@ from traitlets.config import Config
 
 from hubconfig.config import HubConfigError, apply_config
 from hubconfig.swarm import CfpsSwarmSpawner, service_settings
+from portal.config import Config as AppConfig
 from portal.config.env import Env
 from tests.hubconfig.test_config import PROD_SECRETS
 
@@ -22,7 +23,7 @@ NETWORK_KEYS = {"network_name", "ip", "use_internal_ip", "environment"}
 def configured(spawner: str, **values) -> Config:
     c = Config()
     env = {"SPAWNER": spawner, "DOCKER_NETWORK": "host", "GROUP_LIMITS": "class-a:3G:2", "MEM_LIMIT": "1G", **values}
-    apply_config(c, Env(env))
+    apply_config(c, AppConfig(Env(env)))
     return c
 
 

@@ -17,12 +17,13 @@ from traitlets.config import Config
 
 from hubconfig import templating
 from hubconfig.config import apply_config
+from portal.config import Config as AppConfig
 from portal.config.env import Env
 
 
 def configured(**values) -> Config:
     c = Config()
-    apply_config(c, Env({"SPAWNER": "local", **values}))
+    apply_config(c, AppConfig(Env({"SPAWNER": "local", **values})))
     return c
 
 
@@ -38,7 +39,7 @@ def test_the_hub_reads_our_templates_and_gets_the_portal_links():
 
 def test_applying_twice_gives_the_same_template_config():
     once, twice = configured(), configured()
-    apply_config(twice, Env({"SPAWNER": "local"}))
+    apply_config(twice, AppConfig(Env({"SPAWNER": "local"})))
     assert once.JupyterHub.template_paths == twice.JupyterHub.template_paths
     assert once.JupyterHub.template_vars == twice.JupyterHub.template_vars
 

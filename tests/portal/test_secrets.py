@@ -102,7 +102,7 @@ def test_a_fresh_var_dir_after_the_step_runs_the_portal_and_the_hub(tmp_path):
     assert sorted(p.name for p in (var / "secrets").iterdir()) == sorted(GENERATED_SECRETS)
     probe = (
         "from django.conf import settings; from traitlets.config import Config; from hubconfig.config import"
-        " apply_config; from portal.config.env import Env; c = Config(); apply_config(c, Env({'SPAWNER': 'local'}));"
+        " apply_config; from portal.config import load; c = Config(); apply_config(c, load().replace(SPAWNER='local'));"
         " print(settings.HUB_CLIENT_SECRET == c.PortalOAuthenticator.client_secret, len(settings.SECRET_KEY))"
     )
     result = subprocess.run(

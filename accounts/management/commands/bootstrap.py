@@ -2,10 +2,13 @@
 
 Why: `./run.sh` and deploy scripts call this after `migrate` instead of asking the operator to click
 through the admin. It creates the staff account `ADMIN_USERNAME` (password from `ADMIN_PASSWORD`, or
-generated and printed once), every invite code in `INVITE_CODES` (`;`-separated, unlimited uses) and the
-hub's OAuth client (`ensure_hub_client`), and takes group and other permissions off what var/ holds
-(portal/config/filemodes.py: databases, logs, secrets, homes are owner-only).
-It never changes an existing password or an existing code's settings.
+generated and printed once), every invite code in `INVITE_CODES` (`;`-separated, unlimited uses), the two
+staff roles 教师 and 助教 with the permissions `accounts/roles.py` lists (set again on every run, so a new
+app's permissions join them), and the hub's OAuth client (`ensure_hub_client`), and takes group and other
+permissions off what var/ holds (portal/config/filemodes.py: databases, logs, secrets, homes are owner-only).
+It never changes an existing password or an existing code's settings, never takes a permission from a
+person (only from the two role groups), and never makes an existing account that is not staff a superuser (a
+student who signed up with the name first is refused, in one line).
 """
 
 import secrets
@@ -17,7 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts import usernames
+from accounts import roles, usernames
 from accounts.models import InviteCode, normalize_code
 
 
@@ -35,6 +38,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             self.ensure_admin(dry_run, verbose)
             self.ensure_invites(dry_run, verbose)
+            self.ensure_roles(verbose)
             call_command(
                 "ensure_hub_client",
                 dry_run=dry_run,
@@ -66,6 +70,13 @@ class Command(BaseCommand):
             raise CommandError(f"ADMIN_USERNAME={settings.ADMIN_USERNAME!r}: {' '.join(exc.messages)}") from None
         user = User.objects.filter(username=username).first()
         if user is not None:
+            if not (user.is_superuser or user.is_staff):
+                # A student who took the name first (or after ADMIN_USERNAME changed) must not become superuser
+                # at the next start: only an account that was staff already gets its rights restored.
+                raise CommandError(
+                    f"ADMIN_USERNAME={settings.ADMIN_USERNAME!r} names an existing account that is not staff; "
+                    "bootstrap will not make it a superuser. Set another ADMIN_USERNAME in .env."
+                )
             if not (user.is_staff and user.is_superuser and user.is_active):
                 user.is_staff = user.is_superuser = user.is_active = True
                 user.save(update_fields=["is_staff", "is_superuser", "is_active"])
@@ -88,6 +99,13 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  Change it at /accounts/password_change/ or with: python manage.py changepassword {username}"
             )
+
+    def ensure_roles(self, verbose):
+        try:
+            for line in roles.ensure_roles():
+                self.say(verbose, line)
+        except roles.RoleError as exc:
+            raise CommandError(str(exc)) from None
 
     def ensure_invites(self, dry_run, verbose):
         for raw in settings.INVITE_CODES:

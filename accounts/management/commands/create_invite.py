@@ -5,7 +5,7 @@ alone, one per line, at the end, so scripts can capture them: `CODE=$(python man
 or `python manage.py create_invite --count 30 -v 0 > codes.txt`.
 
 `--group` names an existing group; a typo would otherwise silently make a new, empty team, so a new group
-is made only with `--create-group`.
+is made only with `--create-group`. A staff role (accounts.roles) is never a code's group.
 """
 
 import datetime
@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import roles
 from accounts.models import InviteCode, generate_code, normalize_code
 
 MAX_COUNT = 1000
@@ -69,6 +70,8 @@ class Command(BaseCommand):
     def find_group(self, name, create, verbosity):
         name = " ".join(name.split())
         team = Group.objects.filter(name=name).first()
+        if team is not None and roles.is_role_group(team):
+            raise CommandError(f"{name!r} is a staff role, not a class or team; new users cannot join it by a code")
         if team is None:
             if not create:
                 raise CommandError(f"no group named {name!r}; check the spelling, or add --create-group to make it")

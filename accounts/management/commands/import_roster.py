@@ -53,7 +53,10 @@ class Command(BaseCommand):
         if links is not None and not dry_run and links.resolve() == file.resolve():
             raise CommandError("--links must not overwrite the roster itself")
 
-        report = roster.import_roster(rows, extra_group=group, dry_run=dry_run)
+        try:
+            report = roster.import_roster(rows, extra_group=group, dry_run=dry_run)
+        except roster.RosterError as exc:
+            raise CommandError(f"--group: {exc}") from None
 
         style = {
             roster.CREATED: self.style.SUCCESS,

@@ -3,7 +3,7 @@
 Why: accounts, invite history, groups, the hub's state and every student's home live on one server. This
 saves them while the system runs, students included, into `var/backups/cfps-backup-<UTC time>.tar` (or
 --output), with a manifest of checksums that `restore` verifies. Copy the archive off the machine afterwards
-(README: Backup and restore). Each run writes a new archive; nothing else changes, except that --keep N
+(docs/operator/backup.md). Each run writes a new archive; nothing else changes, except that --keep N
 then deletes all but the newest N archives in that folder (the nightly timer keeps 7).
 
     sudo .venv/bin/python manage.py backup --output /srv/cfps-backups
@@ -23,23 +23,21 @@ from portal.config.env import env_path, var_dir
 
 def sources(with_homes: bool = True) -> backup.Sources:
     """What to save, from the current configuration."""
-    env = load().env
-    config = settings.CONTAINERS
+    config = load()
     names = [
         containers.USER_VOLUME_TEMPLATE.format(username=name)
         for name in User.objects.values_list("username", flat=True)
     ]
     names += [containers.group_volume(name) for name in Group.objects.values_list("name", flat=True)]
-    names.append(config.team_volume)
-    oidc_file = env.get("OIDC_RSA_PRIVATE_KEY_FILE")
+    names.append(config.containers.team_volume)
     return backup.Sources(
         var_dir=var_dir().resolve(),
         database=settings.DATABASES["default"],
         env_file=env_path().resolve(),
-        oidc_key_file=Path(oidc_file) if oidc_file and not env.get("OIDC_RSA_PRIVATE_KEY") else None,
-        image=config.image,
+        oidc_key_file=config.secrets.oidc_key_file,
+        image=config.containers.image,
         volumes=list(dict.fromkeys(names)),
-        docker_required=env.get("SPAWNER") in {"docker", "swarm"} or env.prod,
+        docker_required=config.hub.spawner in {"docker", "swarm"} or config.prod,
         with_homes=with_homes,
     )
 

@@ -49,14 +49,14 @@ class Command(render.GeneratorCommand, BaseCommand):
         for name in interfaces:
             if not _INTERFACE.fullmatch(name):
                 raise CommandError(f"DOCKER_BRIDGE_INTERFACES: {name!r} is not an interface name (e.g. docker0, br-+)")
-        destination = settings.DOCKER_INTERFACE_IP
+        destination = settings.CONTAINERS.interface_ip
         if destination:
             try:
                 destination = str(ipaddress.IPv4Address(destination))
             except ValueError:
                 raise CommandError(f"DOCKER_INTERFACE_IP={destination!r} is not an IPv4 address") from None
         workers = []
-        for network in settings.SWARM_WORKERS:
+        for network in settings.SWARM.workers:
             try:
                 workers.append(str(ipaddress.IPv4Network(network)))
             except ValueError:

@@ -168,7 +168,7 @@ class Command(render.GeneratorCommand, BaseCommand):
             ):
                 if not Path(path).is_file():
                     raise CommandError(
-                        f"the {what} {path} does not exist: get it with certbot first (README, Deploy to a server)"
+                        f"the {what} {path} does not exist: get it with certbot first (docs/operator/deploy.md)"
                     )
         http_port, https_port = options["http_port"], options["https_port"]
         for key, port in (("--http-port", http_port), ("--https-port", https_port)):

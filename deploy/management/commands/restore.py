@@ -23,7 +23,8 @@ from django.db import DatabaseError, connections
 
 from accounts.models import User
 from deploy import backup
-from portal.config.env import Env, env_path, var_dir
+from portal.config import load
+from portal.config.env import env_path, var_dir
 
 
 def portal_db_content() -> list[str]:
@@ -64,13 +65,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, archive, force=False, dry_run=False, **options):
         say = self.stdout.write if options["verbosity"] >= 1 else (lambda message: None)
-        env = Env()
-        oidc_file = env.get("OIDC_RSA_PRIVATE_KEY_FILE")
         target = backup.Target(
             var_dir=var_dir().resolve(),
             database=settings.DATABASES["default"],
             env_file=env_path().resolve(),
-            oidc_key_file=Path(oidc_file) if oidc_file else None,
+            oidc_key_file=load().secrets.oidc_key_file,
             image=settings.CONTAINERS.image,
             data_root=Path(settings.CONTAINERS.data_root).resolve(),
         )

@@ -14,17 +14,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from deploy import health
-from portal.config import load
-from portal.config.env import Env, EnvError, var_dir
+from portal.config import Config, load
+from portal.config.env import EnvError, var_dir
 
 
-def proxy_token(env: Env) -> str:
-    """The proxy's API token: from .env, else the one the hub generated into var/secrets/ (dev)."""
+def proxy_token(config: Config) -> str:
+    """The proxy's API token: from .env, else (dev) the one generated into var/secrets/; "" when there is none."""
     try:
-        return env.secret("CONFIGPROXY_AUTH_TOKEN", generate=False)
+        return config.secrets.get("CONFIGPROXY_AUTH_TOKEN")
     except EnvError:
-        path = var_dir() / "secrets" / "CONFIGPROXY_AUTH_TOKEN"
-        return path.read_text().strip() if path.is_file() else ""
+        return ""
 
 
 def certificate_path(given: Path | None) -> Path | None:
@@ -50,17 +49,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, certificate=None, **options):
-        env = load().env
-        topo = settings.TOPOLOGY
-        spawner = env.get("SPAWNER")
-        docker_required = spawner in {"docker", "swarm"} or env.prod
+        config = load()
+        topo = config.topology
+        docker_required = config.hub.spawner in {"docker", "swarm"} or config.prod
         checks = [
             health.portal(f"{topo.portal_internal_url}/healthz"),
             health.database(),
             health.cache(),
             health.hub(topo.hub_api_url),
         ]
-        token = proxy_token(env)
+        token = proxy_token(config)
         if token:
             checks.append(health.proxy(topo.proxy_api_url, token))
         else:
