@@ -6,8 +6,8 @@ Rules:
   config, run.sh and the operators' commands all see the same values. Tests build an `Env({...})` of their
   own and pass it to the `from_env` functions.
 - Each part has one module and one place per default: `topology` (the two origins and every URL), `containers`
-  (the users' containers), `dataset` (what notebooks query), `mail`, `placeholders` (secrets that must not
-  be example values); `keys` makes the OIDC key; `logscrub` and `filemodes` are the two rules the portal,
+  (the users' containers), `course` (hand-outs and hand-ins), `dataset` (what notebooks query), `mail`,
+  `placeholders` (secrets that must not be example values); `keys` makes the OIDC key; `logscrub` and `filemodes` are the two rules the portal,
   the hub and the commands share about logs and file modes.
 - Importing any of it writes nothing: secrets are made by `python -m portal.config prepare` (run.sh does it).
 - Nothing here imports Django, so `hubconfig/` can use all of it.
@@ -61,6 +61,12 @@ class Config:
         from portal.config import containers
 
         return containers.from_env(self.env)
+
+    @cached_property
+    def course(self):
+        from portal.config import course
+
+        return course.from_env(self.env)
 
     @cached_property
     def dataset(self):

@@ -45,7 +45,7 @@ DJANGO_APPS = [
     "django.contrib.staticfiles",
 ]
 THIRD_PARTY_APPS = ["oauth2_provider", "csp"]
-LOCAL_APPS = ["accounts", "deploy", "staff"]
+LOCAL_APPS = ["accounts", "deploy", "staff", "course"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
@@ -364,6 +364,12 @@ try:
     from portal.config import containers as _containers
 
     CONTAINERS = _containers.from_env(env)
+except EnvError as exc:
+    _fail(str(exc))
+
+# --- Running a course: hand-outs, hand-ins and their limits (portal/config/course.py) ------------------------------
+try:
+    COURSE = CONFIG.course
 except EnvError as exc:
     _fail(str(exc))
 
