@@ -35,9 +35,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from docker.types import DriverConfig, Mount, Resources, RestartPolicy
 from dockerspawner import SwarmSpawner
@@ -52,36 +50,19 @@ from hubconfig.docker import (
     engine_problem,
 )
 from portal.config import containers as ct
+from portal.config.containers import (  # noqa: F401 (the names this module has always had)
+    DEFAULT_NFS_OPTIONS,
+    VOLUMES_FOLDER,
+    SwarmVolumes,
+    swarm_volumes,
+)
 from portal.config.env import Env, EnvError
 from userspace import volumes
 
-DEFAULT_NFS_OPTIONS = "nfsvers=4"
-VOLUMES_FOLDER = "volumes"  # under DATA_ROOT: one folder per home and group volume
 NO_NEW_PRIVILEGES_API = (1, 44)
 PIDS_LIMIT_API = (1, 41)
 # Task states after which swarm (restart condition none) starts nothing more.
 FINAL_STATES = {"complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
-
-
-@dataclass(frozen=True)
-class SwarmVolumes:
-    kind: str  # local | shared | nfs
-    nfs_host: str = ""
-    nfs_path: str = ""
-    nfs_options: str = DEFAULT_NFS_OPTIONS
-
-
-def swarm_volumes(env: Env) -> SwarmVolumes:
-    text = env.get("SWARM_VOLUMES", "local").strip()
-    options = env.get("SWARM_NFS_OPTIONS", DEFAULT_NFS_OPTIONS).strip()
-    if text in {"local", "shared"}:
-        return SwarmVolumes(text, nfs_options=options)
-    url = urlsplit(text)
-    if url.scheme == "nfs" and url.hostname and url.path.startswith("/") and not url.query:
-        return SwarmVolumes("nfs", url.hostname, url.path.rstrip("/"), options)
-    raise EnvError(
-        f"SWARM_VOLUMES must be local, shared or nfs://HOST/PATH (e.g. nfs://10.0.0.5/srv/cfps), not {text!r}"
-    )
 
 
 def api_at_least(version: str, wanted: tuple[int, int]) -> bool:

@@ -34,6 +34,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from portal.config.env import BASE_DIR, Env, EnvError, var_dir
 
@@ -47,6 +48,10 @@ TEAMS_MOUNT = f"{HOME}/teams"
 USER_VOLUME_TEMPLATE = "jupyterhub-user-{username}"
 GROUP_VOLUME_PREFIX = "cfps-team-"
 DEFAULT_IMAGE = "cfps-notebook:latest"
+# SPAWNER=swarm (hubconfig/swarm.py): with SWARM_VOLUMES shared or nfs, every home and group volume is the folder
+# DATA_ROOT/volumes/<volume name>.
+DEFAULT_NFS_OPTIONS = "nfsvers=4"
+VOLUMES_FOLDER = "volumes"
 DEFAULT_NETWORK = "cfps-users"
 # Threads count as tasks. Measured: the server and 3 kernels that ran numpy/pandas used 60 on a 2-CPU host;
 # each numpy kernel starts a BLAS thread per CPU of the host, so a 64-CPU server needs ~70 per kernel.
@@ -159,6 +164,20 @@ def group_volume(group: str) -> str:
     return GROUP_VOLUME_PREFIX + group_slug(group)
 
 
+_DOCKER_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def docker_safe(name: str) -> str:
+    """A username as DockerSpawner puts it into container and volume names (its default `escape`, escapism with
+    `-` as the escape character, lower case): `student-1` → `student-2d1`, `a_b` → `a-5fb`."""
+    return "".join(c if c in _DOCKER_SAFE else "".join(f"-{b:x}" for b in c.encode()) for c in name).lower()
+
+
+def user_volume(username: str) -> str:
+    """The Docker volume of a user's home, as DockerSpawner names it from USER_VOLUME_TEMPLATE."""
+    return USER_VOLUME_TEMPLATE.format(username=docker_safe(username))
+
+
 @dataclass(frozen=True)
 class Containers:
     image: str
@@ -229,4 +248,25 @@ def from_env(env: Env) -> Containers:
         disk_quota=_disk_quota(env),
         debian_mirror=(env.get("DEBIAN_MIRROR") or apt_debian_mirror()).rstrip("/"),
         pip_index_url=env.get("PIP_INDEX_URL"),
+    )
+
+
+@dataclass(frozen=True)
+class SwarmVolumes:
+    kind: str  # local | shared | nfs
+    nfs_host: str = ""
+    nfs_path: str = ""
+    nfs_options: str = DEFAULT_NFS_OPTIONS
+
+
+def swarm_volumes(env: Env) -> SwarmVolumes:
+    text = env.get("SWARM_VOLUMES", "local").strip()
+    options = env.get("SWARM_NFS_OPTIONS", DEFAULT_NFS_OPTIONS).strip()
+    if text in {"local", "shared"}:
+        return SwarmVolumes(text, nfs_options=options)
+    url = urlsplit(text)
+    if url.scheme == "nfs" and url.hostname and url.path.startswith("/") and not url.query:
+        return SwarmVolumes("nfs", url.hostname, url.path.rstrip("/"), options)
+    raise EnvError(
+        f"SWARM_VOLUMES must be local, shared or nfs://HOST/PATH (e.g. nfs://10.0.0.5/srv/cfps), not {text!r}"
     )
