@@ -219,7 +219,9 @@ class Homes:
         self._clear(home)
         command = self._helper_command(home, "collect", None)
         with tempfile.TemporaryFile() as errors:
-            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, start_new_session=True
+            )
             try:
                 process.stdin.write(json.dumps(request).encode())
                 process.stdin.close()
@@ -251,9 +253,12 @@ class Homes:
 
     def _run(self, command: list[str], input: bytes | None = None, text: bool = True) -> subprocess.CompletedProcess:
         try:
+            # A session of its own: Ctrl-C or a stop of the worker's process group does not cut a copy in two; the
+            # worker finishes its item, then stops.
             return subprocess.run(
-                command, input=input, capture_output=True, text=text, timeout=HELPER_TIMEOUT, check=False
-            )
+                command, input=input, capture_output=True, text=text, timeout=HELPER_TIMEOUT, check=False,
+                start_new_session=True,
+            )  # fmt: skip
         except FileNotFoundError:
             raise EngineAway("the docker command is missing (apt-get install docker.io)") from None
         except subprocess.TimeoutExpired:
