@@ -380,7 +380,11 @@ def collect(home: int, folder: str, sink, max_bytes: int, max_files: int) -> dic
     "not_a_folder", "too_big", "too_many_files"."""
     folders = _Folders(home, None)
     try:
-        root, _ = folders.get(folder, create=False)
+        try:
+            root, _ = folders.get(folder, create=False)
+        except HomeError as error:
+            what = "does not exist" if error.code == "no_folder" else "is not a folder"
+            raise HomeError(error.code, f"{folder} {what}") from None
         listing, skipped = [], []
         _list(root, "", 0, listing, skipped, max_files)
         total = sum(size for _, size in listing)
