@@ -164,7 +164,7 @@ def _zip_members(fileobj) -> tuple[zipfile.ZipFile, list[tuple[str, zipfile.ZipI
         rel = _check_name(filename)
         if info.is_dir() or _ignored(rel):
             continue
-        if mode and not stat.S_ISREG(mode):
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # zips made without Unix modes have none
             raise ValidationError(_("%(name)s is not a regular file.") % {"name": filename})
         if rel in seen:
             raise ValidationError(_("%(name)s is there twice.") % {"name": rel})

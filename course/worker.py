@@ -32,7 +32,7 @@ import time
 import uuid
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -47,6 +47,7 @@ HEARTBEAT = 5
 WAITING_CHECK = 10
 ENGINE_PAUSE = 30
 MAX_ATTEMPTS = 3
+DATABASE_PAUSE = 5
 
 
 def worker_name() -> str:
@@ -112,9 +113,16 @@ class CourseWorker:
         self.start()
         try:
             while not self.stopping:
-                close_old_connections()
-                self.beat()
-                did = self.step()
+                if not connection.in_atomic_block:  # (a test's transaction stays open)
+                    close_old_connections()
+                try:
+                    self.beat()
+                    did = self.step()
+                except DatabaseError as exc:
+                    # The database is away (restarting, full): nothing was lost, every state is in it. Try again.
+                    log.warning("The database does not answer (%s); trying again in %d s", exc, DATABASE_PAUSE)
+                    time.sleep(DATABASE_PAUSE)
+                    continue
                 if until_idle and not did and time.monotonic() >= self.paused_until:
                     return
                 if not did:
