@@ -11,7 +11,9 @@ Rules (what is refused says why in one line, shown next to the form field):
   taken away, so the files land directly in the hand-out's folder. `__MACOSX/` and `.DS_Store` are left out.
 - A folder on the server must be under DATA_ROOT/course/ (no way out of it through `..` or a link) and is
   read with the same limits; links and special files in it are refused.
-- A bundle is written into a temporary folder and renamed into place: there is never a half-written one.
+- A bundle is written into a temporary folder and renamed into place: there is never a half-written one. Its
+  files are readable by all (0644, folders 0755): the worker's helper containers read them as the notebook user
+  (the folders above, COURSE_ROOT and var/, stay closed to other users of the machine).
 """
 
 from __future__ import annotations
@@ -60,12 +62,15 @@ class _Writer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.tmp = self.root / f".partial-{self.bundle.key}"
         self.tmp.mkdir()
+        self.tmp.chmod(0o755)
         self.files: dict[str, dict] = {}
 
     def add(self, rel: str, stream, declared: int | None = None) -> None:
         limit, _ = _limits()
         target = self.tmp / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        for parent in reversed(target.relative_to(self.tmp).parents[:-1]):
+            (self.tmp / parent).mkdir(mode=0o755, exist_ok=True)
+            (self.tmp / parent).chmod(0o755)
         digest, size = hashlib.sha256(), 0
         total = sum(f["size"] for f in self.files.values())
         with open(target, "xb") as out:
@@ -77,6 +82,7 @@ class _Writer:
                     )
                 digest.update(chunk)
                 out.write(chunk)
+        target.chmod(0o644)
         self.files[rel] = {"sha256": digest.hexdigest(), "size": size}
 
     def save(self) -> Bundle:

@@ -123,7 +123,7 @@ class CourseWorker:
                     log.warning("The database does not answer (%s); trying again in %d s", exc, DATABASE_PAUSE)
                     time.sleep(DATABASE_PAUSE)
                     continue
-                if until_idle and not did and time.monotonic() >= self.paused_until:
+                if until_idle and not did:  # nothing due, or nothing possible now (paused)
                     return
                 if not did:
                     time.sleep(self.interval)
