@@ -9,6 +9,7 @@ from django.utils.translation import ngettext
 
 from course import jobs
 from course.forms import AssignmentForm, MaterialForm
+from course.messages import N_, note
 from course.models import Assignment, Grade, Job, JobItem, Material, Submission, Version
 
 
@@ -99,13 +100,17 @@ def job_progress(job: Job) -> str:
 
 class JobItemInline(admin.TabularInline):
     model = JobItem
-    fields = ("username", "status", "message", "details", "attempts", "finished_at")
+    fields = ("username", "status", "shown", "details", "attempts", "finished_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description=_("message"))
+    def shown(self, obj):
+        return obj.shown_message
 
     @admin.display(description=_("details"))
     def details(self, obj):
@@ -118,11 +123,11 @@ class JobItemInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("pk", "kind", "handout", "run_at", "status", "progress", "message", "created_by")
+    list_display = ("pk", "kind", "handout", "run_at", "status", "progress", "shown", "created_by")
     list_filter = ("kind", "status")
     search_fields = ("handout__title", "items__username")
     readonly_fields = (
-        "kind", "handout", "version", "run_at", "priority", "status", "progress", "message", "expanded", "created_at",
+        "kind", "handout", "version", "run_at", "priority", "status", "progress", "shown", "expanded", "created_at",
         "created_by", "started_at", "finished_at",
     )  # fmt: skip
     fields = readonly_fields
@@ -139,6 +144,10 @@ class JobAdmin(admin.ModelAdmin):
     def progress(self, obj):
         return job_progress(obj)
 
+    @admin.display(description=_("message"))
+    def shown(self, obj):
+        return obj.shown_message
+
     @admin.action(description=_("Do the failed students again"), permissions=["change"])
     def retry_failed(self, request, queryset):
         count = sum(jobs.retry(job) for job in queryset)
@@ -149,7 +158,7 @@ class JobAdmin(admin.ModelAdmin):
         count = 0
         for job in queryset.exclude(status__in=(Job.Status.DONE, Job.Status.CANCELLED)):
             job.items.filter(status__in=(JobItem.Status.PENDING, JobItem.Status.WAITING)).update(
-                status=JobItem.Status.SKIPPED, message=_("Cancelled by staff.")
+                status=JobItem.Status.SKIPPED, message=note(N_("Cancelled by staff."))
             )
             job.status, job.finished_at = Job.Status.CANCELLED, timezone.now()
             job.save(update_fields=["status", "finished_at"])

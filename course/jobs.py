@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from course.messages import N_, note
 from course.models import Assignment, Delivery, Grade, Handout, Job, JobItem, Submission, Version
 from userspace.homefiles import HomeError
 from userspace.homes import EngineAway
@@ -178,7 +179,9 @@ def expand(job: Job) -> int:
     job.expanded, job.started_at = True, timezone.now()
     if not students:
         job.status, job.finished_at = Job.Status.DONE, job.started_at
-        job.message = _("Nobody to do it for: the groups have no active members (students who join later get it).")
+        job.message = note(
+            N_("Nobody to do it for: the groups have no active members (students who join later get it).")
+        )
     else:
         job.status = Job.Status.RUNNING
     job.save(update_fields=["expanded", "started_at", "status", "finished_at", "message"])
@@ -209,9 +212,9 @@ def run_item(item: JobItem, homes) -> JobItem:
     try:
         student = item.student
         if student is None:
-            raise _Outcome(JobItem.Status.FAILED, _("The account was deleted."))
+            raise _Outcome(JobItem.Status.FAILED, note(N_("The account was deleted.")))
         if not student.is_active:
-            raise _Outcome(JobItem.Status.SKIPPED, _("The account is deactivated."))
+            raise _Outcome(JobItem.Status.SKIPPED, note(N_("The account is deactivated.")))
         handler = {
             Job.Kind.HAND_OUT: _hand_out_item,
             Job.Kind.COLLECT: _collect_item,
@@ -244,25 +247,27 @@ def _record(item: JobItem, status: str, message: str, result: dict) -> None:
 def _home_problem(error: HomeError, folder: str) -> str:
     """A HomeError as one sentence for staff and the student."""
     if error.code == "disk_full":
-        return _("The disk holding the home is full: nothing more was written (%(detail)s).") % {"detail": error}
+        return note(N_("The disk holding the home is full: nothing more was written (%(detail)s)."), detail=str(error))
     if error.code == "too_big":
-        return _("The folder %(folder)s is %(size)s, more than the limit of %(limit)s: nothing was handed in.") % {
-            "folder": folder,
-            "size": _size(error.details.get("size", 0)),
-            "limit": _size(error.details.get("limit", 0)),
-        }
+        return note(
+            N_("The folder %(folder)s is %(size)s, more than the limit of %(limit)s: nothing was handed in."),
+            folder=folder,
+            size=_size(error.details.get("size", 0)),
+            limit=_size(error.details.get("limit", 0)),
+        )
     if error.code == "too_many_files":
-        return _("The folder %(folder)s has more than %(count)d files: nothing was handed in.") % {
-            "folder": folder,
-            "count": error.details.get("limit", 0),
-        }
+        return note(
+            N_("The folder %(folder)s has more than %(count)d files: nothing was handed in."),
+            folder=folder,
+            count=error.details.get("limit", 0),
+        )
     if error.code == "no_folder":
-        return _("There is no folder %(folder)s in the home.") % {"folder": folder}
+        return note(N_("There is no folder %(folder)s in the home."), folder=folder)
     if error.code == "not_a_folder":
-        return _("%(folder)s in the home is not a folder.") % {"folder": folder}
+        return note(N_("%(folder)s in the home is not a folder."), folder=folder)
     if error.code == "no_home":
-        return _("The home does not exist: the student has never started JupyterLab.")
-    return _("The home could not be reached: %(detail)s") % {"detail": error}
+        return note(N_("The home does not exist: the student has never started JupyterLab."))
+    return note(N_("The home could not be reached: %(detail)s"), detail=str(error))
 
 
 def _size(size: int) -> str:
@@ -275,7 +280,7 @@ def _deliver(item, student, homes, handout: Handout, path: str, bundle, version=
     if student.username not in homes.ready([home]):
         raise _Outcome(
             JobItem.Status.WAITING,
-            _("Waiting for the home: the files arrive once the student has started JupyterLab once."),
+            note(N_("Waiting for the home: the files arrive once the student has started JupyterLab once.")),
         )
     delivery = Delivery.objects.filter(student=student, path=path).first()
     remembered = delivery.files if delivery else {}
@@ -294,9 +299,10 @@ def _deliver(item, student, homes, handout: Handout, path: str, bundle, version=
     summary["unchanged"] = len(result["unchanged"])
     message = ""
     if result["beside"]:
-        message = _("Changed by the student, so the new version is beside it: %(files)s") % {
-            "files": ", ".join(f"{b['file']} → {b['new']}" for b in result["beside"])
-        }
+        message = note(
+            N_("Changed by the student, so the new version is beside it: %(files)s"),
+            files=", ".join(f"{b['file']} → {b['new']}" for b in result["beside"]),
+        )
     return summary, message
 
 
@@ -318,10 +324,10 @@ def _hand_out_item(item, student, homes):
     job = item.job
     handout, version = job.handout, job.version
     if not handout.is_for(student):
-        raise _Outcome(JobItem.Status.SKIPPED, _("No longer among the students of this hand-out."))
+        raise _Outcome(JobItem.Status.SKIPPED, note(N_("No longer among the students of this hand-out.")))
     newer = Delivery.objects.filter(student=student, path=handout.home_path, version__number__gt=version.number)
     if newer.exists():
-        raise _Outcome(JobItem.Status.SKIPPED, _("A newer version is already there."))
+        raise _Outcome(JobItem.Status.SKIPPED, note(N_("A newer version is already there.")))
     return _deliver(item, student, homes, handout, handout.home_path, version.bundle, version)
 
 
@@ -343,7 +349,7 @@ def _collect(item, student, homes, assignment: Assignment, submission: Submissio
     home = homes.home(student.username)
     if student.username not in homes.ready([home]):
         raise _Outcome(
-            JobItem.Status.FAILED, _("There is no home folder yet: start JupyterLab once, then hand in again.")
+            JobItem.Status.FAILED, note(N_("There is no home folder yet: start JupyterLab once, then hand in again."))
         )
     store = settings.COURSE.handins_dir / str(assignment.pk)
     store.mkdir(parents=True, exist_ok=True)
@@ -364,14 +370,16 @@ def _collect(item, student, homes, assignment: Assignment, submission: Submissio
         if submission is None and error.code in ("no_folder", "not_a_folder"):
             raise _Outcome(
                 JobItem.Status.SKIPPED,
-                _("Nothing to collect: there was no folder %(folder)s at the due time.")
-                % {"folder": assignment.home_path},
+                note(
+                    N_("Nothing to collect: there was no folder %(folder)s at the due time."),
+                    folder=assignment.home_path,
+                ),
             ) from None
         raise _Outcome(JobItem.Status.FAILED, _home_problem(error, assignment.home_path)) from None
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)
         raise _Outcome(
-            JobItem.Status.FAILED, _("The server could not store the hand-in: %(error)s") % {"error": exc.strerror}
+            JobItem.Status.FAILED, note(N_("The server could not store the hand-in: %(error)s"), error=exc.strerror)
         ) from None
     with transaction.atomic():
         if submission is None:
@@ -396,9 +404,10 @@ def _collect(item, student, homes, assignment: Assignment, submission: Submissio
             len(summary["files"]),
         )
         if summary["skipped"]:
-            submission.message = _("Left out: %(files)s") % {
-                "files": ", ".join(f"{s['path']} ({s['why']})" for s in summary["skipped"][:20])
-            }
+            submission.message = note(
+                N_("Left out: %(files)s"),
+                files=", ".join(f"{s['path']} ({s['why']})" for s in summary["skipped"][:20]),
+            )
         submission.save()
     return submission
 
@@ -411,7 +420,7 @@ def _collect_result(submission: Submission) -> tuple[dict, str]:
 def _collect_item(item, student, homes):
     submission = item.submission
     if submission is None:
-        raise _Outcome(JobItem.Status.FAILED, _("The hand-in record was deleted."))
+        raise _Outcome(JobItem.Status.FAILED, note(N_("The hand-in record was deleted.")))
     if submission.status == Submission.Status.DONE:
         return _collect_result(submission)  # done before the worker was stopped
     return _collect_result(_collect(item, student, homes, submission.assignment, submission))
@@ -430,12 +439,16 @@ def _auto_collect_item(item, student, homes):
     if handed_in := own.first():
         raise _Outcome(
             JobItem.Status.SKIPPED,
-            _("Handed in at %(time)s, before the due time: that hand-in counts.")
-            % {"time": timezone.localtime(handed_in.requested_at).strftime("%Y-%m-%d %H:%M:%S")},
+            note(
+                N_("Handed in at %(time)s, before the due time: that hand-in counts."),
+                time=timezone.localtime(handed_in.requested_at).strftime("%Y-%m-%d %H:%M:%S"),
+            ),
         )
     home = homes.home(student.username)
     if student.username not in homes.ready([home]):
-        raise _Outcome(JobItem.Status.SKIPPED, _("Nothing to collect: the student has never started JupyterLab."))
+        raise _Outcome(
+            JobItem.Status.SKIPPED, note(N_("Nothing to collect: the student has never started JupyterLab."))
+        )
     return _collect_result(_collect(item, student, homes, assignment, None))
 
 

@@ -366,6 +366,13 @@ class Submission(models.Model):
         """The folder holding the copied files (read-only for everyone but the worker)."""
         return settings.COURSE.handins_dir / self.folder if self.folder else None
 
+    @property
+    def shown_message(self) -> str:
+        """`message` in the reader's language (course/messages.py)."""
+        from course.messages import show
+
+        return show(self.message)
+
 
 class Grade(models.Model):
     """A student's score, comment and returned files for one assignment; shown to them once returned."""
@@ -446,6 +453,13 @@ class Job(models.Model):
     def __str__(self):
         return f"{self.get_kind_display()}: {self.handout or ''}"
 
+    @property
+    def shown_message(self) -> str:
+        """`message` in the reader's language (course/messages.py)."""
+        from course.messages import show
+
+        return show(self.message)
+
     def progress(self) -> dict[str, int]:
         """How many items are in each status, every status present."""
         counts = dict.fromkeys(JobItem.Status.values, 0)
@@ -497,6 +511,13 @@ class JobItem(models.Model):
 
     def __str__(self):
         return self.username
+
+    @property
+    def shown_message(self) -> str:
+        """`message` in the reader's language (course/messages.py)."""
+        from course.messages import show
+
+        return show(self.message)
 
 
 class Worker(models.Model):

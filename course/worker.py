@@ -35,9 +35,9 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from course import jobs
+from course.messages import N_, note, show
 from course.models import Job, JobItem, Worker
 from userspace.homes import EngineAway
 
@@ -88,7 +88,7 @@ def recover(now=None, me: str = "") -> int:
         status=JobItem.Status.FAILED,
         worker="",
         finished_at=now,
-        message=_("The worker stopped %(count)d times while doing this; see its log.") % {"count": MAX_ATTEMPTS},
+        message=note(N_("The worker stopped %(count)d times while doing this; see its log."), count=MAX_ATTEMPTS),
     )
     again = running.update(status=JobItem.Status.PENDING, worker="", started_at=None)
     Worker.objects.filter(name__in=gone).delete()
@@ -190,10 +190,9 @@ class CourseWorker:
             jobs.run_item(item, self.homes)
         except EngineAway as away:
             self.paused_until = time.monotonic() + ENGINE_PAUSE
-            message = _("Paused: %(reason)s. Trying again every %(seconds)d s.") % {
-                "reason": away,
-                "seconds": ENGINE_PAUSE,
-            }
+            message = note(
+                N_("Paused: %(reason)s. Trying again every %(seconds)d s."), reason=str(away), seconds=ENGINE_PAUSE
+            )
             Job.objects.filter(pk=job.pk).update(message=message)
             log.warning("Job %s paused: %s", job.pk, away)
             return
@@ -204,12 +203,12 @@ class CourseWorker:
                 status=JobItem.Status.FAILED,
                 worker="",
                 finished_at=timezone.now(),
-                message=_("Unexpected error in the worker; see its log."),
+                message=note(N_("Unexpected error in the worker; see its log.")),
             )
             jobs.finish_job_if_done(job.pk)
             return
         item.refresh_from_db(fields=["status", "message"])
-        log.info("Job %s, %s: %s %s", job.pk, item.username, item.status, item.message)
+        log.info("Job %s, %s: %s %s", job.pk, item.username, item.status, show(item.message))
 
     def wake_waiting(self) -> int:
         waiting = jobs.waiting_students()

@@ -84,3 +84,9 @@ def make_student(db, group):
         return user
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _english_pages(client):
+    """Pages in English, so assertions read as the source does (one test asks for the Chinese page itself)."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"

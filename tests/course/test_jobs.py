@@ -70,7 +70,7 @@ def assignment(group, files=None, **fields) -> Assignment:
 
 
 def items(job: Job) -> dict[str, tuple[str, str]]:
-    return {item.username: (item.status, item.message) for item in job.items.all()}
+    return {item.username: (item.status, item.shown_message) for item in job.items.all()}
 
 
 # --- hand-outs -----------------------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def test_a_second_version_keeps_the_students_edit_and_both_pages_say_so(
     assert (folder / "week2.new.ipynb").read_bytes() == b"v2"
     assert (folder / "read.md").read_bytes() == b"r2"
     item = JobItem.objects.filter(job__version__number=2).get()
-    assert "week2.new.ipynb" in item.message  # what staff see on the job
+    assert "week2.new.ipynb" in item.shown_message  # what staff see on the job
     client.force_login(ann)
     page = client.get(reverse("course")).content.decode()
     assert "course/第二周/week2.new.ipynb" in page and "Version 2" in page
@@ -178,7 +178,7 @@ def test_a_student_without_a_home_gets_the_material_once_their_home_exists(make_
     material(group, {"week2.ipynb": b"v1"})
     run_worker()
     item = JobItem.objects.get(username="cat")
-    assert item.status == JobItem.Status.WAITING and "started JupyterLab" in item.message
+    assert item.status == JobItem.Status.WAITING and "started JupyterLab" in item.shown_message
     home = make_home("cat")
     run_worker()
     item.refresh_from_db()
@@ -206,7 +206,7 @@ def test_a_group_with_no_members_is_said_on_the_job(group, run_worker, course_va
     material(group, {"week2.ipynb": b"v1"})
     run_worker()
     job = Job.objects.get()
-    assert job.status == Job.Status.DONE and "no active members" in job.message
+    assert job.status == Job.Status.DONE and "no active members" in job.shown_message
 
 
 def test_a_hand_out_at_a_set_time_waits_for_it(make_student, make_home, group, run_worker):
@@ -305,8 +305,10 @@ def test_a_folder_over_the_size_limit_is_refused_with_a_clear_message(
     run_worker()
     submission = Submission.objects.get()
     assert submission.status == Submission.Status.FAILED
-    assert "2.0 MB, more than the limit of 1.0 MB" in submission.message
+    assert "2.0 MB, more than the limit of 1.0 MB" in submission.shown_message
     assert "more than the limit" in client.get(reverse("course")).content.decode()
+    chinese = client.get(reverse("course"), headers={"accept-language": "zh-hans"}).content.decode()
+    assert "超过上限 1.0 MB：未提交任何内容" in chinese and "我的课程" in chinese
 
 
 def test_a_hand_in_for_an_assignment_not_for_the_student_is_refused(client, make_student, make_home, group):
