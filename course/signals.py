@@ -1,6 +1,8 @@
 """Hand-outs reach students who arrive after them: a student added to a group (from either side of the
 membership), a new account (hand-outs for everyone) and a reactivated one get, once the change is saved,
-what they should have by now (course.jobs.deliver_to_member; each hand-out at most once)."""
+what they should have by now (course.jobs.deliver_to_member; each hand-out at most once). A renamed account
+has a new, empty home (homes are named after the username): what was delivered to the old one is forgotten
+and everything is handed out again."""
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -29,8 +31,14 @@ def _joined_groups(sender, instance, action, reverse, pk_set, **kwargs):
 
 
 @receiver(post_save, sender=User)
-def _new_or_reactivated(sender, instance, created, update_fields=None, **kwargs):
+def _new_reactivated_or_renamed(sender, instance, created, update_fields=None, **kwargs):
+    from course.models import Delivery
+
     if not instance.is_active:
         return
-    if created or (getattr(instance, "_previous", None) or {}).get("is_active") is False:
+    previous = getattr(instance, "_previous", None) or {}
+    renamed = previous.get("username") not in (None, instance.username)
+    if renamed:
+        Delivery.objects.filter(student=instance).delete()
+    if created or renamed or previous.get("is_active") is False:
         _later([instance])

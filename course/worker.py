@@ -23,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import shutil
@@ -134,9 +135,9 @@ class CourseWorker:
         self.stopping = True
 
     def start(self) -> None:
-        Worker.objects.update_or_create(
-            name=self.name, defaults={"started_at": timezone.now(), "seen_at": timezone.now()}
-        )
+        now = timezone.now()
+        Worker.objects.filter(seen_at__lt=now - dt.timedelta(days=1)).delete()  # long gone
+        Worker.objects.update_or_create(name=self.name, defaults={"started_at": now, "seen_at": now})
         recover(me=self.name)
         for partial in settings.COURSE.handins_dir.glob("*/.partial-*"):
             shutil.rmtree(partial, ignore_errors=True)

@@ -413,3 +413,18 @@ def test_the_course_page_needs_a_login(client):
     response = client.get(reverse("course"))
     assert response.status_code == HTTPStatus.FOUND and "/accounts/login/" in response["location"]
     assert PASSWORD  # (the students above log in with it)
+
+
+def test_a_renamed_student_gets_everything_again_in_the_new_home(
+    make_student, make_home, group, run_worker, django_capture_on_commit_callbacks
+):
+    ann = make_student("ann")
+    make_home("ann")
+    material(group, {"week2.ipynb": b"v1"})
+    run_worker()
+    new_home = make_home("ann-renamed")
+    with django_capture_on_commit_callbacks(execute=True):
+        ann.username = "ann-renamed"
+        ann.save()
+    run_worker()
+    assert (new_home / "course" / "第二周" / "week2.ipynb").read_bytes() == b"v1"
