@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import secrets
 
-from portal.config import containers
+from portal.config import containers, table
 
 MANAGED_LABEL = "org.cfps.managed-by"
 PROBE_PREFIX = "cfps-quota-probe-"
@@ -45,7 +45,7 @@ def network_problem(client, name: str) -> str:
     if network.attrs.get("Driver") != "bridge" or options.get(containers.ICC_OPTION) != "false":
         return (
             f"Docker network {name} lets containers reach each other (inter-container traffic is on); "
-            f"use a network made by setup_volumes, e.g. DOCKER_NETWORK={containers.DEFAULT_NETWORK}"
+            f"use a network made by setup_volumes, e.g. DOCKER_NETWORK={table.BY_NAME['DOCKER_NETWORK'].default}"
         )
     return ""
 
