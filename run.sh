@@ -5,8 +5,10 @@
 #   - JupyterHub: the hub on 127.0.0.1:HUB_PORT (default 8081), which starts its proxy on PORT (default 8000,
 #     the one public port: / goes to the portal, /jupyter/ to the hub), the idle culler and the users'
 #     servers; log in var/log/hub.log
-# and waits (supervise/supervisor.py). If either one dies, it is started again (at most 5 times in 5 min, else
-# everything stops and run.sh exits non-zero); Ctrl-C stops both, and what they started.
+#   - the course worker (manage.py course_worker): hand-outs and hand-ins, the only process that writes students'
+#     homes; log in var/log/worker.log
+# and waits (supervise/supervisor.py). If one of them dies, it is started again (at most 5 times in 5 min, else
+# everything stops and run.sh exits non-zero); Ctrl-C stops them all, and what they started.
 # Every setting comes from the environment, else from .env, else the defaults (see .env.example).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -139,7 +141,7 @@ banner=$(
   JupyterLab:    $hub_url  (the hub, on a host name of its own; log in through the portal)
   Invite codes:  $invite_codes
   Admin:         $public_url/admin/  (user $admin_user)
-  Logs:          ${LOG_DIR#"$ROOT"/}/portal.log, ${LOG_DIR#"$ROOT"/}/hub.log
+  Logs:          ${LOG_DIR#"$ROOT"/}/portal.log, ${LOG_DIR#"$ROOT"/}/hub.log, ${LOG_DIR#"$ROOT"/}/worker.log
   Proxy:         PROXY=$proxy on $bind_ip:$port
   Stop with Ctrl-C.
 EOF
@@ -156,7 +158,7 @@ fi
 # From here on, whatever this script and its processes create (logs, databases, the hub's state) is for this
 # user only; .venv, node_modules and the notebooks' files above were made readable on purpose.
 umask 077
-say "Starting the portal (gunicorn, 127.0.0.1:$portal_port) and JupyterHub (proxy: $proxy, $check_url)"
+say "Starting the portal (gunicorn, 127.0.0.1:$portal_port), JupyterHub (proxy: $proxy, $check_url) and the course worker"
 exec "$ROOT/.venv/bin/python" -m supervise --label run.sh --ready-timeout 60 --banner "$banner" \
     --start "the portal (gunicorn)" --log "$LOG_DIR/portal.log" --cwd "$ROOT" \
     --ready "$check_url/" --host "$portal_host:$port" \
@@ -164,4 +166,6 @@ exec "$ROOT/.venv/bin/python" -m supervise --label run.sh --ready-timeout 60 --b
     --start JupyterHub --log "$LOG_DIR/hub.log" --cwd "$VAR_DIR/hub" \
     --ready "$check_url/jupyter/hub/api" --host "$hub_host:$port" --keep-running jupyterhub-singleuser \
     -- "$ROOT/.venv/bin/python" "$ROOT/hubconfig/hub.py" -f "$ROOT/hubconfig/jupyterhub_config.py" \; \
+    --start "the course worker" --log "$LOG_DIR/worker.log" --cwd "$ROOT" \
+    -- "$ROOT/.venv/bin/python" manage.py course_worker \; \
     --when-ready "$ROOT/.venv/bin/python" manage.py retry_hub_removals -v0 \;

@@ -9,7 +9,8 @@ Rules:
 - A check never raises: it returns a Check whose `detail` says what it saw and, when not ok, `hint` says
   what an operator does next, one line each. No secret ever goes into either.
 - Every network call is to loopback or the configured database, with a timeout of a few seconds.
-- `/healthz` runs only `database()` and `cache()`: cheap enough for a monitor every few seconds.
+- `/healthz` runs only `database()`, `cache()` and `worker()` (a row's time): cheap enough for a monitor every few
+  seconds.
 """
 
 from __future__ import annotations
@@ -76,6 +77,28 @@ def cache() -> Check:
     from django.conf import settings
 
     return Check("cache", True, settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1])
+
+
+def worker() -> Check:
+    """The course worker (course/worker.py): alive when its heartbeat is recent."""
+    import datetime as _dt
+
+    from django.utils import timezone
+
+    from course.models import Worker
+
+    hint = "start the course worker (systemctl start cfps-worker, or ./run.sh)"
+    try:
+        last = Worker.objects.order_by("-seen_at").values_list("name", "seen_at").first()
+    except Exception as exc:  # the database's own check names it
+        return Check("worker", False, _first_line(exc), hint)
+    if last is None:
+        return Check("worker", False, "never started", hint)
+    name, seen = last
+    age = (timezone.now() - seen) / _dt.timedelta(seconds=1)
+    if age > Worker.ALIVE_SECONDS:
+        return Check("worker", False, f"{name}: last seen {age:.0f} s ago", hint)
+    return Check("worker", True, f"{name}: seen {age:.0f} s ago")
 
 
 # --- outside Django -----------------------------------------------------------------------------------

@@ -12,10 +12,11 @@ from deploy import health
 @never_cache
 @require_safe
 def healthz(request):
-    """For uptime monitors: 200 {"database": "ok", "cache": "ok"}, else 503 with "fail" for the broken part.
+    """For uptime monitors: 200 {"database": "ok", "cache": "ok", "worker": "ok"}, else 503 with "fail" for the
+    broken part (a dead course worker hands nothing out and collects nothing at the due time).
 
-    No login, no session, no template: two tiny queries. What failed and why is for `manage.py status`
+    No login, no session, no template: three tiny queries. What failed and why is for `manage.py status`
     (and the log), never for an anonymous caller."""
-    checks = [health.database(), health.cache()]
+    checks = [health.database(), health.cache(), health.worker()]
     status = HTTPStatus.OK if all(check.ok for check in checks) else HTTPStatus.SERVICE_UNAVAILABLE
     return JsonResponse({check.name: "ok" if check.ok else "fail" for check in checks}, status=status)

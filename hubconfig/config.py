@@ -23,6 +23,7 @@ from jupyterhub.utils import subdomain_hook_idna
 
 from portal.config import Config, keys, load, placeholders, topology
 from portal.config.env import BASE_DIR, EnvError, var_dir
+from userspace.homes import local_home_template
 
 LAB_SETTINGS_DIR = Path(__file__).resolve().parent / "lab_settings"
 
@@ -296,7 +297,7 @@ def update_local_spawner(c, config: Config) -> None:
         raise HubConfigError("SPAWNER=local gives users no isolation and is refused in APP_PROFILE=prod")
     bin_dir = Path(sys.executable).parent
     c.JupyterHub.spawner_class = "hubconfig.spawners.LocalHomeSpawner"
-    c.LocalHomeSpawner.home_dir_template = str(var_dir() / "users" / "{username}")
+    c.LocalHomeSpawner.home_dir_template = local_home_template()  # where the course worker finds it too
     c.LocalHomeSpawner.shared_root = str(var_dir() / "shared")
     singleuser = shutil.which("jupyterhub-singleuser", path=str(bin_dir)) or str(bin_dir / "jupyterhub-singleuser")
     c.LocalHomeSpawner.cmd = [singleuser]

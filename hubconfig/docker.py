@@ -5,7 +5,7 @@ Rules:
 - SPAWNER=docker|swarm|local in .env picks the spawner (swarm: hubconfig/swarm.py, the same settings as
   services of a Docker Swarm). Unset: docker in prod; in dev docker when the engine answers and
   DOCKER_IMAGE, the users' network and the shared volumes exist (build_image, setup_volumes), else local,
-  and the hub's log says why (`choose_spawner`).
+  and the hub's log says why (`choose_spawner`, in userspace/engine.py: the course worker asks it too).
 - Names, mounts and limits come from portal/config/containers.py (the same values `build_image` and
   `setup_volumes` use); the team volume of each portal group the user belongs to is added at every start,
   from the hub user's groups (synced from the portal at login and before each spawn).
@@ -37,7 +37,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,9 +50,16 @@ from traitlets import Dict, Unicode
 from portal.config import Config
 from portal.config import containers as ct
 from portal.config.env import EnvError
+from portal.config.table import BY_NAME
 from userspace import volumes
+from userspace.engine import (  # noqa: F401 (choose_spawner: the hub's and run.sh's name for it)
+    DOCKER_ENGINE_TIMEOUT,
+    choose_spawner,
+    engine_problem,
+    engine_unreachable,
+    first_line,
+)
 
-DOCKER_ENGINE_TIMEOUT = 5
 DOCKER_THREADS = 10  # engine calls at once, for all servers together
 ANSWER_POLL_SECONDS = 0.1  # a refused connection costs nothing; a server that is up answers in milliseconds
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -83,48 +89,6 @@ WITHOUT_IRI_GRAMMAR = "import sys; sys.modules['rfc3987_syntax'] = None"
 SINGLEUSER = ["cfps-singleuser"]
 
 
-def engine_unreachable(exc: BaseException) -> bool:
-    """True when `exc` is the Docker engine not reached at all (no socket, connection refused or cut), not an
-    answer that refused something; the SDK wraps a failed version check in a DockerException."""
-    import requests
-
-    return any(isinstance(e, requests.exceptions.ConnectionError) for e in (exc, exc.__cause__, exc.__context__))
-
-
-def first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def engine_problem(image: str, network: str = "host", volumes: tuple[str, ...] = ()) -> str:
-    """Why Docker cannot run `image` on `network` with the shared `volumes` here ("" when it can): the engine
-    does not answer, or lacks the image, the network or a volume."""
-    try:
-        import docker
-
-        client = docker.from_env(timeout=DOCKER_ENGINE_TIMEOUT)
-        client.ping()
-    except Exception as exc:  # DockerException, requests' errors, a missing socket...
-        return f"the Docker engine does not answer ({first_line(exc)})"
-    try:
-        client.images.get(image)
-        if network != "host":
-            client.networks.get(network)
-        for volume in volumes:
-            try:
-                client.volumes.get(volume)
-            except docker.errors.NotFound:
-                return f"the Docker volume {volume} does not exist (python manage.py setup_volumes makes it)"
-    except docker.errors.ImageNotFound:
-        return f"the image {image} does not exist (python manage.py build_image makes it)"
-    except docker.errors.NotFound:
-        return f"the Docker network {network} does not exist (python manage.py setup_volumes makes it)"
-    except Exception as exc:
-        return f"the Docker engine failed to look up {image}, network {network} or the shared volumes ({exc})"
-    finally:
-        client.close()
-    return ""
-
-
 def docker_warnings(config: Config) -> list[str]:
     """The hub log's lines about Docker at start: what stops servers from starting, a network that does not
     keep containers apart, a disk quota the engine cannot enforce."""
@@ -146,21 +110,6 @@ def docker_warnings(config: Config) -> list[str]:
     finally:
         client.close()
     return lines
-
-
-@functools.cache  # per Config: the hub's start asks twice (its log, its config); one Docker ping answers both
-def choose_spawner(config: Config) -> tuple[str, str]:
-    """(`docker`, `swarm` or `local`, why), for the hub's log and run.sh's banner."""
-    chosen = config.hub.spawner
-    if chosen:
-        return chosen, f"SPAWNER={chosen} in .env"
-    if config.prod:
-        return "docker", "APP_PROFILE=prod always uses Docker"
-    cfg = config.containers
-    problem = engine_problem(cfg.image, cfg.network, (cfg.data_volume, cfg.team_volume))
-    if problem:
-        return "local", f"SPAWNER is not set and {problem}"
-    return "docker", f"SPAWNER is not set, the Docker engine answers and {cfg.image} exists"
 
 
 def network_gateway(network: str) -> str:
@@ -242,7 +191,7 @@ def apply_docker_config(c, config: Config) -> None:
         raise EnvError(
             "DOCKER_NETWORK=host puts students' servers on this machine's own network, where gunicorn, Redis, "
             "MariaDB and the proxy's API listen on 127.0.0.1; APP_PROFILE=prod refuses it: use "
-            f"DOCKER_NETWORK={ct.DEFAULT_NETWORK} (python manage.py setup_volumes creates it)"
+            f"DOCKER_NETWORK={BY_NAME['DOCKER_NETWORK'].default_for('prod')} (python manage.py setup_volumes creates it)"
         )
     spawner = c.CfpsDockerSpawner
     spawner.network_name = cfg.network

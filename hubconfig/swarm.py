@@ -52,10 +52,10 @@ from hubconfig.docker import (
 from portal.config import Config as AppConfig
 from portal.config import containers as ct
 from portal.config.env import EnvError
+from portal.config.swarm import VOLUMES_FOLDER  # noqa: F401 (the name this module has always had)
 from portal.config.table import BY_NAME
 from userspace import volumes
 
-VOLUMES_FOLDER = "volumes"  # under DATA_ROOT: one folder per home and group volume
 NO_NEW_PRIVILEGES_API = (1, 44)
 PIDS_LIMIT_API = (1, 41)
 # Task states after which swarm (restart condition none) starts nothing more.

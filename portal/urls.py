@@ -36,6 +36,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/announcements/", staff_views.announcements_json, name="announcements_json"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("course.urls")),
     path("", include("deploy.urls")),
 ]
 

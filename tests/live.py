@@ -159,6 +159,7 @@ class PortalProcess:
         public_port: int | None = None,
         workers: int | None = 1,
         supervisor: Supervisor | None = None,
+        worker: bool = False,
     ):
         self.tmp_path = Path(tmp_path)
         self.tmp_path.mkdir(parents=True, exist_ok=True)
@@ -199,6 +200,12 @@ class PortalProcess:
         # without the Docker access the hub has, as the production units split them.
         self.server_env: dict[str, str] = {}
         self._prepared = False
+        # The course worker (manage.py course_worker), as run.sh starts it next to the portal; only for the tests
+        # that hand out or collect, or that ask /healthz or `status` about it.
+        self.worker: Process | None = None
+        if worker:
+            command = [sys.executable, "manage.py", "course_worker", "--interval", "0.5"]
+            self.worker = Process("the course worker", command, cwd=REPO, log=self.tmp_path / "worker.log")
 
     # --- commands ---------------------------------------------------------------------------------
     def manage(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -255,10 +262,35 @@ class PortalProcess:
         self._up = True
         try:
             start_and_wait(self.supervisor, self.process, self.START_TIMEOUT, PortalError)
+            if self.worker is not None:
+                self.start_worker()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def start_worker(self, after_death: bool = False) -> None:
+        """Start the course worker (again, after a kill) and wait until /healthz sees its heartbeat."""
+        import time
+
+        import httpx
+
+        self.worker.env = self.env
+        if after_death:
+            self.supervisor.restart(self.worker)
+        else:
+            self.supervisor.start(self.worker)
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url("/healthz"), trust_env=False, timeout=5).json().get("worker") == "ok":
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            if not self.worker.running():
+                break
+            time.sleep(0.25)
+        raise PortalError(f"the course worker did not start:\n{_tail(self.tmp_path / 'worker.log')}")
 
     def url(self, path: str = "/") -> str:
         return self.base_url + "/" + path.lstrip("/")
@@ -270,7 +302,7 @@ class PortalProcess:
         """gunicorn alone (in a Stack, the hub keeps running), as the supervisor stops it, with its workers."""
         if self._up:
             self._up = False
-            self.supervisor.stop([self.process])
+            self.supervisor.stop([p for p in (self.worker, self.process) if p is not None and p.proc is not None])
 
     def __enter__(self) -> PortalProcess:
         return self.start()
@@ -313,7 +345,12 @@ class Stack:
     START_TIMEOUT = 90.0
 
     def __init__(
-        self, tmp_path: Path, proxy: str = "python", extra_env: dict[str, str] | None = None, workers: int | None = 1
+        self,
+        tmp_path: Path,
+        proxy: str = "python",
+        extra_env: dict[str, str] | None = None,
+        workers: int | None = 1,
+        worker: bool = False,
     ):
         self.tmp_path = Path(tmp_path)
         self.public_port = free_port()
@@ -326,8 +363,9 @@ class Stack:
         }
         self.supervisor = new_supervisor()
         self.portal = PortalProcess(
-            self.tmp_path, extra_env=hub_env, public_port=self.public_port, workers=workers, supervisor=self.supervisor
-        )
+            self.tmp_path, extra_env=hub_env, public_port=self.public_port, workers=workers, supervisor=self.supervisor,
+            worker=worker,
+        )  # fmt: skip
         self.env = self.portal.env
         self.base_url = f"http://{PORTAL_HOST}:{self.public_port}"  # the portal's origin
         self.hub_base_url = f"http://{HUB_HOST}:{self.public_port}"  # the hub's origin

@@ -22,6 +22,7 @@ from __future__ import annotations
 import secrets
 
 from portal.config import containers
+from portal.config.table import BY_NAME
 
 MANAGED_LABEL = "org.cfps.managed-by"
 PROBE_PREFIX = "cfps-quota-probe-"
@@ -45,7 +46,7 @@ def network_problem(client, name: str) -> str:
     if network.attrs.get("Driver") != "bridge" or options.get(containers.ICC_OPTION) != "false":
         return (
             f"Docker network {name} lets containers reach each other (inter-container traffic is on); "
-            f"use a network made by setup_volumes, e.g. DOCKER_NETWORK={containers.DEFAULT_NETWORK}"
+            f"use a network made by setup_volumes, e.g. DOCKER_NETWORK={BY_NAME['DOCKER_NETWORK'].default_for('dev')}"
         )
     return ""
 

@@ -9,7 +9,7 @@ Rules:
   built from it, the hub's `apply_config(c, config)` receives it, gunicorn's config, run.sh and the operators'
   commands use it. Its sections are parsed on first use and kept, so nothing parses a value twice.
 - Sections: `topology` (the two origins and every URL), `containers` (the users' containers), `swarm`,
-  `dataset` (what notebooks query), `mail`, `hub` (JupyterHub's settings), `web` (the portal's process),
+  `course` (hand-outs and hand-ins), `dataset` (what notebooks query), `mail`, `hub` (JupyterHub's settings), `web` (the portal's process),
   `limits` (guesses), `accounts` (what bootstrap makes), `deploy` (the production files), `secrets`.
 - `keys` makes the OIDC key; `logscrub` and `filemodes` are the two rules the portal, the hub and the commands
   share about logs and file modes; `placeholders` tells a real secret from an example value.
@@ -59,6 +59,12 @@ class Config:
         from portal.config import swarm
 
         return swarm.from_env(self.env)
+
+    @cached_property
+    def course(self):
+        from portal.config import course
+
+        return course.from_env(self.env)
 
     @cached_property
     def dataset(self):

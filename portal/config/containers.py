@@ -154,6 +154,20 @@ def group_volume(group: str) -> str:
     return GROUP_VOLUME_PREFIX + group_slug(group)
 
 
+_DOCKER_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def docker_safe(name: str) -> str:
+    """A username as DockerSpawner puts it into container and volume names (its default `escape`, escapism with
+    `-` as the escape character, lower case): `student-1` → `student-2d1`, `a_b` → `a-5fb`."""
+    return "".join(c if c in _DOCKER_SAFE else "".join(f"-{b:x}" for b in c.encode()) for c in name).lower()
+
+
+def user_volume(username: str) -> str:
+    """The Docker volume of a user's home, as DockerSpawner names it from USER_VOLUME_TEMPLATE."""
+    return USER_VOLUME_TEMPLATE.format(username=docker_safe(username))
+
+
 @dataclass(frozen=True)
 class Containers:
     image: str

@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 
 from portal.config.env import Env, EnvError
 
+# Under DATA_ROOT with SWARM_VOLUMES shared or nfs: one folder per home and group volume (DATA_ROOT/volumes/<volume>).
+VOLUMES_FOLDER = "volumes"
+
 
 @dataclass(frozen=True)
 class SwarmVolumes:

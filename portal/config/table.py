@@ -38,6 +38,7 @@ SECTIONS = {
     "containers": "Users' containers (SPAWNER=docker): python manage.py build_image, then setup_volumes",
     "swarm": "Docker Swarm (SPAWNER=swarm): the containers above as swarm services",
     "dataset": "The CFPS dataset that notebooks query (portal/config/dataset.py)",
+    "course": "Running a course: material, assignments, hand-ins (portal/config/course.py)",
 }
 
 TYPES = ("str", "bool", "int", "float", "list", "url", "size", "rate", "choice", "path", "secret")
@@ -264,6 +265,20 @@ KEYS: tuple[Key, ...] = (
     # that a runaway cross join is cut off before it holds the server for long.
     _k("DATASET_MAX_STATEMENT_SECONDS", "dataset", "float", "60", "Longest a statement of the read-only account "
        "may run, in seconds (MariaDB's MAX_STATEMENT_TIME). 0: no limit."),
+    # --- course ---
+    _k("COURSE_ROOT", "course", "path", "", "Uploaded material (immutable versions) and collected hand-ins live "
+       "here. Empty: var/course. Back it up with var/."),
+    _k("COURSE_HANDIN_LIMIT", "course", "size", "50M", "The largest hand-in (one student's assignment folder): the "
+       "default of a new assignment, which staff can change per assignment. A larger folder is refused with its "
+       "size in the message."),
+    _k("COURSE_HANDIN_MAX_FILES", "course", "int", "2000", "The most files in one hand-in."),
+    _k("COURSE_UPLOAD_LIMIT", "course", "size", "500M", "The largest upload of material (a zip's total size once "
+       "unpacked); a zip bomb is refused before anything is written."),
+    _k("COURSE_UPLOAD_MAX_FILES", "course", "int", "5000", "The most files in one upload."),
+    _k("COURSE_HOME_ACCESS", "course", "choice", "auto", "How the course worker reaches students' homes: auto "
+       "(folders it may write directly, Docker volumes and other folders through short helper containers of "
+       "DOCKER_IMAGE without network), container (always a helper), direct (never one: the worker must be able "
+       "to write every home).", choices=("auto", "container", "direct")),
 )  # fmt: skip
 
 BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}

@@ -41,7 +41,7 @@ DJANGO_APPS = [
     "django.contrib.staticfiles",
 ]
 THIRD_PARTY_APPS = ["oauth2_provider", "csp"]
-LOCAL_APPS = ["accounts", "deploy", "staff"]
+LOCAL_APPS = ["accounts", "deploy", "staff", "course"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
@@ -317,6 +317,8 @@ FIREWALL_MYSQL_PORT = DEPLOY.firewall_mysql_port
 try:
     CONTAINERS = CONFIG.containers
     SWARM = CONFIG.swarm
+    # Running a course: hand-outs, hand-ins and their limits (portal/config/course.py).
+    COURSE = CONFIG.course
     # DATASET_DATABASE_URL (the notebooks' read-only account), DATASET_ADMIN_URL, DATASET_USER_HOST.
     DATASET = CONFIG.dataset
 except EnvError as exc:

@@ -509,9 +509,9 @@ def spawn(tmp: Path, proxy: str, at_once: int, rounds: int, extra_env: dict[str,
     if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         say("spawn", "skipped: no Docker engine")
         return
-    from portal.config import containers
+    from portal.config.table import BY_NAME
 
-    image = (extra_env or {}).get("DOCKER_IMAGE", containers.DEFAULT_IMAGE)  # hub and bare alike
+    image = (extra_env or {}).get("DOCKER_IMAGE", BY_NAME["DOCKER_IMAGE"].default_for("dev"))  # hub and bare alike
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
         say("spawn", f"skipped: image {image} missing (python manage.py build_image)")
         return

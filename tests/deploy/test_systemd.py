@@ -13,7 +13,14 @@ import pytest
 from tests.deploy.conftest import manage, require_tool
 from tests.live import REPO
 
-UNITS = ("cfps-portal.service", "cfps-hub.service", "cfps-firewall.service", "cfps-backup.service", "cfps-backup.timer")
+UNITS = (
+    "cfps-portal.service",
+    "cfps-hub.service",
+    "cfps-worker.service",
+    "cfps-firewall.service",
+    "cfps-backup.service",
+    "cfps-backup.timer",
+)
 
 
 def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -90,7 +97,9 @@ def test_portal_and_hub_run_as_the_service_user_with_the_env_file_and_restart_on
     assert "cfps-firewall.service" in hub["Unit"]["Wants"][0].split()
 
 
-@pytest.mark.parametrize("name", ["cfps-portal.service", "cfps-hub.service", "cfps-backup.service"])
+@pytest.mark.parametrize(
+    "name", ["cfps-portal.service", "cfps-hub.service", "cfps-worker.service", "cfps-backup.service"]
+)
 def test_services_stay_hardened(generated, name):
     """systemd's own score (0 = locked down, 10 = unprotected); 1.7 and 1.9 when written."""
     systemd_analyze = require_tool("systemd-analyze", "systemd")
@@ -104,6 +113,16 @@ def test_services_stay_hardened(generated, name):
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert match, result.stdout + result.stderr
     assert float(match.group(1)) <= 2.5, result.stdout
+
+
+def test_course_worker_runs_as_the_service_user_with_docker_and_stops_after_its_current_student(generated):
+    out, env_file, var = generated
+    service = parse_unit(out / "cfps-worker.service")["Service"]
+    assert service["User"] == ["cfps-svc"] and service["SupplementaryGroups"] == ["docker"]  # helper containers
+    assert service["ExecStart"] == [f"{Path(sys.executable).parent}/python {REPO}/manage.py course_worker"]
+    assert service["EnvironmentFile"] == [str(env_file)] and service["ReadWritePaths"] == [str(var)]
+    assert service["Restart"] == ["on-failure"] and service["KillMode"] == ["mixed"]
+    assert service["CapabilityBoundingSet"] == [""]  # never root, no capability: homes are reached through Docker
 
 
 def test_nightly_backup_runs_manage_backup_as_the_service_user_with_docker_and_catches_up_after_downtime(generated):

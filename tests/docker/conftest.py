@@ -21,12 +21,12 @@ import sys
 
 import pytest
 
-from portal.config import containers
+from portal.config.table import BY_NAME
 from tests.e2e import flows
 from tests.live import REPO, Stack, in_ci
 
 RUN = secrets.token_hex(3)
-IMAGE = containers.DEFAULT_IMAGE
+IMAGE = BY_NAME["DOCKER_IMAGE"].default_for("dev")
 BUILD_TIMEOUT = 1800
 MEM_LIMIT = "512M"
 # Small enough that the fork test reaches it quickly, large enough for JupyterLab and a kernel (~20 tasks here).

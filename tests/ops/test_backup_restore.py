@@ -22,7 +22,7 @@ from portal.config import containers
 from portal.config.keys import new_rsa_private_key_pem
 from tests.e2e import flows
 from tests.live import REPO, PortalError, Stack
-from tests.ops.conftest import RUN, docker, volume_owner, volume_read, volume_write
+from tests.ops.conftest import IMAGE, RUN, docker, volume_owner, volume_read, volume_write
 
 GROUP = f"class-{RUN}"
 GROUP_CODE = f"OPS-{RUN}".upper()
@@ -116,7 +116,7 @@ def term(tmp_path_factory, docker_engine):
         team_dir.mkdir(parents=True)
         docker("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", f"device={team_dir}", TEAM_VOLUME)
         docker("run", "--rm", "--user", "0", "--network", "none", "-v", f"{TEAM_VOLUME}:/v", "--entrypoint", "chown",
-               containers.DEFAULT_IMAGE, "1000:100", "/v")  # fmt: skip
+               IMAGE, "1000:100", "/v")  # fmt: skip
         volume_write(bob_volume, "notebooks/分析.py", "print('bob')\n")
         volume_write(group_volume, "report.md", "# group report\n")
         volume_write(TEAM_VOLUME, "shared.txt", "for everyone\n")

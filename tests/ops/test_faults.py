@@ -55,7 +55,7 @@ def test_portal_answers_a_translated_503_while_its_database_is_down_and_recovers
     with OwnMariaDB(tmp_path) as db:
         db.sql("CREATE DATABASE cfps CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         env = {"DATABASE_URL": db.url("cfps"), "INVITE_CODES": flows.INVITE_CODE}
-        with PortalProcess(tmp_path / "portal", extra_env=env) as portal:
+        with PortalProcess(tmp_path / "portal", extra_env=env, worker=True) as portal:
             portal.manage("bootstrap")
             ann, newcomer = flows.new_client(portal), flows.new_client(portal, **{"Accept-Language": "zh-hans"})
             flows.signup(portal, ann, "ann")
@@ -70,7 +70,7 @@ def test_portal_answers_a_translated_503_while_its_database_is_down_and_recovers
             assert "暂时无法使用" in refused.text and "Traceback" not in refused.text
             health = newcomer.get("/healthz")
             assert health.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-            assert health.json() == {"database": "fail", "cache": "ok"}
+            assert health.json() == {"database": "fail", "cache": "ok", "worker": "fail"}
 
             db.start()  # same data folder, same port; the portal is not restarted
             wait_for(lambda: newcomer.get("/healthz").status_code == HTTPStatus.OK, 30, "healthz answers 200 again")

@@ -31,30 +31,39 @@ def lines_by_part(output: str) -> dict[str, str]:
     return parts
 
 
-def test_healthz_answers_without_login_or_cookie(tmp_path):
-    with PortalProcess(tmp_path) as portal:
+def test_healthz_answers_without_login_or_cookie_and_names_a_stopped_worker(tmp_path):
+    with PortalProcess(tmp_path, worker=True) as portal:
         response = httpx.get(portal.url("/healthz"), trust_env=False, timeout=10)
+        portal.supervisor.stop([portal.worker])
+        Worker = "from course.models import Worker; from django.utils import timezone; import datetime as dt; "
+        portal.manage("shell", "-c", Worker + "Worker.objects.update(seen_at=timezone.now() - dt.timedelta(minutes=1))")
+        stopped = httpx.get(portal.url("/healthz"), trust_env=False, timeout=10)
     assert response.status_code == HTTPStatus.OK
-    assert response.json() == {"database": "ok", "cache": "ok"}
+    assert response.json() == {"database": "ok", "cache": "ok", "worker": "ok"}
+    assert stopped.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert stopped.json() == {"database": "ok", "cache": "ok", "worker": "fail"}
     assert "set-cookie" not in response.headers  # no session, no CSRF cookie
     assert "no-cache" in response.headers["cache-control"]
 
 
 def test_healthz_names_the_cache_when_redis_is_down(client, db, tmp_path):
+    from course.models import Worker
+
+    Worker.objects.create(name="a worker")  # alive: it was just seen
     with OwnRedis(tmp_path) as redis:
         caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis.url,
                               "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}}  # fmt: skip
         with override_settings(CACHES=caches):
-            assert client.get("/healthz").json() == {"database": "ok", "cache": "ok"}
+            assert client.get("/healthz").json() == {"database": "ok", "cache": "ok", "worker": "ok"}
             redis.stop()
             response = client.get("/healthz")
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
-    assert json.loads(response.content) == {"database": "ok", "cache": "fail"}
+    assert json.loads(response.content) == {"database": "ok", "cache": "fail", "worker": "ok"}
 
 
 @pytest.fixture(scope="module")
 def healthy_stack(tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("status")) as stack:
+    with Stack(tmp_path_factory.mktemp("status"), worker=True) as stack:
         sample = stack.manage("shell", "-c", "from django.conf import settings; print(settings.DATASET_SAMPLE_PATH)")
         stack.manage("load_sample_data", "--sqlite", sample.stdout.strip().splitlines()[-1])
         yield stack
@@ -64,7 +73,18 @@ def test_status_is_green_on_a_healthy_system(healthy_stack):
     result = status(healthy_stack)
     assert result.returncode == 0, result.stdout + result.stderr
     parts = lines_by_part(result.stdout)
-    expected = {"portal", "database", "cache", "hub API", "proxy", "docker", "dataset", "disk var/", "certificate"}
+    expected = {
+        "portal",
+        "database",
+        "cache",
+        "worker",
+        "hub API",
+        "proxy",
+        "docker",
+        "dataset",
+        "disk var/",
+        "certificate",
+    }
     assert expected <= set(parts), result.stdout
     assert set(parts.values()) == {"ok"}, result.stdout
 

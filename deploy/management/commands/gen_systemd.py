@@ -2,7 +2,8 @@
 
 Why: on a server nothing should depend on a terminal staying open. `cfps-portal` runs gunicorn,
 `cfps-hub` runs JupyterHub (which starts its proxy, the idle culler and the users' containers),
-`cfps-firewall` loads the container firewall (`gen_firewall`). Both services run as SERVICE_USER (never
+`cfps-worker` runs the course worker (hand-outs and hand-ins, the only process that writes students' homes),
+`cfps-firewall` loads the container firewall (`gen_firewall`). The services run as SERVICE_USER (never
 root), read the same `.env` (EnvironmentFile=), restart on failure and log to the journal; `cfps-backup.timer`
 runs `manage.py backup` every night (the newest BACKUP_KEEP archives stay in var/backups/). Paths are this
 checkout's, so generate the units from the checkout the server runs. Safe to run again: unchanged units are
@@ -25,7 +26,14 @@ from django.core.management.base import BaseCommand, CommandError
 from deploy import render
 from portal.config.env import BASE_DIR, env_path, var_dir
 
-UNITS = ("cfps-portal.service", "cfps-hub.service", "cfps-firewall.service", "cfps-backup.service", "cfps-backup.timer")
+UNITS = (
+    "cfps-portal.service",
+    "cfps-hub.service",
+    "cfps-worker.service",
+    "cfps-firewall.service",
+    "cfps-backup.service",
+    "cfps-backup.timer",
+)
 # The nightly backup (cfps-backup.timer): when, and how many archives stay in var/backups/.
 BACKUP_TIME = "03:00:00"
 BACKUP_KEEP = 7
@@ -62,7 +70,9 @@ def find_tool(name: str) -> str:
 
 
 class Command(render.GeneratorCommand, BaseCommand):
-    help = "Write the systemd units cfps-portal, cfps-hub and cfps-firewall for this checkout."
+    help = (
+        "Write the systemd units cfps-portal, cfps-hub, cfps-worker, cfps-firewall and the backup's for this checkout."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--output", type=Path, help="Folder to write the units to (default: print them).")
@@ -91,7 +101,7 @@ class Command(render.GeneratorCommand, BaseCommand):
         if not dry_run:
             self.say(
                 "Load them with: systemctl daemon-reload && "
-                "systemctl enable --now cfps-firewall cfps-portal cfps-hub cfps-backup.timer"
+                "systemctl enable --now cfps-firewall cfps-portal cfps-hub cfps-worker cfps-backup.timer"
             )
 
     def context(self, env_file: Path, firewall_rules: str) -> dict:
@@ -101,8 +111,11 @@ class Command(render.GeneratorCommand, BaseCommand):
         base = BASE_DIR.resolve()
         var = var_dir().resolve()
         under_home = any(base.is_relative_to(root) or var.is_relative_to(root) for root in HOME_ROOTS)
+        course_root = settings.COURSE.root.resolve()
         return {
             "user": user,
+            # COURSE_ROOT outside var/ must stay writable for the worker.
+            "course_root": "" if course_root.is_relative_to(var) else render.check_value("COURSE_ROOT", course_root),
             "group": user,
             "docker_group": "docker",
             "base_dir": render.check_value("the checkout's path", base),

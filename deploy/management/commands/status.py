@@ -1,7 +1,7 @@
 """One line per part of the system, and exit code 0 only when every part is well (checks: deploy/health.py).
 
 Why: when students say "it does not work", the operator needs one command that says which part is down and
-what to do about it: the portal, its database and cache (Redis in prod), the hub's API, the proxy, the
+what to do about it: the portal, its database and cache (Redis in prod), the course worker, the hub's API, the proxy, the
 Docker engine and the notebook image, the dataset and its read-only account, free space on var/ and
 Docker's data root, and the TLS certificate's expiry. Read-only; safe to run from cron or a monitor.
 
@@ -56,6 +56,7 @@ class Command(BaseCommand):
             health.portal(f"{topo.portal_internal_url}/healthz"),
             health.database(),
             health.cache(),
+            health.worker(),
             health.hub(topo.hub_api_url),
         ]
         token = proxy_token(config)

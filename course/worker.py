@@ -1,0 +1,230 @@
+"""The course worker: the only process that touches students' homes (`python manage.py course_worker`).
+
+Why not a queue library: django-tasks' database backend (django-tasks-db) leaves a task "running" for ever
+when its worker is killed, has no heartbeat and no periodic work; Celery needs a broker the embedded set-up
+does not have. The durable part (Job, JobItem) had to be ours anyway, and what is left is this loop.
+
+Rules:
+- All state is in the database; the worker keeps none. It claims one item at a time with a conditional
+  UPDATE (to do → running, with its name), so two workers never do the same item.
+- Heartbeat: its Worker row's `seen_at`, every HEARTBEAT seconds; /healthz and `manage.py status` call the
+  worker alive when it was seen within Worker.ALIVE_SECONDS.
+- Restart: an item left "running" by a worker that is gone (not seen within ALIVE_SECONDS, or its process on
+  this machine has ended) is done again: every item is idempotent. After MAX_ATTEMPTS such starts it fails
+  with that reason, so an item that kills the worker cannot hold up the others.
+- Scheduling: a job runs from its `run_at` on (a hand-out at a set time, the collection at the due time); the
+  worker looks every `interval` seconds (1 by default), so a collection starts within that of the due time.
+- Order: the highest priority first (a student's 提交, then collections, then hand-outs), then the earliest.
+- Homes that did not exist: every WAITING_CHECK seconds, waiting items whose home exists now are done.
+- An engine that does not answer leaves the item to do, pauses the work for ENGINE_PAUSE seconds and says so
+  on the job; the job's message goes once an item of it runs again.
+- SIGTERM or SIGINT: the current item is finished, then the worker stops.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+import signal
+import socket
+import time
+import uuid
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+from django.db.models import F
+from django.utils import timezone
+
+from course import jobs
+from course.messages import N_, note, show
+from course.models import Job, JobItem, Worker
+from userspace.homes import EngineAway
+
+log = logging.getLogger("course.worker")
+
+HEARTBEAT = 5
+WAITING_CHECK = 10
+ENGINE_PAUSE = 30
+MAX_ATTEMPTS = 3
+DATABASE_PAUSE = 5
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def process_gone(name: str, me: str = "") -> bool:
+    """Whether the worker `name` ran on this machine and its process has ended (or it is an earlier worker of
+    this very process, `me` being the current one)."""
+    host, _, rest = name.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return name != me
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
+def recover(now=None, me: str = "") -> int:
+    """Put back the items of workers that are gone; returns how many."""
+    now = now or timezone.now()
+    alive = set(Worker.alive(now).values_list("name", flat=True))
+    gone = {
+        name
+        for name in JobItem.objects.filter(status=JobItem.Status.RUNNING).values_list("worker", flat=True).distinct()
+        if name != me and (name not in alive or process_gone(name, me))
+    }
+    if not gone:
+        return 0
+    running = JobItem.objects.filter(status=JobItem.Status.RUNNING, worker__in=gone)
+    failed = running.filter(attempts__gte=MAX_ATTEMPTS).update(
+        status=JobItem.Status.FAILED,
+        worker="",
+        finished_at=now,
+        message=note(N_("The worker stopped %(count)d times while doing this; see its log."), count=MAX_ATTEMPTS),
+    )
+    again = running.update(status=JobItem.Status.PENDING, worker="", started_at=None)
+    Worker.objects.filter(name__in=gone).delete()
+    if failed or again:
+        log.warning("Items of stopped workers: %d to do again, %d failed", again, failed)
+    return failed + again
+
+
+class CourseWorker:
+    def __init__(self, homes, interval: float = 1.0, name: str | None = None):
+        self.homes = homes
+        self.interval = interval
+        self.name = name or worker_name()
+        self.stopping = False
+        self.paused_until = 0.0
+        self.last_beat = 0.0
+        self.last_waiting_check = 0.0
+
+    # --- the loop ---------------------------------------------------------------------------------------------
+    def run(self, until_idle: bool = False) -> None:
+        """Work until stopped (SIGTERM/SIGINT), or, with `until_idle`, until nothing is left to do now."""
+        self.start()
+        try:
+            while not self.stopping:
+                if not connection.in_atomic_block:  # (a test's transaction stays open)
+                    close_old_connections()
+                try:
+                    self.beat()
+                    did = self.step()
+                except DatabaseError as exc:
+                    # The database is away (restarting, full): nothing was lost, every state is in it. Try again.
+                    log.warning("The database does not answer (%s); trying again in %d s", exc, DATABASE_PAUSE)
+                    time.sleep(DATABASE_PAUSE)
+                    continue
+                if until_idle and not did:  # nothing due, or nothing possible now (paused)
+                    return
+                if not did:
+                    time.sleep(self.interval)
+        finally:
+            Worker.objects.filter(name=self.name).delete()
+
+    def stop(self, *_args) -> None:
+        self.stopping = True
+
+    def start(self) -> None:
+        now = timezone.now()
+        Worker.objects.filter(seen_at__lt=now - dt.timedelta(days=1)).delete()  # long gone
+        Worker.objects.update_or_create(name=self.name, defaults={"started_at": now, "seen_at": now})
+        recover(me=self.name)
+        for partial in settings.COURSE.handins_dir.glob("*/.partial-*"):
+            shutil.rmtree(partial, ignore_errors=True)
+        log.info("Course worker %s started (%s homes, access %s)", self.name, self.homes.spawner, self.homes.access)
+
+    def beat(self, force: bool = False) -> None:
+        if force or time.monotonic() - self.last_beat >= HEARTBEAT:
+            self.last_beat = time.monotonic()
+            now = timezone.now()
+            if not Worker.objects.filter(name=self.name).update(seen_at=now):
+                Worker.objects.create(name=self.name, started_at=now, seen_at=now)
+            recover(now, me=self.name)
+
+    def step(self) -> bool:
+        """Do one thing that is due; False when there was nothing."""
+        now = timezone.now()
+        for job in Job.objects.filter(expanded=False, status=Job.Status.PENDING, run_at__lte=now).order_by("run_at"):
+            count = jobs.expand(job)
+            log.info("Job %s (%s): %d students", job.pk, job.get_kind_display(), count)
+        if time.monotonic() < self.paused_until:
+            return False
+        if time.monotonic() - self.last_waiting_check >= WAITING_CHECK:
+            self.last_waiting_check = time.monotonic()
+            self.wake_waiting()
+        item = self.claim(now)
+        if item is None:
+            return False
+        self.run_item(item)
+        return True
+
+    def claim(self, now) -> JobItem | None:
+        candidates = (
+            JobItem.objects.filter(status=JobItem.Status.PENDING, job__expanded=True, job__run_at__lte=now)
+            .exclude(job__status=Job.Status.CANCELLED)
+            .order_by("-job__priority", "job__run_at", "job_id", "pk")
+            .values_list("pk", flat=True)[:5]
+        )
+        for pk in candidates:
+            taken = JobItem.objects.filter(pk=pk, status=JobItem.Status.PENDING).update(
+                status=JobItem.Status.RUNNING, worker=self.name, started_at=now, attempts=F("attempts") + 1
+            )
+            if taken:
+                return JobItem.objects.select_related("job", "student", "submission", "bundle").get(pk=pk)
+        return None
+
+    def run_item(self, item: JobItem) -> None:
+        job = item.job
+        if job.message:  # a pause's reason: it runs again
+            Job.objects.filter(pk=job.pk).update(message="")
+        try:
+            jobs.run_item(item, self.homes)
+        except EngineAway as away:
+            self.paused_until = time.monotonic() + ENGINE_PAUSE
+            message = note(
+                N_("Paused: %(reason)s. Trying again every %(seconds)d s."), reason=str(away), seconds=ENGINE_PAUSE
+            )
+            Job.objects.filter(pk=job.pk).update(message=message)
+            log.warning("Job %s paused: %s", job.pk, away)
+            return
+        except Exception:
+            # A bug, not a student's problem: this item fails with it, the others go on.
+            log.exception("Job %s, %s failed", job.pk, item.username)
+            JobItem.objects.filter(pk=item.pk).update(
+                status=JobItem.Status.FAILED,
+                worker="",
+                finished_at=timezone.now(),
+                message=note(N_("Unexpected error in the worker; see its log.")),
+            )
+            jobs.finish_job_if_done(job.pk)
+            return
+        item.refresh_from_db(fields=["status", "message"])
+        log.info("Job %s, %s: %s %s", job.pk, item.username, item.status, show(item.message))
+
+    def wake_waiting(self) -> int:
+        waiting = jobs.waiting_students()
+        if not waiting:
+            return 0
+        homes = {item.username: self.homes.home(item.username) for item in waiting}
+        try:
+            ready = self.homes.ready(list(homes.values()))
+        except EngineAway:
+            return 0
+        woken = [item.pk for item in waiting if item.username in ready]
+        JobItem.objects.filter(pk__in=woken, status=JobItem.Status.WAITING).update(status=JobItem.Status.PENDING)
+        return len(woken)
+
+
+def install_signal_handlers(worker: CourseWorker) -> None:
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)

@@ -1,0 +1,66 @@
+"""Running a course: where hand-outs and hand-ins are kept, their limits, and how the worker reaches homes.
+
+Read by the portal (limits on uploads and hand-ins, `settings.COURSE`) and by the course worker
+(`python manage.py course_worker`, the only process that touches students' homes; userspace/homes.py).
+
+Keys (.env; declared with their defaults in portal/config/table.py): COURSE_ROOT, COURSE_HANDIN_LIMIT,
+COURSE_HANDIN_MAX_FILES, COURSE_UPLOAD_LIMIT, COURSE_UPLOAD_MAX_FILES, COURSE_HOME_ACCESS.
+
+This module imports nothing from Django so that `userspace/` can use it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from portal.config.containers import parse_size
+from portal.config.env import BASE_DIR, Env, EnvError, var_dir
+
+ACCESS_MODES = ("auto", "container", "direct")
+MB = 1024**2
+
+
+@dataclass(frozen=True)
+class Course:
+    root: Path
+    handin_limit: int  # bytes
+    handin_max_files: int
+    upload_limit: int  # bytes, uncompressed
+    upload_max_files: int
+    home_access: str
+
+    @property
+    def bundles_dir(self) -> Path:
+        return self.root / "bundles"
+
+    @property
+    def handins_dir(self) -> Path:
+        return self.root / "handins"
+
+    @property
+    def handin_limit_mb(self) -> int:
+        return max(1, self.handin_limit // MB)
+
+
+def _positive(env: Env, key: str) -> int:
+    value = env.int(key)
+    if value is None or value < 1:
+        raise EnvError(f"{key} must be 1 or more, not {value}")
+    return value
+
+
+def from_env(env: Env) -> Course:
+    root = env.get("COURSE_ROOT")
+    path = Path(root) if root else var_dir() / "course"
+    access = env.get("COURSE_HOME_ACCESS").strip().lower()
+    if access not in ACCESS_MODES:
+        raise EnvError(f"COURSE_HOME_ACCESS must be one of {', '.join(ACCESS_MODES)}, not {access!r}")
+    return Course(
+        root=path if path.is_absolute() else BASE_DIR / path,
+        handin_limit=parse_size(env.get("COURSE_HANDIN_LIMIT"), "COURSE_HANDIN_LIMIT"),
+        handin_max_files=_positive(env, "COURSE_HANDIN_MAX_FILES"),
+        upload_limit=parse_size(env.get("COURSE_UPLOAD_LIMIT"), "COURSE_UPLOAD_LIMIT"),
+        upload_max_files=_positive(env, "COURSE_UPLOAD_MAX_FILES"),
+        home_access=access,
+    )
