@@ -28,7 +28,7 @@ GROUP = f"class-{RUN}"
 GROUP_CODE = f"OPS-{RUN}".upper()
 STUDENTS = (f"ann-{RUN}", f"bob-{RUN}", f"cai-{RUN}")  # ann and bob use INVITE_CODE, cai the group's code
 TEAM_VOLUME = f"cfps-ops-team-{RUN}"
-OLD_ENV = f"# the operator's settings\nINVITE_CODES={flows.INVITE_CODE}\nMARKER=term-{RUN}\n"
+OLD_ENV = f"# the operator's settings, term {RUN}\nINVITE_CODES={flows.INVITE_CODE}\n"
 
 
 def state_env(root: Path, env_text: str) -> dict[str, str]:
@@ -73,7 +73,7 @@ def sign_up(stack, username: str, code: str) -> None:
         assert flows.logged_in_as(response.text) == username, response.text[:2000]
 
 
-def prepared(root: Path, env_text: str = "MARKER=fresh-clone\n") -> Stack:
+def prepared(root: Path, env_text: str = "# a fresh clone\n") -> Stack:
     """A fresh checkout after `./run.sh --prepare` (migrated database, bootstrap admin, nothing else), its
     processes not started; the archive's volumes are gone from the engine, as on a new machine."""
     stack = Stack(root, extra_env=state_env(root, env_text))

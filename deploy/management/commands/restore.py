@@ -16,11 +16,11 @@ they read the restored .env.
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
+from accounts import roles
 from accounts.models import User
 from deploy import backup
 from portal.config import load
@@ -31,7 +31,7 @@ def portal_db_content() -> list[str]:
     """What the current portal database holds besides what `./run.sh --prepare` puts there."""
     try:
         users = User.objects.exclude(username=settings.ADMIN_USERNAME).count()
-        groups = Group.objects.count()
+        groups = roles.class_groups().count()  # bootstrap makes the staff roles' groups on every system
     except DatabaseError:
         return []  # no tables yet: nothing to lose
     found = []
