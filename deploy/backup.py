@@ -95,13 +95,18 @@ class Sources:
     volumes: list[str] = field(default_factory=list)  # candidate names; those that exist are saved
     docker_required: bool = False  # SPAWNER=docker/swarm: an unreachable engine is an error, not a skip
     with_homes: bool = True
+    course_root: Path | None = None  # COURSE_ROOT: uploaded material and collected hand-ins (default var/course)
 
     @property
     def hub_db(self) -> Path:
         return self.var_dir / "hub" / "jupyterhub.sqlite"
 
     def local_dirs(self) -> dict[str, Path]:
-        return local_dirs(self.var_dir)
+        return local_dirs(self.var_dir, self.course_root)
+
+    def staff_dirs(self) -> dict[str, Path]:
+        """Folders kept even --without-homes: what staff made and collected (the course's material and hand-ins)."""
+        return {key: path for key, path in self.local_dirs().items() if key in STAFF_DIRS}
 
     def secret_files(self) -> dict[str, Path]:
         files = {}
@@ -122,9 +127,18 @@ class Sources:
         return files
 
 
-def local_dirs(var_dir: Path) -> dict[str, Path]:
-    """Local-mode homes and the local team folder (see hubconfig/spawners.py); keys name them in archives."""
-    return {"users": var_dir / "users", "team-shared": var_dir / "shared" / "team-shared"}
+# Kept even --without-homes: the course's uploaded material and collected hand-ins (portal/config/course.py).
+STAFF_DIRS = {"course"}
+
+
+def local_dirs(var_dir: Path, course_root: Path | None = None) -> dict[str, Path]:
+    """Local-mode homes and the local team folder (see hubconfig/spawners.py), and the course's stored material
+    and hand-ins (COURSE_ROOT); keys name them in archives."""
+    return {
+        "users": var_dir / "users",
+        "team-shared": var_dir / "shared" / "team-shared",
+        "course": course_root or var_dir / "course",
+    }
 
 
 def file_target(key: str, var_dir: Path, env_file: Path | None, oidc_key_file: Path | None) -> Path | None:
@@ -461,13 +475,10 @@ def plan(sources: Sources) -> list[str]:
     if sources.hub_db.is_file():
         lines.append(f"hub database {sources.hub_db}")
     lines += [f"{key}: {path}" for key, path in sources.secret_files().items()]
+    folders = sources.local_dirs() if sources.with_homes else sources.staff_dirs()
+    lines += [f"local folder {folder}" for folder in folders.values() if folder.is_dir() and any(folder.iterdir())]
     if not sources.with_homes:
         return lines
-    lines += [
-        f"local folder {folder}"
-        for folder in sources.local_dirs().values()
-        if folder.is_dir() and any(folder.iterdir())
-    ]
     if sources.volumes and not (problem := docker_reachable()):
         lines += [f"volume {name}" for name in sources.volumes if volume_info(name) is not None]
     elif sources.volumes:
@@ -542,13 +553,13 @@ def _write_parts(writer: _Writer, sources: Sources, scratch: Path, say: Say) -> 
             path=str(path), mode=stat.st_mode & 0o777, owner=_owner(stat.st_uid), group=_group(stat.st_gid),
         )  # fmt: skip
 
-    if not sources.with_homes:
-        say("homes: left out (--without-homes)")
-        return
-    for key, folder in sources.local_dirs().items():
+    for key, folder in (sources.local_dirs() if sources.with_homes else sources.staff_dirs()).items():
         if folder.is_dir() and any(folder.iterdir()):
             say(f"local folder {folder}")
             writer.add(f"dirs/{key}.tar.gz", lambda fh, folder=folder: tar_folder(folder, fh), kind="dir", key=key)
+    if not sources.with_homes:
+        say("homes: left out (--without-homes)")
+        return
 
     problem = docker_reachable() if sources.volumes else ""
     if problem:
@@ -724,6 +735,7 @@ class Target:
     oidc_key_file: Path | None
     image: str
     data_root: Path | None = None  # DATA_ROOT: bind-mounted volumes may live under it (and under var_dir)
+    course_root: Path | None = None  # COURSE_ROOT (default var/course)
 
 
 def _inside(path: str, roots: list[Path]) -> bool:
@@ -801,7 +813,7 @@ def occupied(archive: Archive, target: Target) -> list[str]:
     found = []
     if users := hub_db_users(target.var_dir / "hub" / "jupyterhub.sqlite"):
         found.append(f"the hub database knows {users} user(s)")
-    for folder in local_dirs(target.var_dir).values():
+    for folder in local_dirs(target.var_dir, target.course_root).values():
         if folder.is_dir() and any(folder.iterdir()):
             found.append(f"{folder} is not empty")
     volumes = archive.of_kind("volume")
@@ -855,7 +867,7 @@ def restore(archive: Archive, target: Target, say: Say, replace: bool) -> None:
         say(f"  {part['key']} -> {where}")
 
     for part in archive.of_kind("dir"):
-        folder = local_dirs(target.var_dir)[part["key"]]  # a key verify() accepted
+        folder = local_dirs(target.var_dir, target.course_root)[part["key"]]  # a key verify() accepted
         say(f"local folder {folder}")
         untar_folder(archive.open(part), folder, old_var, new_var, replace)
 

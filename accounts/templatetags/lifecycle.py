@@ -2,7 +2,7 @@
 
 from django import template
 
-from portal.config.containers import USER_VOLUME_TEMPLATE
+from portal.config.containers import user_volume
 
 register = template.Library()
 
@@ -10,7 +10,7 @@ register = template.Library()
 @register.filter
 def home_volume(username: str) -> str:
     """The Docker volume that holds the user's home (the name DockerSpawner gives it)."""
-    return USER_VOLUME_TEMPLATE.format(username=username)
+    return user_volume(username)
 
 
 @register.filter

@@ -106,8 +106,9 @@ def term(tmp_path_factory, docker_engine):
         (home / "notebooks" / "作业1.ipynb").write_text('{"cells": []}')
         (var / "shared" / "data").mkdir(parents=True)
         (home / "data").symlink_to(var / "shared" / "data")
-        # bob and cai work in containers: bob's home volume, the group's volume, the bind-mounted team folder
-        bob_volume = containers.USER_VOLUME_TEMPLATE.format(username=STUDENTS[1])
+        # bob and cai work in containers: bob's home volume (named as DockerSpawner names it: `bob-x` escaped), the
+        # group's volume, the bind-mounted team folder
+        bob_volume = containers.user_volume(STUDENTS[1])
         group_volume = containers.group_volume(GROUP)
         docker("volume", "create", bob_volume)
         docker("volume", "create", "--label", "org.cfps.managed-by=hub", "--label", f"org.cfps.group={GROUP}",
@@ -120,6 +121,10 @@ def term(tmp_path_factory, docker_engine):
         volume_write(bob_volume, "notebooks/分析.py", "print('bob')\n")
         volume_write(group_volume, "report.md", "# group report\n")
         volume_write(TEAM_VOLUME, "shared.txt", "for everyone\n")
+        # The course's stored material and collected hand-ins (COURSE_ROOT, var/course by default).
+        handin = var / "course" / "handins" / "1" / "2-3" / "作业1.ipynb"
+        handin.parent.mkdir(parents=True)
+        handin.write_text('{"cells": ["handed in"]}')
         before = shell(stack, PORTAL_FACTS)
         old_key = Path(env["OIDC_RSA_PRIVATE_KEY_FILE"]).read_text()
         old_secrets = {p.name: p.read_text() for p in (var / "secrets").iterdir()}
@@ -193,6 +198,8 @@ def test_restore_on_a_fresh_clone_brings_back_accounts_passwords_groups_invites_
     options = json.loads(docker("volume", "inspect", TEAM_VOLUME).stdout)[0]["Options"]
     assert options["device"] == str(var / "volumes" / "team-shared")
     assert (var / "volumes" / "team-shared" / "shared.txt").read_text() == "for everyone\n"
+    # The course's hand-ins are back where COURSE_ROOT says.
+    assert (var / "course" / "handins" / "1" / "2-3" / "作业1.ipynb").read_text() == '{"cells": ["handed in"]}'
 
     with contextlib.closing(sqlite3.connect(var / "hub" / "jupyterhub.sqlite")) as hub_db:
         assert STUDENTS[0] in {name for (name,) in hub_db.execute("SELECT name FROM users")}

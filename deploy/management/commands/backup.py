@@ -24,10 +24,8 @@ from portal.config.env import env_path, var_dir
 def sources(with_homes: bool = True) -> backup.Sources:
     """What to save, from the current configuration."""
     config = load()
-    names = [
-        containers.USER_VOLUME_TEMPLATE.format(username=name)
-        for name in User.objects.values_list("username", flat=True)
-    ]
+    # Named as DockerSpawner names them (`student-1` is jupyterhub-user-student-2d1).
+    names = [containers.user_volume(name) for name in User.objects.values_list("username", flat=True)]
     names += [containers.group_volume(name) for name in Group.objects.values_list("name", flat=True)]
     names.append(config.containers.team_volume)
     return backup.Sources(
@@ -39,6 +37,7 @@ def sources(with_homes: bool = True) -> backup.Sources:
         volumes=list(dict.fromkeys(names)),
         docker_required=config.hub.spawner in {"docker", "swarm"} or config.prod,
         with_homes=with_homes,
+        course_root=Path(settings.COURSE.root).resolve(),
     )
 
 

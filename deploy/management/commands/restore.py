@@ -72,6 +72,7 @@ class Command(BaseCommand):
             oidc_key_file=load().secrets.oidc_key_file,
             image=settings.CONTAINERS.image,
             data_root=Path(settings.CONTAINERS.data_root).resolve(),
+            course_root=Path(settings.COURSE.root).resolve(),
         )
         try:
             with backup.Archive(archive) as opened:
