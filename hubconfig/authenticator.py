@@ -1,12 +1,14 @@
-"""Log in to the hub through the portal (OAuth2 + OIDC userinfo), with portal staff as hub admins, and log
-out of both from the hub's side.
+"""Log in to the hub through the portal (OAuth2 + OIDC userinfo), with portal staff in the hub's staff role,
+and log out of both from the hub's side.
 
 Rules:
-- The portal's `is_staff` claim decides hub admin rights, on every login and every auth refresh, so granting
-  or removing staff status in the Django admin reaches the hub within `auth_refresh_age`. Group membership
-  syncs the same way (`manage_groups`).
-- Logout (File → Log Out in JupyterLab, or the hub's logout link) clears the hub's cookies and the student's
-  server cookie on the hub's host, then sends the browser to the portal's OpenID Connect end-session endpoint
+- The portal's `is_staff` claim decides who holds `staff_role` (hubconfig/config.py: the admin page, servers,
+  never other users' auth state or tokens), on every login and every auth refresh, so granting or removing
+  staff status in the Django admin reaches the hub within `auth_refresh_age`. Nobody is JupyterHub's `admin`.
+  Group membership syncs the same way (`manage_groups`).
+- Logout (File → Log Out in JupyterLab, or the hub's logout link) clears the hub's cookies and ends the hub
+  tokens of that browser session (the one in the student's server cookie among them); then it sends the
+  browser to the portal's OpenID Connect end-session endpoint
   with the user's id_token as `id_token_hint`. That hint is what lets the portal end its session without a
   confirmation page: no other site has it, so no other site can log a student out by a link or an <img>.
   Without a hint (no auth state) the portal asks first.
@@ -31,7 +33,7 @@ from urllib.parse import urlencode, urlsplit
 import jwt
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler, OAuthLogoutHandler
-from traitlets import Unicode
+from traitlets import Dict, Unicode
 
 from hubconfig.templating import PortalUnavailableMixin
 
@@ -80,10 +82,12 @@ class PortalLogoutHandler(OAuthLogoutHandler):
             auth_state = await user.get_auth_state() or {}
             if auth_state.get("id_token"):
                 params["id_token_hint"] = auth_state["id_token"]
-            if not self.subdomain_host or self.domain == self.request.host_name:
-                # The server's own login cookie lives on this host, under the server's path; the hub has just
-                # revoked the tokens of this session, but the server caches a token check for a while, and
-                # the next person at a shared PC must not walk into this student's JupyterLab meanwhile.
+            if user.domain == self.domain == self.request.host_name:
+                # A server on the hub's own host (USER_SUBDOMAINS=false): its login cookie lives here, under the
+                # server's path. The hub has just revoked the tokens of this session, but the server caches a
+                # token check for a while, and the next person at a shared PC must not walk into this
+                # student's JupyterLab meanwhile. (A server on a host of its own keys that cache by the session
+                # id cookie, which the hub has just cleared on its domain: its next check asks the hub.)
                 spawner = user.spawners.get("")
                 if spawner is not None and spawner.oauth_client_id:
                     self.clear_cookie(spawner.oauth_client_id, path=user.base_url)
@@ -99,7 +103,11 @@ class PortalLogoutHandler(OAuthLogoutHandler):
 class PortalOAuthenticator(PortalUnavailableMixin, GenericOAuthenticator):
     """GenericOAuthenticator plus the portal's staff claim and logout through the portal (module docstring)."""
 
-    staff_claim = Unicode("is_staff", config=True, help="Userinfo claim that marks a hub admin.")
+    staff_claim = Unicode("is_staff", config=True, help="Userinfo claim that marks portal staff.")
+    staff_role = Dict(
+        config=True,
+        help="The hub role (name, description, scopes) that staff hold while the claim says so; needs manage_roles.",
+    )
     post_logout_redirect_url = Unicode(
         "", config=True, help="Where the portal sends the browser after ending its session (registered there)."
     )
@@ -121,8 +129,17 @@ class PortalOAuthenticator(PortalUnavailableMixin, GenericOAuthenticator):
     async def update_auth_model(self, auth_model):
         auth_model = await super().update_auth_model(auth_model)
         user_info = (auth_model.get("auth_state") or {}).get(self.user_auth_state_key) or {}
-        auth_model["admin"] = auth_model["name"] in self.admin_users or bool(user_info.get(self.staff_claim))
+        # JupyterHub's admin is never given (hubconfig/config.py says why); an explicit False also takes it
+        # from an account that had it. The roles listed are exactly the user's: "user" for everyone.
+        auth_model["admin"] = False
+        staff = bool(user_info.get(self.staff_claim)) and bool(self.staff_role.get("scopes"))
+        auth_model["roles"] = [{"name": "user"}, *([dict(self.staff_role)] if staff else [])]
         return auth_model
+
+    async def load_managed_roles(self):
+        # Defined at every start, so a change of its scopes (or none, on a shared origin) holds at once for
+        # everyone who has it, before their next refresh.
+        return [dict(self.staff_role)] if self.staff_role else []
 
     async def authenticate(self, handler, data=None, **kwargs):
         fresh = _FRESH_TOKEN_RESPONSE.set(True)
