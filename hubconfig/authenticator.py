@@ -7,9 +7,9 @@ Rules:
   staff status in the Django admin reaches the hub within `auth_refresh_age`. Nobody is JupyterHub's `admin`.
   Group membership syncs the same way (`manage_groups`).
 - Logout (File → Log Out in JupyterLab, or the hub's logout link) clears the hub's cookies and ends the hub
-  tokens of that browser session (the one in the student's server cookie among them); then it sends the
-  browser to the portal's OpenID Connect end-session endpoint
-  with the user's id_token as `id_token_hint`. That hint is what lets the portal end its session without a
+  tokens of that browser session (the one in the student's server cookie among them), makes sure the server
+  asks the hub again (`PortalLogoutHandler`); then it sends the browser to the portal's OpenID Connect
+  end-session endpoint with the user's id_token as `id_token_hint`. That hint is what lets the portal end its session without a
   confirmation page: no other site has it, so no other site can log a student out by a link or an <img>.
   Without a hint (no auth state) the portal asks first.
 - The hub's /login sends the browser to the portal itself (`PortalLoginHandler`): JupyterHub's own, with
@@ -31,6 +31,8 @@ import contextvars
 from urllib.parse import urlencode, urlsplit
 
 import jwt
+from jupyterhub.roles import get_default_roles
+from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler, OAuthLogoutHandler
 from traitlets import Dict, Unicode
@@ -51,6 +53,12 @@ class PortalLoginHandler(OAuthLoginHandler):
             self.set_login_cookie(user)
             self.redirect(self.get_next_url(user), permanent=False)
             return
+        pending = take_pending_logout(self)
+        if pending:
+            # A logout on its way through the server's own logout that did not come back to /hub/logout (the
+            # server stopped meanwhile): finish it, rather than log the browser in again at the portal.
+            self.redirect(pending, permanent=False)
+            return
         super().get()
 
     def redirect(self, url, *args, **kwargs):
@@ -66,12 +74,46 @@ class PortalLoginHandler(OAuthLoginHandler):
         return self.get_next_url() if self.get_argument("next", None) else None
 
 
+def user_role() -> dict:
+    """JupyterHub's own "user" role, whole: a role listed without its scopes is written back without them."""
+    return next(role for role in get_default_roles() if role["name"] == "user")
+
+
+# Where the hub's logout continues once the student's server has cleared its own cookie (PortalLogoutHandler).
+LOGOUT_NEXT_COOKIE = "cfps-logout-next"
+LOGOUT_NEXT_SECONDS = 60
+
+
+def take_pending_logout(handler) -> str:
+    """The end-session URL a logout left for after the server's own logout, once (the cookie is cleared)."""
+    value = handler.get_secure_cookie(LOGOUT_NEXT_COOKIE, max_age_days=LOGOUT_NEXT_SECONDS / 86400)
+    if value is None:
+        return ""
+    handler.clear_cookie(LOGOUT_NEXT_COOKIE, path=handler.hub.base_url)
+    return value.decode("utf-8", "replace")
+
+
 class PortalLogoutHandler(OAuthLogoutHandler):
+    """/hub/logout: clears the hub's cookies and ends the tokens of this browser session (JupyterHub's own), then
+    makes sure the user's server stops believing its own cookie, then ends the portal's session.
+
+    The server caches the hub's answer about its login cookie's token for five minutes, keyed by the session id
+    cookie. Where that cookie reaches the server (a server on the hub's host, or on `<name>.<hub domain>` with a
+    domain that has a dot: JupyterHub sets it on the hub's domain), clearing it here makes the server ask the
+    hub again at once, and the hub knows the token no more. A top-level name (the embedded default `localhost`)
+    shares no cookie with `<name>.localhost`: there the browser goes by the server's own logout, which clears
+    its cookie and comes back here, and only then on to the portal (`LOGOUT_NEXT_COOKIE`, signed, host-only,
+    a minute). Either way the next person at a shared PC finds no way into this student's JupyterLab."""
+
     _end_session_url = ""
 
     async def handle_logout(self):
         await super().handle_logout()
         user = self.current_user  # still the user who is logging out (cleared only after this)
+        pending = take_pending_logout(self)
+        if user is None and pending:
+            self._end_session_url = pending  # back from the server's own logout
+            return
         authenticator = self.authenticator
         if not authenticator.logout_redirect_url:
             return
@@ -84,14 +126,27 @@ class PortalLogoutHandler(OAuthLogoutHandler):
                 params["id_token_hint"] = auth_state["id_token"]
             if user.domain == self.domain == self.request.host_name:
                 # A server on the hub's own host (USER_SUBDOMAINS=false): its login cookie lives here, under the
-                # server's path. The hub has just revoked the tokens of this session, but the server caches a
-                # token check for a while, and the next person at a shared PC must not walk into this
-                # student's JupyterLab meanwhile. (A server on a host of its own keys that cache by the session
-                # id cookie, which the hub has just cleared on its domain: its next check asks the hub.)
+                # server's path; cleared at once rather than left to the cache (class docstring).
                 spawner = user.spawners.get("")
                 if spawner is not None and spawner.oauth_client_id:
                     self.clear_cookie(spawner.oauth_client_id, path=user.base_url)
-        self._end_session_url = f"{authenticator.logout_redirect_url}?{urlencode(params)}"
+        end_session_url = f"{authenticator.logout_redirect_url}?{urlencode(params)}"
+        server_logout = self._server_logout_url(user)
+        if server_logout:
+            self._set_cookie(
+                LOGOUT_NEXT_COOKIE, end_session_url, encrypted=True, path=self.hub.base_url, max_age=LOGOUT_NEXT_SECONDS
+            )
+            end_session_url = server_logout
+        self._end_session_url = end_session_url
+
+    def _server_logout_url(self, user) -> str:
+        """The running server's own logout, when the session id cookie cannot reach its host (class docstring)."""
+        if user is None or "." in self.domain or user.domain == self.domain:
+            return ""
+        spawner = user.spawners.get("")
+        if spawner is None or not spawner.ready:
+            return ""
+        return user.host + url_path_join(user.base_url, "logout")
 
     async def render_logout_page(self):
         if self._end_session_url:
@@ -133,7 +188,7 @@ class PortalOAuthenticator(PortalUnavailableMixin, GenericOAuthenticator):
         # from an account that had it. The roles listed are exactly the user's: "user" for everyone.
         auth_model["admin"] = False
         staff = bool(user_info.get(self.staff_claim)) and bool(self.staff_role.get("scopes"))
-        auth_model["roles"] = [{"name": "user"}, *([dict(self.staff_role)] if staff else [])]
+        auth_model["roles"] = [user_role(), *([dict(self.staff_role)] if staff else [])]
         return auth_model
 
     async def load_managed_roles(self):

@@ -119,11 +119,12 @@ def test_nobody_is_made_jupyterhubs_admin_and_staff_get_the_staff_role(authentic
     authenticator.staff_role = STAFF_ROLE
     model = auth_model_of(authenticator, is_staff)
     assert model["admin"] is False  # explicit: an account that was admin before loses it
-    assert model["roles"] == [{"name": "user"}, *([STAFF_ROLE] if is_staff else [])]
+    assert model["roles"] == [hub_auth.user_role(), *([STAFF_ROLE] if is_staff else [])]
+    assert hub_auth.user_role()["scopes"] == ["self"]
 
 
 def test_on_a_shared_hub_origin_staff_get_no_role_beyond_a_students(authenticator):
     authenticator.staff_role = {**STAFF_ROLE, "scopes": []}
-    assert auth_model_of(authenticator, True)["roles"] == [{"name": "user"}]
+    assert auth_model_of(authenticator, True)["roles"] == [hub_auth.user_role()]
     # (still defined at start, with no scopes: whoever held it before holds nothing)
     assert run_async(authenticator.load_managed_roles, timeout=30) == [{**STAFF_ROLE, "scopes": []}]
