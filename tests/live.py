@@ -341,8 +341,14 @@ class Stack:
     START_TIMEOUT = 90.0
 
     def __init__(
-        self, tmp_path: Path, proxy: str = "python", extra_env: dict[str, str] | None = None, workers: int | None = 1
+        self,
+        tmp_path: Path,
+        proxy: str = "python",
+        extra_env: dict[str, str] | None = None,
+        workers: int | None = 1,
+        hub_args: tuple[str, ...] = (),
     ):
+        """`hub_args`: more of JupyterHub's own command-line options, which win over its config file."""
         self.tmp_path = Path(tmp_path)
         self.public_port = free_port()
         hub_env = {
@@ -365,7 +371,7 @@ class Stack:
         # As run.sh gives it to its supervisor: asked through the proxy as its own host name; a dead hub's users'
         # servers keep running when it is started again.
         self.hub = Process(
-            "JupyterHub", hub_command(), cwd=self.hub_dir, log=self.hub_log, env=self.env,
+            "JupyterHub", [*hub_command(), *hub_args], cwd=self.hub_dir, log=self.hub_log, env=self.env,
             ready_url=f"http://127.0.0.1:{self.public_port}{HUB_PATH}hub/api",
             ready_host=f"{HUB_HOST}:{self.public_port}", keep_running=["jupyterhub-singleuser"],
         )  # fmt: skip
