@@ -106,6 +106,7 @@ class PortalLogoutHandler(OAuthLogoutHandler):
     a minute). Either way the next person at a shared PC finds no way into this student's JupyterLab."""
 
     _end_session_url = ""
+    _server_logout = ""
 
     async def handle_logout(self):
         await super().handle_logout()
@@ -130,14 +131,16 @@ class PortalLogoutHandler(OAuthLogoutHandler):
                 spawner = user.spawners.get("")
                 if spawner is not None and spawner.oauth_client_id:
                     self.clear_cookie(spawner.oauth_client_id, path=user.base_url)
-        end_session_url = f"{authenticator.logout_redirect_url}?{urlencode(params)}"
-        server_logout = self._server_logout_url(user)
-        if server_logout:
+        self._end_session_url = f"{authenticator.logout_redirect_url}?{urlencode(params)}"
+        self._server_logout = self._server_logout_url(user)
+        if self._server_logout:
             self._set_cookie(
-                LOGOUT_NEXT_COOKIE, end_session_url, encrypted=True, path=self.hub.base_url, max_age=LOGOUT_NEXT_SECONDS
+                LOGOUT_NEXT_COOKIE,
+                self._end_session_url,
+                encrypted=True,
+                path=self.hub.base_url,
+                max_age=LOGOUT_NEXT_SECONDS,
             )
-            end_session_url = server_logout
-        self._end_session_url = end_session_url
 
     def _server_logout_url(self, user) -> str:
         """The running server's own logout, when the session id cookie cannot reach its host (class docstring)."""
@@ -149,6 +152,14 @@ class PortalLogoutHandler(OAuthLogoutHandler):
         return user.host + url_path_join(user.base_url, "logout")
 
     async def render_logout_page(self):
+        if self._server_logout:
+            # Not a redirect: the portal's logout is a form post that ends here, and browsers hold a form's
+            # redirects to the portal's form-action (itself and the hub), never a student's host. A page that
+            # moves on by itself starts a navigation of its own.
+            self.set_header("Refresh", f"0; url={self._server_logout}")
+            self.set_header("Cache-Control", "no-store")
+            self.finish()
+            return
         if self._end_session_url:
             self.redirect(self._end_session_url)
             return

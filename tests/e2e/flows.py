@@ -111,6 +111,18 @@ class StackClient(httpx.Client):
             url = self._stack.url(url)
         return super()._merge_url(url)
 
+    def send(self, request: httpx.Request, **kwargs) -> httpx.Response:
+        """Follows `Refresh: 0; url=...` as browsers do (the hub's logout moves on that way, see
+        hubconfig/authenticator.py), when following redirects."""
+        response = super().send(request, **kwargs)
+        refresh = response.headers.get("refresh", "")
+        if "url=" in refresh and kwargs.get("follow_redirects", self.follow_redirects):
+            response.read()
+            then = self.send(self.build_request("GET", refresh.split("url=", 1)[1].strip()), **kwargs)
+            then.history = [*response.history, response, *then.history]
+            return then
+        return response
+
 
 def request(method: str, url: str, *, verify=True, **kwargs) -> httpx.Response:
     """One request without cookies, to any public URL of a stack (a student's `*.localhost` host included)."""
