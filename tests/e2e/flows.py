@@ -98,10 +98,11 @@ class StackClient(httpx.Client):
     /jupyter/user/<name>/..., the hub's for the rest of /jupyter/, the portal's for the rest), as the links on
     the pages do."""
 
-    def __init__(self, stack, *, verify=True, trust_env=False, **kwargs):
+    def __init__(self, stack, *, verify=True, trust_env=False, local_address: str | None = None, **kwargs):
+        """`local_address`: the loopback address to connect from (a client other than the default one)."""
         self._stack = stack
         jar = http.cookiejar.CookieJar(policy=_BrowserCookiePolicy())
-        transport = BrowserTransport(jar, verify=verify, trust_env=trust_env)
+        transport = BrowserTransport(jar, verify=verify, trust_env=trust_env, local_address=local_address)
         super().__init__(
             base_url=stack.base_url, cookies=jar, transport=transport, verify=verify, trust_env=trust_env, **kwargs
         )
