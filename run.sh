@@ -44,6 +44,7 @@ mkdir -p "$LOG_DIR" "$VAR_DIR/hub"
 
 # Everything the rest of this script needs, read once through the same code as the portal and the hub.
 port="" bind_ip="" portal_port="" hub_port="" proxy_api_port="" public_url="" hub_url="" portal_host="" hub_host=""
+students=""
 proxy="" spawner="" bind=""
 admin_user="" invite_codes=""
 settings=$(.venv/bin/python - <<'PY'
@@ -66,6 +67,11 @@ try:
         "hub_url": topo.hub_public_url,
         "portal_host": topo.portal_host,
         "hub_host": topo.hub_host,
+        "students": (
+            f"every student on the hub's own origin (USER_SUBDOMAINS=false): {topo.hub_origin}/jupyter/user/<name>/"
+            if topo.shared_hub_origin
+            else f"each on a host of their own, {topo.user_origin_pattern}/jupyter/user/<name>/"
+        ),
         "proxy": config.hub.proxy,
         "spawner": choose_spawner(config)[0],  # the hub's own choice (hubconfig/docker.py)
         "bind": config.web.bind,
@@ -139,6 +145,7 @@ banner=$(
 
   CFPS portal:   $public_url/
   JupyterLab:    $hub_url  (the hub, on a host name of its own; log in through the portal)
+  Students:      $students
   Invite codes:  $invite_codes
   Admin:         $public_url/admin/  (user $admin_user)
   Logs:          ${LOG_DIR#"$ROOT"/}/portal.log, ${LOG_DIR#"$ROOT"/}/hub.log, ${LOG_DIR#"$ROOT"/}/worker.log

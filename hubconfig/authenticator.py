@@ -1,13 +1,15 @@
-"""Log in to the hub through the portal (OAuth2 + OIDC userinfo), with portal staff as hub admins, and log
-out of both from the hub's side.
+"""Log in to the hub through the portal (OAuth2 + OIDC userinfo), with portal staff in the hub's staff role,
+and log out of both from the hub's side.
 
 Rules:
-- The portal's `is_staff` claim decides hub admin rights, on every login and every auth refresh, so granting
-  or removing staff status in the Django admin reaches the hub within `auth_refresh_age`. Group membership
-  syncs the same way (`manage_groups`).
-- Logout (File → Log Out in JupyterLab, or the hub's logout link) clears the hub's cookies and the student's
-  server cookie on the hub's host, then sends the browser to the portal's OpenID Connect end-session endpoint
-  with the user's id_token as `id_token_hint`. That hint is what lets the portal end its session without a
+- The portal's `is_staff` claim decides who holds `staff_role` (hubconfig/config.py: the admin page, servers,
+  never other users' auth state or tokens), on every login and every auth refresh, so granting or removing
+  staff status in the Django admin reaches the hub within `auth_refresh_age`. Nobody is JupyterHub's `admin`.
+  Group membership syncs the same way (`manage_groups`).
+- Logout (File → Log Out in JupyterLab, or the hub's logout link) clears the hub's cookies and ends the hub
+  tokens of that browser session (the one in the student's server cookie among them), makes sure the server
+  asks the hub again (`PortalLogoutHandler`); then it sends the browser to the portal's OpenID Connect
+  end-session endpoint with the user's id_token as `id_token_hint`. That hint is what lets the portal end its session without a
   confirmation page: no other site has it, so no other site can log a student out by a link or an <img>.
   Without a hint (no auth state) the portal asks first.
 - The hub's /login sends the browser to the portal itself (`PortalLoginHandler`): JupyterHub's own, with
@@ -29,9 +31,11 @@ import contextvars
 from urllib.parse import urlencode, urlsplit
 
 import jwt
+from jupyterhub.roles import get_default_roles
+from jupyterhub.utils import url_path_join
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler, OAuthLogoutHandler
-from traitlets import Unicode
+from traitlets import Dict, Unicode
 
 from hubconfig.templating import PortalUnavailableMixin
 
@@ -49,6 +53,12 @@ class PortalLoginHandler(OAuthLoginHandler):
             self.set_login_cookie(user)
             self.redirect(self.get_next_url(user), permanent=False)
             return
+        pending = take_pending_logout(self)
+        if pending:
+            # A logout on its way through the server's own logout that did not come back to /hub/logout (the
+            # server stopped meanwhile): finish it, rather than log the browser in again at the portal.
+            self.redirect(pending, permanent=False)
+            return
         super().get()
 
     def redirect(self, url, *args, **kwargs):
@@ -64,12 +74,47 @@ class PortalLoginHandler(OAuthLoginHandler):
         return self.get_next_url() if self.get_argument("next", None) else None
 
 
+def user_role() -> dict:
+    """JupyterHub's own "user" role, whole: a role listed without its scopes is written back without them."""
+    return next(role for role in get_default_roles() if role["name"] == "user")
+
+
+# Where the hub's logout continues once the student's server has cleared its own cookie (PortalLogoutHandler).
+LOGOUT_NEXT_COOKIE = "cfps-logout-next"
+LOGOUT_NEXT_SECONDS = 60
+
+
+def take_pending_logout(handler) -> str:
+    """The end-session URL a logout left for after the server's own logout, once (the cookie is cleared)."""
+    value = handler.get_secure_cookie(LOGOUT_NEXT_COOKIE, max_age_days=LOGOUT_NEXT_SECONDS / 86400)
+    if value is None:
+        return ""
+    handler.clear_cookie(LOGOUT_NEXT_COOKIE, path=handler.hub.base_url)
+    return value.decode("utf-8", "replace")
+
+
 class PortalLogoutHandler(OAuthLogoutHandler):
+    """/hub/logout: clears the hub's cookies and ends the tokens of this browser session (JupyterHub's own), then
+    makes sure the user's server stops believing its own cookie, then ends the portal's session.
+
+    The server caches the hub's answer about its login cookie's token for five minutes, keyed by the session id
+    cookie. Where that cookie reaches the server (a server on the hub's host, or on `<name>.<hub domain>` with a
+    domain that has a dot: JupyterHub sets it on the hub's domain), clearing it here makes the server ask the
+    hub again at once, and the hub knows the token no more. A top-level name (the embedded default `localhost`)
+    shares no cookie with `<name>.localhost`: there the browser goes by the server's own logout, which clears
+    its cookie and comes back here, and only then on to the portal (`LOGOUT_NEXT_COOKIE`, signed, host-only,
+    a minute). Either way the next person at a shared PC finds no way into this student's JupyterLab."""
+
     _end_session_url = ""
+    _server_logout = ""
 
     async def handle_logout(self):
         await super().handle_logout()
         user = self.current_user  # still the user who is logging out (cleared only after this)
+        pending = take_pending_logout(self)
+        if user is None and pending:
+            self._end_session_url = pending  # back from the server's own logout
+            return
         authenticator = self.authenticator
         if not authenticator.logout_redirect_url:
             return
@@ -80,16 +125,41 @@ class PortalLogoutHandler(OAuthLogoutHandler):
             auth_state = await user.get_auth_state() or {}
             if auth_state.get("id_token"):
                 params["id_token_hint"] = auth_state["id_token"]
-            if not self.subdomain_host or self.domain == self.request.host_name:
-                # The server's own login cookie lives on this host, under the server's path; the hub has just
-                # revoked the tokens of this session, but the server caches a token check for a while, and
-                # the next person at a shared PC must not walk into this student's JupyterLab meanwhile.
+            if user.domain == self.domain == self.request.host_name:
+                # A server on the hub's own host (USER_SUBDOMAINS=false): its login cookie lives here, under the
+                # server's path; cleared at once rather than left to the cache (class docstring).
                 spawner = user.spawners.get("")
                 if spawner is not None and spawner.oauth_client_id:
                     self.clear_cookie(spawner.oauth_client_id, path=user.base_url)
         self._end_session_url = f"{authenticator.logout_redirect_url}?{urlencode(params)}"
+        self._server_logout = self._server_logout_url(user)
+        if self._server_logout:
+            self._set_cookie(
+                LOGOUT_NEXT_COOKIE,
+                self._end_session_url,
+                encrypted=True,
+                path=self.hub.base_url,
+                max_age=LOGOUT_NEXT_SECONDS,
+            )
+
+    def _server_logout_url(self, user) -> str:
+        """The running server's own logout, when the session id cookie cannot reach its host (class docstring)."""
+        if user is None or "." in self.domain or user.domain == self.domain:
+            return ""
+        spawner = user.spawners.get("")
+        if spawner is None or not spawner.ready:
+            return ""
+        return user.host + url_path_join(user.base_url, "logout")
 
     async def render_logout_page(self):
+        if self._server_logout:
+            # Not a redirect: the portal's logout is a form post that ends here, and browsers hold a form's
+            # redirects to the portal's form-action (itself and the hub), never a student's host. A page that
+            # moves on by itself starts a navigation of its own.
+            self.set_header("Refresh", f"0; url={self._server_logout}")
+            self.set_header("Cache-Control", "no-store")
+            self.finish()
+            return
         if self._end_session_url:
             self.redirect(self._end_session_url)
             return
@@ -99,7 +169,11 @@ class PortalLogoutHandler(OAuthLogoutHandler):
 class PortalOAuthenticator(PortalUnavailableMixin, GenericOAuthenticator):
     """GenericOAuthenticator plus the portal's staff claim and logout through the portal (module docstring)."""
 
-    staff_claim = Unicode("is_staff", config=True, help="Userinfo claim that marks a hub admin.")
+    staff_claim = Unicode("is_staff", config=True, help="Userinfo claim that marks portal staff.")
+    staff_role = Dict(
+        config=True,
+        help="The hub role (name, description, scopes) that staff hold while the claim says so; needs manage_roles.",
+    )
     post_logout_redirect_url = Unicode(
         "", config=True, help="Where the portal sends the browser after ending its session (registered there)."
     )
@@ -121,8 +195,17 @@ class PortalOAuthenticator(PortalUnavailableMixin, GenericOAuthenticator):
     async def update_auth_model(self, auth_model):
         auth_model = await super().update_auth_model(auth_model)
         user_info = (auth_model.get("auth_state") or {}).get(self.user_auth_state_key) or {}
-        auth_model["admin"] = auth_model["name"] in self.admin_users or bool(user_info.get(self.staff_claim))
+        # JupyterHub's admin is never given (hubconfig/config.py says why); an explicit False also takes it
+        # from an account that had it. The roles listed are exactly the user's: "user" for everyone.
+        auth_model["admin"] = False
+        staff = bool(user_info.get(self.staff_claim)) and bool(self.staff_role.get("scopes"))
+        auth_model["roles"] = [user_role(), *([dict(self.staff_role)] if staff else [])]
         return auth_model
+
+    async def load_managed_roles(self):
+        # Defined at every start, so a change of its scopes (or none, on a shared origin) holds at once for
+        # everyone who has it, before their next refresh.
+        return [dict(self.staff_role)] if self.staff_role else []
 
     async def authenticate(self, handler, data=None, **kwargs):
         fresh = _FRESH_TOKEN_RESPONSE.set(True)

@@ -9,8 +9,11 @@ Rules:
   reads `.env` itself.
 - The hub lives at /jupyter/ on its own origin (HUB_PUBLIC_URL), never the portal's: the proxy on PORT routes
   by host name (JupyterHub's `subdomain_host` mode), the portal's host to the portal (gunicorn), every other
-  host to the hub and the students' servers. Without USER_SUBDOMAINS every student shares the hub's host
-  (`one_host`); with it, each gets `<name>.<hub host>` (JupyterHub's own "idna" hook).
+  host to the hub and the students' servers. Each student's server gets `<name>.<hub host>` (USER_SUBDOMAINS,
+  the default; JupyterHub's own "idna" hook); with USER_SUBDOMAINS=false every student shares the hub's host
+  (`one_host`) and staff get no rights on the hub (`staff_role`).
+- Trust: a student's server sends what the student likes. The hub's pages may not be framed at all; the
+  servers ignore configuration from the student's home; staff never hold JupyterHub's `admin` role.
 """
 
 from __future__ import annotations
@@ -100,6 +103,34 @@ def log_request(handler) -> None:
     hub_log_request(handler)
 
 
+# --- portal staff on the hub (issue 20) ---------------------------------------------------------------------
+# Staff get this role of ours instead of JupyterHub's `admin`: JupyterHub 6.1 refuses to narrow the admin role
+# (roles.create_role: "Cannot override admin role admin.scopes"), and it holds admin:auth_state (every user's
+# tokens at the portal), tokens (an API token for anyone, used outside the browser) and admin:users (making
+# anyone an admin). What staff do on the hub: the admin page's list of users, groups and servers, starting and
+# stopping a student's server, and opening it to help. Nothing else of the portal's needs more: the portal
+# calls the hub as its own service (`portal_scopes` below).
+STAFF_ROLE_NAME = "cfps-staff"
+STAFF_SCOPES = [
+    "admin-ui",
+    "list:users",
+    "read:users",
+    "list:groups",
+    "read:groups",
+    "servers",
+    "access:servers",
+    "read:hub",
+]
+
+
+def staff_role(topo: topology.Topology) -> dict:
+    """The hub role portal staff get. On a shared hub origin it holds nothing: any student's page runs there
+    with the rights of whoever opens it, so staff must gain nothing a student lacks."""
+    if topo.shared_hub_origin:
+        return {"name": STAFF_ROLE_NAME, "description": "Portal staff: no rights (USER_SUBDOMAINS=false)", "scopes": []}
+    return {"name": STAFF_ROLE_NAME, "description": "Portal staff (hubconfig/config.py)", "scopes": STAFF_SCOPES}
+
+
 def one_host(name: str, domain: str, kind: str) -> str:
     """JupyterHub's subdomain hook without per-user subdomains: every server on the hub's own host."""
     return domain
@@ -155,20 +186,25 @@ def update_hub(c, config: Config) -> None:
     c.JupyterHub.subdomain_host = topo.hub_origin
     # (the hook itself, not its name "idna": JupyterHub's services read the trait before it is validated)
     c.JupyterHub.subdomain_hook = subdomain_hook_idna if topo.user_subdomains else one_host
-    # __Host- cookies must sit on path /, shared by every server on the host: only sound when each student has
-    # a host of their own (JupyterHub's own advice).
+    # The hub's login cookie is host-only (the hub's host, path /jupyter/hub/): no student's host receives it.
+    # Over https it is also __Host-, which no student's host can plant (cookie tossing); __Host- cookies must
+    # sit on path /, shared by every server on the host, so only with a host per student (JupyterHub's own
+    # advice). The session id cookie does go to the students' hosts (JupyterHub sets it on the hub's domain):
+    # it is no credential, the servers key their cache of token checks by it, so clearing it at logout ends
+    # their cached answers at once.
     c.JupyterHub.cookie_host_prefix_enabled = topo.user_subdomains and topo.is_https
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     # Links, redirects and cookie security come from PUBLIC_URL, not from request headers: behind Nginx's
     # TLS, the proxy appends "http" to X-Forwarded-Proto and the hub would otherwise set non-Secure cookies.
     c.JupyterHub.public_url = topo.hub_public_url
-    # The hub's own pages: no framing by other sites, no plugins, no foreign <base>, and no hub URL (with its
+    # The hub's own pages: framed by nothing (JupyterHub's own default; a student's page on a shared origin
+    # read the XSRF token out of a framed hub page), no plugins, no foreign <base>, and no hub URL (with its
     # query) leaked in a Referer to another origin.
     c.JupyterHub.tornado_settings = {
         "log_function": log_request,
         "headers": {
-            "Content-Security-Policy": "frame-ancestors 'self'; object-src 'none'; base-uri 'self'",
+            "Content-Security-Policy": "frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
             "Referrer-Policy": "same-origin",
             "X-Content-Type-Options": "nosniff",
         },
@@ -212,6 +248,11 @@ def update_auth(c, config: Config) -> None:
     auth.auth_state_groups_key = "oauth_user.groups"
     auth.enable_auth_state = True
     auth.auth_refresh_age = config.hub.auth_refresh_seconds
+    # Staff get the role `staff_role` (above), never JupyterHub's admin: no admin_users, and the admin role's
+    # members are exactly none at every start, so an account made admin before this rule loses it at once.
+    auth.manage_roles = True
+    auth.staff_role = staff_role(topo)
+    auth.admin_users = set()
     auth.refresh_pre_spawn = True
     auth.auto_login = True
     auth.login_service = "CFPS"
@@ -258,7 +299,7 @@ def update_services(c, config: Config) -> None:
             }
         )
     c.JupyterHub.services = services
-    c.JupyterHub.load_roles = roles
+    c.JupyterHub.load_roles = [*roles, {"name": "admin", "users": []}]
 
 
 def update_limits(c, config: Config) -> None:
@@ -285,6 +326,11 @@ def update_spawner(c, config: Config) -> None:
     # `systemctl restart cfps-hub`) and the hub finds them again, so students keep their kernels.
     c.JupyterHub.cleanup_servers = spawner == "local"
     c.Spawner.default_url = "/lab"
+    # The server ignores Jupyter configuration and extensions in the student's home (~/.jupyter,
+    # ~/.local/share/jupyter): a student once served a script page from their server with extra_static_paths.
+    # Kernels are not servers: the data folder's start-up files and helpers still load (ipython_kernel_config.py
+    # lives in the environment, not the home).
+    c.Spawner.disable_user_config = True
     # JupyterLab defaults: Chinese UI (students can switch in Settings → Language) and no news or update
     # checks fetched from outside, which campus networks may block.
     c.Spawner.args = [f"--LabApp.app_settings_dir={LAB_SETTINGS_DIR}"]

@@ -329,14 +329,42 @@ def secret_file(env: dict[str, str], name: str) -> str:
 PORTAL_HOST = "127.0.0.1"
 HUB_HOST = "localhost"
 HUB_PATH = "/jupyter/"
+USER_PATH = "/jupyter/user/"
+
+
+def user_subdomains(env: dict[str, str]) -> bool:
+    """Whether a stack with this environment gives each student a host of their own (the default)."""
+    return env.get("USER_SUBDOMAINS", "true").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def user_origin(hub_base_url: str, name: str) -> str:
+    """`name`'s own origin next to the hub's: `<name>.<hub host>` by JupyterHub's own rule, same scheme and port."""
+    from jupyterhub.utils import subdomain_hook_idna
+
+    scheme, rest = hub_base_url.split("://", 1)
+    host, colon, port = rest.partition(":")
+    return f"{scheme}://{subdomain_hook_idna(name, host, 'user')}{colon}{port}"
+
+
+def public_url(site, path: str) -> str:
+    """The public URL of `path` as links give it: a student's server (/jupyter/user/<name>/...) on the student's
+    own host when `site.user_subdomains`, the rest of /jupyter/ on the hub's origin, anything else on the
+    portal's. `site` has base_url, hub_base_url and user_subdomains (a Stack, or one behind Nginx)."""
+    path = "/" + path.lstrip("/")
+    if path.startswith(USER_PATH) and site.user_subdomains:
+        name = path[len(USER_PATH) :].split("/", 1)[0]
+        if name:
+            return user_origin(site.hub_base_url, name) + path
+    return (site.hub_base_url if path.startswith(HUB_PATH) else site.base_url) + path
 
 
 class Stack:
     """The whole system as ./run.sh runs it: gunicorn (portal), JupyterHub, its proxy and idle culler,
     all real processes on free loopback ports, with state in tmp_path, under one supervisor (run.sh's).
 
-    Two origins, as in production: the portal at http://127.0.0.1:<port>/, the hub and the users' servers
-    at http://localhost:<port>/jupyter/. `url(path)` picks the origin from the path, as links do.
+    Two origins, as in production: the portal at http://127.0.0.1:<port>/, the hub at
+    http://localhost:<port>/jupyter/, and each student's server at http://<name>.localhost:<port>/jupyter/user/<name>/
+    (the hub's origin too with USER_SUBDOMAINS=false). `url(path)` picks the origin from the path, as links do.
 
     with Stack(tmp_path, proxy="node") as stack:
         stack.url("/jupyter/")  # http://localhost:<port>/jupyter/, through the proxy, like a browser
@@ -351,7 +379,9 @@ class Stack:
         extra_env: dict[str, str] | None = None,
         workers: int | None = 1,
         worker: bool = False,
+        hub_args: tuple[str, ...] = (),
     ):
+        """`hub_args`: more of JupyterHub's own command-line options, which win over its config file."""
         self.tmp_path = Path(tmp_path)
         self.public_port = free_port()
         hub_env = {
@@ -369,12 +399,13 @@ class Stack:
         self.env = self.portal.env
         self.base_url = f"http://{PORTAL_HOST}:{self.public_port}"  # the portal's origin
         self.hub_base_url = f"http://{HUB_HOST}:{self.public_port}"  # the hub's origin
+        self.user_subdomains = user_subdomains(self.env)
         self.hub_dir = Path(self.env["CFPS_VAR_DIR"]) / "hub"
         self.hub_log = self.tmp_path / "hub.log"
         # As run.sh gives it to its supervisor: asked through the proxy as its own host name; a dead hub's users'
         # servers keep running when it is started again.
         self.hub = Process(
-            "JupyterHub", hub_command(), cwd=self.hub_dir, log=self.hub_log, env=self.env,
+            "JupyterHub", [*hub_command(), *hub_args], cwd=self.hub_dir, log=self.hub_log, env=self.env,
             ready_url=f"http://127.0.0.1:{self.public_port}{HUB_PATH}hub/api",
             ready_host=f"{HUB_HOST}:{self.public_port}", keep_running=["jupyterhub-singleuser"],
         )  # fmt: skip
@@ -388,9 +419,13 @@ class Stack:
         return self.portal.manage(*args, timeout=timeout)
 
     def url(self, path: str = "/") -> str:
-        """The public URL of `path`: on the hub's origin under /jupyter/, else on the portal's."""
-        path = "/" + path.lstrip("/")
-        return (self.hub_base_url if path.startswith(HUB_PATH) else self.base_url) + path
+        """The public URL of `path`: a student's server on its own host, the hub's origin for the rest of
+        /jupyter/, else the portal's (`public_url`)."""
+        return public_url(self, path)
+
+    def user_url(self, name: str, path: str = "") -> str:
+        """`path` of `name`'s server, where the hub serves it."""
+        return self.url(f"{USER_PATH}{name}/{path.lstrip('/')}")
 
     def portal_url(self, path: str = "/") -> str:
         """`path` on the portal's origin, whatever it is (e.g. to show the portal refuses hub paths)."""

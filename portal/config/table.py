@@ -94,9 +94,13 @@ KEYS: tuple[Key, ...] = (
        "then https://APP_DOMAIN_NAME. Empty: the embedded default, http://127.0.0.1:PORT."),
     _k("HUB_DOMAIN_NAME", "web", "str", "", "The hub's host name. Empty: hub.APP_DOMAIN_NAME (one DNS record more, or "
        "a CNAME)."),
-    _k("USER_SUBDOMAINS", "web", "bool", "false", "true: each student's server on a host of its own, "
-       "<name>.HUB_DOMAIN_NAME, so students are isolated from each other too; needs a wildcard DNS record and "
-       "certificate (docs: operator guide)."),
+    _k("USER_SUBDOMAINS", "web", "bool", "true", "Each student's server on a host of its own, "
+       "<name>.HUB_DOMAIN_NAME (<name>.localhost in dev), so a student's page can act neither as another student "
+       "nor as staff; needs a wildcard DNS record and certificate on a server (docs: operator guide). false puts "
+       "every server on the hub's host: prod refuses it unless ALLOW_SHARED_HUB_ORIGIN is true."),
+    _k("ALLOW_SHARED_HUB_ORIGIN", "web", "bool", "false", "The documented opt-out for USER_SUBDOMAINS=false in prod. "
+       "Then any student's page, opened by another student, can act as that student on the hub, and staff hold no "
+       "rights on the hub at all (manage servers from the portal's usage page)."),
     _k("PUBLIC_URL", "web", "url", "", "The portal's origin, without a path. Empty: http://127.0.0.1:PORT, or "
        "https://APP_DOMAIN_NAME when set."),
     _k("HUB_PUBLIC_URL", "web", "url", "", "The hub's origin, without a path (the hub lives under /jupyter/ there). "

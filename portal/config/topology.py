@@ -8,25 +8,35 @@ cookies):
 
     portal  PUBLIC_URL      sign-up, login, admin, the OAuth/OIDC provider at /o/
             (embedded default http://127.0.0.1:PORT; prod https://APP_DOMAIN_NAME)
-    hub     HUB_PUBLIC_URL  JupyterHub at /jupyter/ and every student's server under it
+    hub     HUB_PUBLIC_URL  JupyterHub at /jupyter/
             (embedded default http://localhost:PORT; prod https://HUB_DOMAIN_NAME = hub.APP_DOMAIN_NAME)
+    a student's server      at /jupyter/user/<name>/ on a host of its own, <name>.<the hub's host>
+            (embedded default http://<name>.localhost:PORT; prod https://<name>.HUB_DOMAIN_NAME)
 
 Why: a student controls everything their own server sends, so a page under /jupyter/user/<name>/ is the
-student's page. On its own origin it can neither read the portal's cookies nor call the portal with
-them (cross-site requests carry no SameSite=Lax cookies and cannot read the answers).
+student's page. On its own origin it can neither read the portal's or the hub's pages and cookies nor call
+them with the visitor's (cross-site requests carry no SameSite=Lax cookies; cross-origin ones cannot read the
+answers, and the hub's API wants the XSRF token of its own pages).
 
     embedded:  browser ──▶ proxy :PORT ──┬─ Host PORTAL_HOST ──▶ portal (gunicorn) 127.0.0.1:PORTAL_PORT
                                          └─ any other host   ──▶ hub 127.0.0.1:HUB_PORT and users' servers
+                                            (the hub's host, and <name>.<the hub's host> per student)
     prod:      browser ──▶ Nginx :443 ──┬─ APP_DOMAIN_NAME  ──▶ portal (gunicorn) 127.0.0.1:PORTAL_PORT
                                         └─ HUB_DOMAIN_NAME  ──▶ proxy :PORT ──▶ hub and users' servers
-                                           (and *.HUB_DOMAIN_NAME with USER_SUBDOMAINS=true)
+                                           and *.HUB_DOMAIN_NAME (the students' servers)
 
 Rules:
 - The proxy routes by host (JupyterHub's `subdomain_host` mode): the portal's host name reaches only the
   portal, never a student's page, whatever the path.
-- USER_SUBDOMAINS=true puts each student's server on `<name>.HUB_DOMAIN_NAME` (students isolated from each
-  other as well); it needs a wildcard DNS record and certificate. Then the portal must not live under the
-  hub's domain, or a student could be given the portal's host name.
+- Each student's server on a host of its own, `<name>.HUB_DOMAIN_NAME` (USER_SUBDOMAINS, on by default; in the
+  embedded default `<name>.localhost`, which browsers send to loopback themselves): a student's page then
+  cannot read the hub's pages or another student's server, nor call them with the visitor's cookies. It
+  needs a wildcard DNS record and certificate in prod. The portal must then not live under the hub's
+  domain, or a student could be given the portal's host name, and the hub's host must be a name (an IP
+  address has no subdomains).
+- USER_SUBDOMAINS=false (every student under the hub's own origin, `hub/jupyter/user/<name>/`) lets any
+  student's page act as whoever opens it on the hub: prod refuses it unless ALLOW_SHARED_HUB_ORIGIN=true says
+  the operator accepts that, and then, in any profile, staff are not hub admins (hubconfig/config.py).
 - The hub calls the portal's token and userinfo endpoints, and the portal calls the hub's API, directly on
   loopback (`portal_internal_url`, `hub_api_url`), never through a public origin.
 - APP_PROFILE=prod serves both origins over https only; anything else is refused with one line.
@@ -63,7 +73,8 @@ class Topology:
     hub_port: int
     proxy_api_port: int
     hub_client_id: str
-    user_subdomains: bool = False
+    user_subdomains: bool = True
+    allow_shared_hub_origin: bool = False  # prod's opt-out of user_subdomains (module docstring)
 
     @property
     def portal_host(self) -> str:
@@ -76,6 +87,20 @@ class Topology:
     @property
     def is_https(self) -> bool:
         return self.public_url.startswith("https://") and self.hub_origin.startswith("https://")
+
+    @property
+    def shared_hub_origin(self) -> bool:
+        """Every student's server on the hub's own origin (USER_SUBDOMAINS=false): staff get no hub rights."""
+        return not self.user_subdomains
+
+    @property
+    def user_origin_pattern(self) -> str:
+        """Where a student's server is served, for run.sh's banner: `http://<name>.localhost:8000` (JupyterHub's
+        hook spells a name that is not a plain host label otherwise), or the hub's origin when shared."""
+        if self.shared_hub_origin:
+            return self.hub_origin
+        scheme, rest = self.hub_origin.split("://", 1)
+        return f"{scheme}://<name>.{rest}"
 
     @property
     def portal_origins(self) -> list[str]:
@@ -128,6 +153,16 @@ class Topology:
         return f"http://127.0.0.1:{self.proxy_api_port}"
 
 
+def _is_ip_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _origin(key: str, value: str) -> str:
     """`scheme://host[:port]` of a URL from .env, or a one-line error naming the key."""
     parts = urlsplit(value.strip())
@@ -157,6 +192,7 @@ def from_env(env: Env) -> Topology:
         proxy_api_port=env.int("PROXY_API_PORT"),
         hub_client_id=env.get("HUB_CLIENT_ID"),
         user_subdomains=env.bool("USER_SUBDOMAINS"),
+        allow_shared_hub_origin=env.bool("ALLOW_SHARED_HUB_ORIGIN"),
     )
     check(topo, prod)
     return topo
@@ -173,6 +209,17 @@ def check(topo: Topology, prod: bool) -> None:
         raise EnvError(
             f"USER_SUBDOMAINS=true puts students on *.{topo.hub_host}, so the portal ({topo.portal_host}) "
             "must not be under it: use another HUB_DOMAIN_NAME"
+        )
+    if topo.user_subdomains and _is_ip_address(topo.hub_host):
+        raise EnvError(
+            f"USER_SUBDOMAINS=true puts each student on <name>.<the hub's host>, which needs a host name, not the "
+            f"address {topo.hub_host}: give HUB_PUBLIC_URL a name (e.g. http://localhost:{topo.port})"
+        )
+    if prod and topo.shared_hub_origin and not topo.allow_shared_hub_origin:
+        raise EnvError(
+            "USER_SUBDOMAINS=false puts every student's server on the hub's own origin, where a student's page "
+            "acts as whoever opens it; APP_PROFILE=prod refuses it unless ALLOW_SHARED_HUB_ORIGIN=true "
+            "(staff then are not hub admins)"
         )
     if prod:
         plain = [url for url in (topo.public_url, topo.hub_origin) if not url.startswith("https://")]

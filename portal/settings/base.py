@@ -176,8 +176,10 @@ JUPYTERHUB_URL = TOPOLOGY.hub_public_url
 # The portal answers only under its own host name (a request naming the hub's host is refused with 400), and
 # on 127.0.0.1, where the hub calls the token and userinfo endpoints. ALLOWED_HOSTS in .env adds aliases.
 _extra_hosts = [host for host in WEB.allowed_hosts if host not in (TOPOLOGY.portal_host, "127.0.0.1")]
-if TOPOLOGY.hub_host in _extra_hosts or any(h.startswith(".") and TOPOLOGY.hub_host.endswith(h) for h in _extra_hosts):
-    _fail(f"ALLOWED_HOSTS must not name the hub's host {TOPOLOGY.hub_host}: students' pages are served there")
+_hub = TOPOLOGY.hub_host
+# (issue 20: nor a student's host, <name>.<the hub's host>, nor a pattern covering them)
+if any(h == _hub or h.endswith("." + _hub) or (h.startswith(".") and _hub.endswith(h)) for h in _extra_hosts):
+    _fail(f"ALLOWED_HOSTS must not name the hub's host {_hub} or one under it: students' pages are served there")
 ALLOWED_HOSTS = [TOPOLOGY.portal_host, *(["127.0.0.1"] if TOPOLOGY.portal_host != "127.0.0.1" else []), *_extra_hosts]
 # Form posts are accepted from the portal's own origin only (Django also checks Origin against the host).
 CSRF_TRUSTED_ORIGINS = TOPOLOGY.portal_origins

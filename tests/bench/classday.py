@@ -26,6 +26,7 @@ Everything talks to 127.0.0.1 / localhost only.
 from __future__ import annotations
 
 import hashlib
+import http.cookiejar
 import json
 import os
 import secrets
@@ -427,9 +428,11 @@ def _docker(*args: str, check: bool = True) -> str:
 
 
 def _wait_api(url: str, timeout: float = 180) -> float:
-    """Seconds until `url` (a Jupyter server's /api) answers 200 with its version."""
+    """Seconds until `url` (a Jupyter server's /api) answers 200 with its version (a student's `*.localhost` host
+    is reached on 127.0.0.1, as browsers do)."""
     started = time.perf_counter()
-    with httpx.Client(trust_env=False, timeout=5) as client:
+    transport = flows.BrowserTransport(http.cookiejar.CookieJar(), trust_env=False)
+    with httpx.Client(trust_env=False, timeout=5, transport=transport) as client:
         while time.perf_counter() - started < timeout:
             try:
                 response = client.get(url)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import REPO, in_ci, prepare_secrets
+from tests.live import REPO, in_ci, prepare_secrets, public_url
 
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
 DOMAIN = "cfps.example.edu.cn"
@@ -164,20 +164,25 @@ class Nginx:
 
 class BehindNginx:
     """A `Stack` as browsers see it on a server: through Nginx on `port`, the portal's host 127.0.0.1 and the
-    hub's localhost (over https with `scheme="https"`). Quacks like `Stack` for tests/e2e/flows.py, whose
-    clients check the certificate against `verify`: the system's CAs, or only `cafile` when given."""
+    hub's `hub_host` (localhost unless given), each student on `<name>.<hub_host>` (over https with
+    `scheme="https"`). Quacks like `Stack` for tests/e2e/flows.py, whose clients check the certificate against
+    `verify`: the system's CAs, or only `cafile` when given."""
 
-    def __init__(self, stack, nginx: Nginx, port: int, scheme: str = "http", cafile: Path | None = None):
+    def __init__(
+        self, stack, nginx: Nginx, port: int, scheme: str = "http", cafile: Path | None = None, hub_host="localhost"
+    ):
         self.stack, self.nginx = stack, nginx
-        self.base_url, self.hub_base_url = f"{scheme}://127.0.0.1:{port}", f"{scheme}://localhost:{port}"
+        self.base_url, self.hub_base_url = f"{scheme}://127.0.0.1:{port}", f"{scheme}://{hub_host}:{port}"
         self.verify = ssl.create_default_context(cafile=str(cafile)) if cafile else True
 
     def __getattr__(self, name):
         return getattr(self.stack, name)
 
     def url(self, path: str = "/") -> str:
-        path = "/" + path.lstrip("/")
-        return (self.hub_base_url if path.startswith("/jupyter/") else self.base_url) + path
+        return public_url(self, path)
+
+    def user_url(self, name: str, path: str = "") -> str:
+        return self.url(f"/jupyter/user/{name}/{path.lstrip('/')}")
 
     def log_tail(self, lines: int = 80) -> str:
         return f"{self.stack.log_tail(lines)}\n--- nginx ---\n{self.nginx.error_log()}"

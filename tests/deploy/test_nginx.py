@@ -17,7 +17,8 @@ DEBIAN_NGINX_CONF = Path("/etc/nginx/nginx.conf")
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
-    return self_signed_certificate(tmp_path_factory.mktemp("tls"), DOMAIN)
+    """One certificate for the portal's name, the hub's and the students' (*.hub.DOMAIN)."""
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), DOMAIN, f"hub.{DOMAIN}", f"*.hub.{DOMAIN}")
 
 
 def generate(tmp_path: Path, *args: str, **env: str) -> str:
@@ -80,8 +81,8 @@ def servers(site: str) -> dict[str, str]:
 def test_plain_site_sends_the_portals_host_to_gunicorn_and_the_hubs_to_the_proxy(tmp_path):
     site = generate(tmp_path, PORT="8123", PORTAL_PORT="8124", PROXY_SECRET="proxy-secret-for-tests-0123456789")
     blocks = servers(site)
-    assert set(blocks) == {DOMAIN, f"hub.{DOMAIN}"}, list(blocks)
-    portal, hub = blocks[DOMAIN], blocks[f"hub.{DOMAIN}"]
+    assert set(blocks) == {DOMAIN, f"hub.{DOMAIN} *.hub.{DOMAIN}"}, list(blocks)
+    portal, hub = blocks[DOMAIN], blocks[f"hub.{DOMAIN} *.hub.{DOMAIN}"]
     assert "server 127.0.0.1:8124;" in site and "server 127.0.0.1:8123;" in site
     assert portal.count("proxy_pass http://cfps_portal;") == 2 and "cfps_front" not in portal  # /, /static/
     assert hub.count("proxy_pass http://cfps_front;") == 1 and "cfps_portal" not in hub
@@ -105,9 +106,49 @@ def test_plain_site_sends_the_portals_host_to_gunicorn_and_the_hubs_to_the_proxy
     assert "proxy_read_timeout 5m;" in portal
 
 
-def test_user_subdomains_add_the_hubs_wildcard(tmp_path):
-    blocks = servers(generate(tmp_path, USER_SUBDOMAINS="true"))
+def test_the_hubs_server_block_serves_every_students_host_by_default(tmp_path):
+    blocks = servers(generate(tmp_path))
     assert f"hub.{DOMAIN} *.hub.{DOMAIN}" in blocks, list(blocks)
+    shared = servers(generate(tmp_path, USER_SUBDOMAINS="false"))  # the opt-out (dev here; prod wants the key)
+    assert f"hub.{DOMAIN}" in shared and f"hub.{DOMAIN} *.hub.{DOMAIN}" not in shared, list(shared)
+
+
+@pytest.mark.parametrize(
+    ("names", "missing"),
+    [
+        ((DOMAIN, f"hub.{DOMAIN}"), f"*.hub.{DOMAIN}"),  # what certbot's http challenge gives: no wildcard
+        ((DOMAIN, f"*.{DOMAIN}"), f"*.hub.{DOMAIN}"),  # a wildcard one level up covers hub., not <name>.hub.
+        ((DOMAIN, f"*.hub.{DOMAIN}"), f"hub.{DOMAIN}"),  # the wildcard alone leaves out the hub's own name
+    ],
+    ids=["no-wildcard", "wildcard-one-level-up", "no-hub-name"],
+)
+def test_tls_refuses_a_hub_certificate_that_does_not_cover_every_students_host(tmp_path, names, missing):
+    cert, key = self_signed_certificate(tmp_path / "tls", *names)
+    result = manage(
+        "gen_nginx", "--tls", "--certificate", str(cert), "--certificate-key", str(key),
+        env={"APP_DOMAIN_NAME": DOMAIN}, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"does not cover {missing}" in result.stderr and str(cert) in result.stderr, result.stderr
+    assert "wildcard" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_tls_takes_a_separate_wildcard_certificate_for_the_hub(tmp_path):
+    portal_cert, portal_key = self_signed_certificate(tmp_path / "portal", DOMAIN)
+    hub_cert, hub_key = self_signed_certificate(tmp_path / "hub", f"hub.{DOMAIN}", f"*.hub.{DOMAIN}")
+    args = ["--certificate", str(portal_cert), "--certificate-key", str(portal_key)]
+    args += ["--hub-certificate", str(hub_cert), "--hub-certificate-key", str(hub_key)]
+    site = tmp_path / "cfps.conf"
+    site.write_text(generate(tmp_path, "--tls", *args))
+    blocks = servers(site.read_text())
+    assert f"ssl_certificate {hub_cert};" in blocks[f"hub.{DOMAIN} *.hub.{DOMAIN}"]
+    assert f"ssl_certificate {portal_cert};" in blocks[DOMAIN]
+    result = nginx_test(wrap_site(site, tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr
+    # On a shared hub origin (the opt-out) the hub's certificate needs no wildcard.
+    shared = generate(tmp_path, "--tls", *args[:4], USER_SUBDOMAINS="false")
+    assert f"ssl_certificate {portal_cert};" in servers(shared)[f"hub.{DOMAIN}"]
 
 
 def test_the_site_file_is_readable_by_its_owner_only(tmp_path):
@@ -133,10 +174,10 @@ def test_tls_site_redirects_http_and_uses_the_letsencrypt_paths_by_default(tmp_p
 def test_tls_site_has_modern_tls_and_hsts(tmp_path, certificate):
     site = generate(tmp_path, *tls_args(certificate), SECURE_HSTS_SECONDS="63072000")
     blocks = servers(site)
-    http = blocks[f"{DOMAIN} hub.{DOMAIN}"]
-    assert "return 301 https://$host$request_uri;" in http  # both names, each to itself
+    http = blocks[f"{DOMAIN} hub.{DOMAIN} *.hub.{DOMAIN}"]
+    assert "return 301 https://$host$request_uri;" in http  # every name, each to itself
     assert "location ^~ /.well-known/acme-challenge/" in http  # renewals still work over http
-    for https in (blocks[DOMAIN], blocks[f"hub.{DOMAIN}"]):
+    for https in (blocks[DOMAIN], blocks[f"hub.{DOMAIN} *.hub.{DOMAIN}"]):
         assert "ssl_protocols TLSv1.2 TLSv1.3;" in https
         for line in ("ssl_stapling on;", "ssl_stapling_verify on;", "resolver 127.0.0.1 valid=300s;"):
             assert line in https, line
@@ -145,7 +186,7 @@ def test_tls_site_has_modern_tls_and_hsts(tmp_path, certificate):
     # name: always (each student's server has a subdomain of it, all https).
     assert blocks[DOMAIN].count('add_header Strict-Transport-Security "max-age=63072000" always;') == 2  # + /static/
     assert (
-        'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;' in blocks[f"hub.{DOMAIN}"]
+        'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;' in blocks[f"hub.{DOMAIN} *.hub.{DOMAIN}"]
     )
     assert "Strict-Transport-Security" not in http  # never over plain http
     asked = servers(generate(tmp_path, *tls_args(certificate), SECURE_HSTS_INCLUDE_SUBDOMAINS="true"))[DOMAIN]

@@ -15,6 +15,7 @@ import logging
 import re
 import ssl
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -62,7 +63,7 @@ def system(tmp_path_factory):
             "--output",
             str(site),
         )
-        cert, key = self_signed_certificate(tmp / "tls" / "live", "127.0.0.1", "localhost")
+        cert, key = self_signed_certificate(tmp / "tls" / "live", "127.0.0.1", "localhost", "*.localhost")
         tls_ports = (free_port(), free_port())
         tls_site = tmp / "tls" / "cfps.conf"
         stack.manage(
@@ -109,7 +110,7 @@ def client_from(site, address: str = "127.0.0.1", **headers: str) -> httpx.Clien
     """A 'browser' on the public origins (Nginx), connecting from the loopback `address`."""
     return flows.StackClient(
         site,
-        transport=httpx.HTTPTransport(local_address=address),
+        local_address=address,
         trust_env=False,
         follow_redirects=True,
         timeout=60,
@@ -133,8 +134,9 @@ def test_login_loop_through_nginx_lands_in_a_running_server(site):
         assert flows.query_of(logins[0]).get("next", "").startswith("/o/authorize/?"), visited
         after = flows.portal_login(site, client, username, page=first)
         visited = flows.wait_for_lab(site, client, username, after)
-        origins = (site.base_url + "/", site.hub_base_url + "/")
+        origins = (site.base_url + "/", site.hub_base_url + "/", site.user_url(username))
         assert all(url.startswith(origins) for url in visited), f"left Nginx's origins: {visited}"
+        assert visited[-1].startswith(site.user_url(username, "lab")), visited  # the student's own host
         status = client.get(f"/jupyter/user/{username}/api/status", headers={"Accept": "application/json"})
         assert status.status_code == 200 and "started" in status.json(), site.log_tail()
 
@@ -151,8 +153,12 @@ def test_terminal_websocket_through_nginx_runs_a_command(site):
         assert created.status_code == 200, f"{created.status_code} {created.text[:500]}\n{site.log_tail()}"
         name = created.json()["name"]
         cookie = "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar if prefix.startswith(c.path.rstrip("/")))
-        ws_url = site.hub_base_url.replace("http://", "ws://") + f"{prefix}/terminals/websocket/{name}?_xsrf={xsrf}"
-        ws = websocket.create_connection(ws_url, cookie=cookie, origin=site.hub_base_url, timeout=20)
+        # To the student's own host (`<name>.localhost`, which only browsers resolve themselves): on 127.0.0.1
+        # with that name as Host, as a browser sends it.
+        origin = site.user_url(username).split("/jupyter/", 1)[0]
+        path = f"{prefix}/terminals/websocket/{name}?_xsrf={xsrf}"
+        ws_url = f"ws://127.0.0.1:{urlsplit(origin).port}{path}"
+        ws = websocket.create_connection(ws_url, cookie=cookie, origin=origin, host=urlsplit(origin).netloc, timeout=20)
         try:
             ws.send(json.dumps(["stdin", "echo cfps-$((6 * 7))\r"]))
             output, deadline = "", time.monotonic() + 20

@@ -139,6 +139,18 @@ def test_servers_have_no_capabilities_and_cannot_gain_privileges(docker_client, 
         assert host["SecurityOpt"] == ["no-new-privileges"]
 
 
+def test_the_server_reads_no_jupyter_configuration_and_no_python_from_the_home(docker_client, students):
+    """Issue 20: configuration in the student's home must not change what their server serves. The server runs
+    with JupyterHub's disable_user_config (~/.jupyter, ~/.local/share/jupyter ignored), and its Python adds no
+    user site-packages (a ~/.local/lib/.../*.pth would run in the server): the image's Python is a venv."""
+    username = students[0]
+    pid = server_pid(docker_client, username)
+    code, environ = sh(docker_client, username, f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    assert code == 0 and "JUPYTERHUB_DISABLE_USER_CONFIG=1" in environ.splitlines(), environ
+    code, user_site = sh(docker_client, username, "python -c 'import site; print(site.ENABLE_USER_SITE)'")
+    assert (code, user_site) == (0, "False"), user_site
+
+
 def cgroup_value(docker_client, username: str, v1: str, v2: str) -> str:
     """A cgroup file as the container sees it (cgroup v1 layout first, then the unified v2 one)."""
     code, output = sh(docker_client, username, f"cat /sys/fs/cgroup/{v1} 2>/dev/null || cat /sys/fs/cgroup/{v2}")

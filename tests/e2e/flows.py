@@ -14,6 +14,7 @@ import json
 import re
 import secrets
 import time
+import urllib.request
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -38,40 +39,97 @@ def unique_username(prefix: str) -> str:
 
 
 class _BrowserCookiePolicy(http.cookiejar.DefaultCookiePolicy):
-    """Cookies as browsers keep them: JupyterHub's session cookie says `Domain=localhost` (its host routing
-    names the hub's domain), which browsers accept from localhost and the standard library's policy refuses
-    for a name without a dot."""
+    """Cookies as Chromium keeps them: JupyterHub's session cookie says `Domain=localhost` (its host routing
+    names the hub's domain), which Chromium accepts from localhost as a cookie of localhost alone (a top-level
+    name is no domain to share), so `<name>.localhost` never receives it; the standard library's policy
+    refuses it for a name without a dot."""
+
+    @staticmethod
+    def _localhost(cookie_domain: str, request) -> bool | None:
+        if cookie_domain.lstrip(".") != "localhost":
+            return None
+        return urlsplit(request.get_full_url()).hostname == "localhost"
 
     def set_ok_domain(self, cookie, request):
-        if cookie.domain.lstrip(".") == "localhost" and urlsplit(request.get_full_url()).hostname == "localhost":
-            return True
-        return super().set_ok_domain(cookie, request)
+        ok = self._localhost(cookie.domain, request)
+        return super().set_ok_domain(cookie, request) if ok is None else ok
 
     def return_ok_domain(self, cookie, request):
-        if cookie.domain.lstrip(".") == "localhost" and urlsplit(request.get_full_url()).hostname == "localhost":
-            return True
-        return super().return_ok_domain(cookie, request)
+        ok = self._localhost(cookie.domain, request)
+        return super().return_ok_domain(cookie, request) if ok is None else ok
 
     def domain_return_ok(self, domain, request):
         # The jar's quick look before return_ok_domain: it would never even offer a ".localhost" cookie.
-        if domain.lstrip(".") == "localhost" and urlsplit(request.get_full_url()).hostname == "localhost":
-            return True
-        return super().domain_return_ok(domain, request)
+        ok = self._localhost(domain, request)
+        return super().domain_return_ok(domain, request) if ok is None else ok
+
+
+class BrowserTransport(httpx.BaseTransport):
+    """What a browser does below the page, for a StackClient:
+    - sends `*.localhost` names (the students' own hosts, RFC 6761's loopback names) to 127.0.0.1, as browsers
+      do (this machine's resolver knows only `localhost` itself); the request keeps its Host header, and over
+      https its name for SNI and the certificate check, so the proxy and Nginx see what a browser sends;
+    - sends the cookies the client's jar gives by its own policy (_BrowserCookiePolicy): httpx copies the jar
+      into one with the standard policy for each request and redirect, which would send other cookies."""
+
+    def __init__(self, jar: http.cookiejar.CookieJar, **kwargs):
+        self._jar = jar
+        self._inner = httpx.HTTPTransport(**kwargs)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        headers = httpx.Headers(request.headers)
+        headers.pop("Cookie", None)
+        asked = urllib.request.Request(str(request.url), method=request.method)
+        self._jar.add_cookie_header(asked)
+        if asked.get_header("Cookie"):
+            headers["Cookie"] = asked.get_header("Cookie")
+        url, extensions = request.url, dict(request.extensions)
+        if url.host.endswith(".localhost"):
+            url, extensions["sni_hostname"] = url.copy_with(host="127.0.0.1"), url.host
+        sent = httpx.Request(request.method, url, headers=headers, stream=request.stream, extensions=extensions)
+        return self._inner.handle_request(sent)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 class StackClient(httpx.Client):
-    """A 'browser' on a Stack: a relative URL goes to the origin `stack.url()` gives it (the hub's host for
-    /jupyter/..., the portal's for the rest), as the links on the pages do."""
+    """A 'browser' on a Stack: a relative URL goes to the origin `stack.url()` gives it (a student's own host for
+    /jupyter/user/<name>/..., the hub's for the rest of /jupyter/, the portal's for the rest), as the links on
+    the pages do."""
 
-    def __init__(self, stack, **kwargs):
+    def __init__(self, stack, *, verify=True, trust_env=False, local_address: str | None = None, **kwargs):
+        """`local_address`: the loopback address to connect from (a client other than the default one)."""
         self._stack = stack
         jar = http.cookiejar.CookieJar(policy=_BrowserCookiePolicy())
-        super().__init__(base_url=stack.base_url, cookies=jar, **kwargs)
+        transport = BrowserTransport(jar, verify=verify, trust_env=trust_env, local_address=local_address)
+        super().__init__(
+            base_url=stack.base_url, cookies=jar, transport=transport, verify=verify, trust_env=trust_env, **kwargs
+        )
 
     def _merge_url(self, url):
         if isinstance(url, str) and url.startswith("/"):
             url = self._stack.url(url)
         return super()._merge_url(url)
+
+    def send(self, request: httpx.Request, **kwargs) -> httpx.Response:
+        """Follows `Refresh: 0; url=...` as browsers do (the hub's logout moves on that way, see
+        hubconfig/authenticator.py), when following redirects."""
+        response = super().send(request, **kwargs)
+        refresh = response.headers.get("refresh", "")
+        if "url=" in refresh and kwargs.get("follow_redirects", self.follow_redirects):
+            response.read()
+            then = self.send(self.build_request("GET", refresh.split("url=", 1)[1].strip()), **kwargs)
+            then.history = [*response.history, response, *then.history]
+            return then
+        return response
+
+
+def request(method: str, url: str, *, verify=True, **kwargs) -> httpx.Response:
+    """One request without cookies, to any public URL of a stack (a student's `*.localhost` host included)."""
+    transport = BrowserTransport(http.cookiejar.CookieJar(), verify=verify, trust_env=False)
+    with httpx.Client(transport=transport, verify=verify, trust_env=False, timeout=30) as client:
+        return client.request(method, url, **kwargs)
 
 
 def new_client(stack, **headers: str) -> httpx.Client:
@@ -232,6 +290,14 @@ def wait_for_lab(stack, client: httpx.Client, username: str, response: httpx.Res
 def hub_user_model(client: httpx.Client) -> httpx.Response:
     """GET /jupyter/hub/api/user with the browser's hub cookies (the user's own model)."""
     return client.get("/jupyter/hub/api/user", headers={"Accept": "application/json"})
+
+
+def hub_xsrf_token(client: httpx.Client) -> str:
+    """The hub's XSRF token for this browser (the `_xsrf` cookie its pages set on /jupyter/hub/), after a page."""
+    client.get("/jupyter/hub/home")
+    tokens = [c.value for c in client.cookies.jar if c.name == "_xsrf" and c.path == "/jupyter/hub/"]
+    assert tokens, f"the hub set no _xsrf cookie: {[(c.name, c.domain, c.path) for c in client.cookies.jar]}"
+    return tokens[-1]
 
 
 def hub_api(stack, path: str) -> httpx.Response:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from portal.config import containers
 from tests.e2e import flows
 from tests.e2e.conftest import AUTH_REFRESH_SECONDS
 from tests.live import REPO, free_port
@@ -29,7 +30,6 @@ path_of = flows.path_of
 NEW_PASSWORD = "Changed-cfps-pass-2026"
 # The promise: every access ends within this long after the change (the hub's refresh age in production).
 LOCKOUT_SECONDS = 60
-HUB_COOKIE_DOMAINS = {"localhost", "localhost.local"}
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -39,26 +39,17 @@ def mint_hub_token(stack, client, username: str) -> str:
     assert page.status_code == 200 and path_of(page.url) == "/jupyter/hub/token", explain(
         stack, f"the hub's token page: {page.status_code} {page.url}"
     )
-    hub_cookies = {c.name: c.value for c in client.cookies.jar if c.domain.strip(".") in HUB_COOKIE_DOMAINS}
-    assert "_xsrf" in hub_cookies, explain(stack, f"the hub set no _xsrf cookie: {list(hub_cookies)}")
-    # Sent by hand, as a browser would: the standard library's cookie jar keeps `Domain=localhost` cookies (the
-    # session id the XSRF token is bound to) but never sends them back to the dotless host `localhost`.
     response = client.post(
         f"/jupyter/hub/api/users/{username}/tokens",
         json={"note": "my own script", "expires_in": 3600},
-        headers={
-            "X-XSRFToken": hub_cookies["_xsrf"],
-            "Cookie": "; ".join(f"{name}={value}" for name, value in hub_cookies.items()),
-        },
+        headers={"X-XSRFToken": flows.hub_xsrf_token(client)},
     )
     assert response.status_code == 201, explain(stack, f"minting a hub token: {response.status_code} {response.text}")
     return response.json()["token"]
 
 
 def with_token(stack, token: str, method: str = "GET", path: str = "/jupyter/hub/api/user", **kwargs):
-    return httpx.request(
-        method, stack.url(path), headers={"Authorization": f"token {token}"}, trust_env=False, timeout=30, **kwargs
-    )
+    return flows.request(method, stack.url(path), headers={"Authorization": f"token {token}"}, **kwargs)
 
 
 def token_works(stack, token: str, username: str) -> bool:
@@ -168,7 +159,8 @@ def test_a_deleted_accounts_name_cannot_be_taken_again_and_its_token_and_server_
     with flows.new_client(stack) as staff:
         flows.portal_login(stack, staff, staff_name)
         confirm = staff.get(f"/admin/accounts/user/{user_id}/delete/")
-        assert f"jupyterhub-user-{username}" in confirm.text and "never be used again" in confirm.text, explain(
+        # The home volume's name as DockerSpawner gives it (`gone-x` escaped), which the operator would look for.
+        assert containers.user_volume(username) in confirm.text and "never be used again" in confirm.text, explain(
             stack, f"the delete confirmation does not say what happens to the hub account:\n{confirm.text[-3000:]}"
         )
         done = flows.post_form(stack, staff, confirm, {"post": "yes"})

@@ -36,3 +36,22 @@ def test_local_server_gets_the_data_folder_its_helpers_and_a_copy_of_the_example
     assert environ.get("CFPS_DATA_DIR") == str(home / "data"), flows.explain(stack, f"environment: {environ}")
     assert environ["PYTHONPATH"].split(os.pathsep)[0] == str(home / "data" / "lib")
     assert environ.get("CFPS_DATASET_URL", "").startswith("sqlite:///"), environ
+
+
+def test_the_server_ignores_jupyter_configuration_from_the_students_home(stack, client, student):
+    """Issue 20: a student published a script page from their own server with `extra_static_paths` in
+    ~/.jupyter/jupyter_server_config.py (the page then ran with the rights of whoever opened it). The server
+    reads no configuration from the home now; the data folder's helpers are not configuration and stay."""
+    home = Path(stack.env["CFPS_VAR_DIR"]) / "users" / student
+    (home / ".jupyter").mkdir(parents=True)
+    (home / "site").mkdir()
+    (home / "site" / "homework.html").write_text("<script>alert('the student's page')</script>")
+    (home / ".jupyter" / "jupyter_server_config.py").write_text(
+        f"c.ServerApp.extra_static_paths = [{str(home / 'site')!r}]\n"
+    )
+    flows.wait_for_lab(stack, client, student, client.get("/jupyter/"))
+    page = client.get(f"/jupyter/user/{student}/static/homework.html")
+    assert page.status_code == 404, flows.explain(stack, f"the student's static page was served: {page.status_code}")
+    environ = server_environment(student)
+    assert environ.get("JUPYTERHUB_DISABLE_USER_CONFIG") == "1", environ
+    assert environ["PYTHONPATH"].split(os.pathsep)[0] == str(home / "data" / "lib")  # the helpers, still

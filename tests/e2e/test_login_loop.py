@@ -73,11 +73,15 @@ def test_anonymous_visit_to_jupyter_logs_in_once_at_the_portal_and_lands_in_a_ru
     )
 
 
-# --- 2. portal teachers are hub admins; TAs and students are not ----------------------------------------
+# --- 2. portal teachers hold the hub's staff role (never JupyterHub's admin); TAs and students do not -------
 @pytest.mark.parametrize(
-    ("role", "hub_admin"), [("teacher", True), ("ta", False), (None, False)], ids=["teacher", "ta", "student"]
+    ("role", "staff"), [("teacher", True), ("ta", False), (None, False)], ids=["teacher", "ta", "student"]
 )
-def test_hub_admin_rights_follow_the_portal_teacher_role(stack, client, role, hub_admin):
+def test_hub_staff_rights_follow_the_portal_teacher_role_and_nobody_is_jupyterhubs_admin(stack, client, role, staff):
+    other = flows.unique_username("other")
+    flows.create_user(stack, other)
+    with flows.new_client(stack) as other_client:
+        flows.hub_login(stack, other_client, other)  # a hub user with auth state (their portal tokens)
     username = flows.unique_username(role or "nostaff")
     flows.create_user(stack, username, role=role)
     flows.hub_login(stack, client, username)
@@ -85,12 +89,32 @@ def test_hub_admin_rights_follow_the_portal_teacher_role(stack, client, role, hu
     own = flows.hub_user_model(client)
     assert own.status_code == 200, explain(stack, f"/jupyter/hub/api/user gave {own.status_code}: {own.text[:500]}")
     assert own.json()["name"] == username, explain(stack, own.text[:500])
-    assert own.json()["admin"] is hub_admin, explain(stack, f"role {role}, but the hub says {own.text[:800]}")
-    assert ("admin" in own.json()["roles"]) is hub_admin, explain(stack, f"roles: {own.json()['roles']}")
+    assert own.json()["admin"] is False, explain(stack, f"role {role} made a JupyterHub admin: {own.text[:800]}")
+    assert "admin" not in own.json()["roles"], explain(stack, f"roles: {own.json()['roles']}")
+    assert ("cfps-staff" in own.json()["roles"]) is staff, explain(stack, f"roles: {own.json()['roles']}")
 
-    # The portal's own service token (scopes servers + read:users:name) can read the admin flag too.
+    # Staff see the users (the hub's admin page); nobody reads another user's auth state or acts as them.
+    json = {"Accept": "application/json"}
+    listing = client.get("/jupyter/hub/api/users", headers=json)
+    assert listing.status_code == (200 if staff else 403), explain(stack, f"{listing.status_code} {listing.text[:300]}")
+    model = client.get(f"/jupyter/hub/api/users/{other}", headers=json)
+    assert model.status_code == (200 if staff else 404), explain(stack, f"{model.status_code} {model.text[:300]}")
+    assert "auth_state" not in model.text, explain(stack, f"{username} read {other}'s auth state: {model.text[:500]}")
+    xsrf = {"X-XSRFToken": flows.hub_xsrf_token(client), **json}
+    minted = client.post(f"/jupyter/hub/api/users/{other}/tokens", json={"note": "as them"}, headers=xsrf)
+    assert minted.status_code in (403, 404), explain(stack, f"a token for {other}: {minted.status_code} {minted.text}")
+    made_admin = client.patch(f"/jupyter/hub/api/users/{username}", json={"admin": True}, headers=xsrf)
+    assert made_admin.status_code in (403, 404), explain(stack, f"made admin: {made_admin.status_code}")
+    assert flows.hub_user_model(client).json()["admin"] is False
+    # (the XSRF token is right: the user's own token is minted with it)
+    own_token = client.post(f"/jupyter/hub/api/users/{username}/tokens", json={}, headers=xsrf)
+    assert own_token.status_code == 201, explain(
+        stack, f"{own_token.status_code} {own_token.text} {list(client.cookies.jar)}"
+    )
+
+    # The portal's own service token (scopes servers + read:users:name) reads the admin flag too.
     as_portal = flows.hub_api(stack, f"/users/{username}")
-    assert as_portal.status_code == 200 and as_portal.json().get("admin") is hub_admin, explain(
+    assert as_portal.status_code == 200 and as_portal.json().get("admin") is False, explain(
         stack, f"GET /users/{username} as the portal service: {as_portal.status_code} {as_portal.text[:500]}"
     )
 
@@ -146,7 +170,9 @@ def test_portal_groups_are_listed_on_the_hub_user(stack, client):
     assert sorted(own.json()["groups"]) == sorted(groups), explain(
         stack, f"portal groups {groups}, hub groups {own.json()['groups']}"
     )
-    assert own.json()["admin"] is False, explain(stack, "a TA in classes must not be a hub admin")
+    assert own.json()["admin"] is False and "cfps-staff" not in own.json()["roles"], explain(
+        stack, "a TA in classes must hold no staff rights on the hub"
+    )
 
 
 # --- 4. deactivation in the admin: server stopped, tokens gone, locked out ------------------------------

@@ -5,6 +5,7 @@ logout ending both sessions from either side. Through the real proxy (both imple
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.e2e import flows
 from tests.e2e.flows import explain, path_of, urls_of
@@ -57,7 +58,7 @@ def test_portal_pages_carry_a_content_security_policy(stack, client):
 
 def test_hub_pages_carry_the_hubs_security_headers(stack, client):
     response = client.get("/jupyter/hub/login", follow_redirects=False)
-    assert "frame-ancestors 'self'" in response.headers.get("content-security-policy", ""), response.headers
+    assert "frame-ancestors 'none'" in response.headers.get("content-security-policy", ""), response.headers
     assert response.headers.get("x-content-type-options") == "nosniff", response.headers
 
 
@@ -97,12 +98,24 @@ def test_the_portals_end_session_endpoint_asks_when_no_id_token_proves_who_sent_
     assert flows.logged_in_as(client.get("/").text) == student, explain(stack, "a bare GET logged the student out")
 
 
-def test_after_logging_out_of_jupyterlab_the_next_person_at_the_pc_cannot_open_it(stack, client, student):
+def log_out(stack, client, student: str, where: str) -> httpx.Response:
+    if where == "jupyterlab":  # File → Log Out: the hub's host, then the server's own logout, then the hub's
+        return client.get(stack.hub_url(f"/jupyter/user/{student}/logout"))
+    if where == "hub":  # the hub's pages' logout link
+        return client.get("/jupyter/hub/logout")
+    page = client.get("/")  # the portal's header
+    data = {"csrfmiddlewaretoken": flows.csrf_token(client, page.text)}
+    return client.post("/accounts/logout/", data=data, headers={"Referer": str(page.url)})
+
+
+@pytest.mark.parametrize("where", ["jupyterlab", "hub", "portal"])
+def test_after_logging_out_the_next_person_at_the_pc_cannot_open_the_students_jupyterlab(stack, client, student, where):
     flows.hub_login(stack, client, student)
     flows.wait_for_lab(stack, client, student, client.get(f"/jupyter/hub/spawn/{student}"))
     lab = f"/jupyter/user/{student}/lab"
-    assert path_of(client.get(lab).url) == lab
-    client.get("/jupyter/hub/logout")  # File → Log Out
+    assert str(client.get(lab).url) == stack.url(lab)  # on the student's own host
+    out = log_out(stack, client, student, where)
+    assert flows.logged_in_as(out.text) is None and str(out.url) == stack.url("/"), explain(stack, str(urls_of(out)))
     # The same browser, the next person: the student's JupyterLab asks for a login at the portal.
     again = client.get(lab)
     assert path_of(again.url) == "/accounts/login/", explain(stack, f"reached {again.url}: {urls_of(again)}")

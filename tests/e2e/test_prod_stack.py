@@ -2,8 +2,9 @@
 
 tests/e2e/prodstack.py builds it: APP_PROFILE=prod with MariaDB (a throwaway database), Redis (database 11
 here), gunicorn's production worker count (one per core, at least 2), the Node proxy, secrets generated for this run,
-and Nginx with TLS in front of both origins (prod refuses plain http). It runs the login loop and shows that the guessing limits are counted once for all workers, and still
-after the portal restarts.
+and Nginx with TLS in front of both origins (prod refuses plain http). It runs the login loop, serves a student's
+JupyterLab (a container) on the student's own host under the wildcard certificate, and shows that the guessing
+limits are counted once for all workers, and still after the portal restarts.
 """
 
 from __future__ import annotations
@@ -45,6 +46,68 @@ def test_the_production_profile_runs_the_login_loop_behind_tls(site):
         assert session.secure and session.domain == "127.0.0.1", session
         logged_out = client.get("/jupyter/hub/logout")
         assert str(logged_out.url) == site.url("/") and flows.logged_in_as(logged_out.text) is None
+
+
+def remove_server(site, username: str) -> None:
+    """Stop the student's container (the hub keeps containers across its own restarts) and drop their home."""
+    import docker
+    from dockerspawner import DockerSpawner
+
+    escaped = DockerSpawner._escape(username)  # as DockerSpawner names the container and the home volume
+    httpx.delete(
+        f"{site.stack.hub_api_url}/users/{username}/server",
+        headers={"Authorization": f"token {site.stack.hub_admin_token()}"},
+        trust_env=False,
+        timeout=60,
+    )
+    client = docker.from_env(timeout=60)
+    try:
+        for container in client.containers.list(all=True, filters={"name": f"jupyter-{escaped}"}):
+            container.remove(force=True)
+        for volume in client.volumes.list(filters={"name": f"jupyterhub-user-{escaped}"}):
+            volume.remove(force=True)
+    finally:
+        client.close()
+
+
+def test_a_student_gets_their_own_host_under_the_wildcard_certificate_and_logging_out_ends_it(site):
+    """Issue 20 in production: the student's JupyterLab at https://<name>.hub.cfps.localhost (Nginx's wildcard
+    server name and the run's wildcard certificate, checked by the client), the hub's cookies host-only and
+    __Host- on the hub's name; logging out at the portal ends the server's access at once (JupyterHub's session
+    id cookie on the hub's domain reaches the student's host)."""
+    username = flows.unique_username("sub")
+    try:
+        with flows.new_client(site) as client:
+            flows.signup(site, client, username)
+            visited = flows.wait_for_lab(site, client, username, client.get("/jupyter/"))
+            own = (
+                f"https://{username}.hub.cfps.localhost:{site.hub_base_url.rsplit(':', 1)[1]}/jupyter/user/{username}/"
+            )
+            assert site.user_url(username) == own and visited[-1].startswith(own + "lab"), visited
+            status = client.get(f"/jupyter/user/{username}/api/status", headers={"Accept": "application/json"})
+            assert status.status_code == 200 and "started" in status.json(), site.log_tail()
+            login = [c for c in client.cookies.jar if c.name.endswith("jupyterhub-hub-login")]
+            assert [(c.name, c.domain, c.secure) for c in login] == [
+                ("__Host-jupyterhub-hub-login", "hub.cfps.localhost", True)
+            ], login
+            # The server's own login cookie: __Host- too, on the student's host alone.
+            server_login = [(c.domain, c.path, c.secure) for c in client.cookies.jar if c.name.endswith(username)]
+            assert server_login == [(f"{username}.hub.cfps.localhost", "/", True)], server_login
+
+            page = client.get("/")
+            out = client.post(
+                "/accounts/logout/",
+                data={"csrfmiddlewaretoken": flows.csrf_token(client, page.text)},
+                headers={"Referer": str(page.url)},
+            )
+            assert flows.logged_in_as(out.text) is None, flows.urls_of(out)
+            assert not any("/logout" in url and url.startswith(own) for url in flows.urls_of(out)), (
+                "with a hub domain the session id cookie reaches, logout needs no detour by the server"
+            )
+            again = client.get(f"/jupyter/user/{username}/api/contents", follow_redirects=False)
+            assert again.status_code in (302, 403), f"the server still answers after logging out: {again.status_code}"
+    finally:
+        remove_server(site, username)
 
 
 def wrong_login(client: httpx.Client, username: str) -> int:

@@ -104,3 +104,27 @@ def test_the_hub_config_carries_the_public_half_of_the_portals_signing_key():
     public = oidc_public_key(Config(Env({})))
     assert public.startswith("-----BEGIN PUBLIC KEY-----") and "PRIVATE" not in public
     assert oidc_public_key(Config(Env({"APP_PROFILE": "prod"}))) == ""  # not readable: logins ask userinfo
+
+
+STAFF_ROLE = {"name": "cfps-staff", "description": "test", "scopes": ["admin-ui", "list:users"]}
+
+
+def auth_model_of(authenticator, is_staff: bool) -> dict:
+    model = {"name": "meiling", "admin": None, "auth_state": {"oauth_user": {"is_staff": is_staff}}}
+    return run_async(lambda: authenticator.update_auth_model(model), timeout=30)
+
+
+@pytest.mark.parametrize("is_staff", [True, False], ids=["staff", "student"])
+def test_nobody_is_made_jupyterhubs_admin_and_staff_get_the_staff_role(authenticator, is_staff):
+    authenticator.staff_role = STAFF_ROLE
+    model = auth_model_of(authenticator, is_staff)
+    assert model["admin"] is False  # explicit: an account that was admin before loses it
+    assert model["roles"] == [hub_auth.user_role(), *([STAFF_ROLE] if is_staff else [])]
+    assert hub_auth.user_role()["scopes"] == ["self"]
+
+
+def test_on_a_shared_hub_origin_staff_get_no_role_beyond_a_students(authenticator):
+    authenticator.staff_role = {**STAFF_ROLE, "scopes": []}
+    assert auth_model_of(authenticator, True)["roles"] == [hub_auth.user_role()]
+    # (still defined at start, with no scopes: whoever held it before holds nothing)
+    assert run_async(authenticator.load_managed_roles, timeout=30) == [{**STAFF_ROLE, "scopes": []}]

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from hubconfig.config import HubConfigError, apply_config, process_environment
+from hubconfig.config import STAFF_ROLE_NAME, STAFF_SCOPES, HubConfigError, apply_config, process_environment
 from portal.config import Config as AppConfig
 from portal.config import topology
-from portal.config.env import BASE_DIR, PREPARE_HINT, Env
+from portal.config.env import BASE_DIR, PREPARE_HINT, Env, EnvError
 from tests.live import run_async
 
 
@@ -34,11 +34,75 @@ def test_defaults_put_the_hub_on_its_own_host_and_route_the_portals_host_to_the_
     assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:8001"
 
 
+def test_by_default_each_student_gets_a_host_of_their_own():
+    c = configured()
+    assert c.JupyterHub.subdomain_hook("alice", "localhost", "user") == "alice.localhost"
+    assert configured(APP_DOMAIN_NAME="x.edu").JupyterHub.subdomain_hook("a", "hub.x.edu", "user") == "a.hub.x.edu"
+    assert topology.from_env(Env({})).user_subdomains is True
+    assert topology.from_env(Env({"APP_PROFILE": "prod", "APP_DOMAIN_NAME": "x.edu"})).user_subdomains is True
+
+
 def test_without_user_subdomains_every_server_shares_the_hubs_host():
-    hook = configured().JupyterHub.subdomain_hook
+    hook = configured(USER_SUBDOMAINS="false").JupyterHub.subdomain_hook
     assert hook("alice", "localhost", "user") == "localhost"
-    per_user = configured(USER_SUBDOMAINS="true").JupyterHub.subdomain_hook
-    assert per_user("alice", "hub.example.edu", "user") == "alice.hub.example.edu"
+
+
+def test_the_hubs_cookies_carry_the_host_prefix_over_https_with_a_host_per_student():
+    assert configured(APP_DOMAIN_NAME="cfps.example.edu").JupyterHub.cookie_host_prefix_enabled is True
+    # (plain http cannot have __Host- cookies; a shared host must not put them on path /)
+    assert configured().JupyterHub.cookie_host_prefix_enabled is False
+    shared = configured(APP_DOMAIN_NAME="cfps.example.edu", USER_SUBDOMAINS="false")
+    assert shared.JupyterHub.cookie_host_prefix_enabled is False
+
+
+PROD_HUB = {"APP_PROFILE": "prod", "APP_DOMAIN_NAME": "cfps.example.edu.cn"}
+
+
+def test_prod_refuses_a_shared_hub_origin_in_one_line_without_the_opt_out():
+    with pytest.raises(EnvError, match="ALLOW_SHARED_HUB_ORIGIN=true") as refused:
+        topology.from_env(Env({**PROD_HUB, "USER_SUBDOMAINS": "false"}))
+    assert "\n" not in str(refused.value)
+    with pytest.raises(HubConfigError, match="ALLOW_SHARED_HUB_ORIGIN"):
+        configured(**PROD_SECRETS, APP_PROFILE="prod", USER_SUBDOMAINS="false")
+    opted_out = topology.from_env(Env({**PROD_HUB, "USER_SUBDOMAINS": "false", "ALLOW_SHARED_HUB_ORIGIN": "true"}))
+    assert opted_out.shared_hub_origin
+    # dev may share the origin (one person trying the system), with the same consequence for staff (below)
+    assert topology.from_env(Env({"USER_SUBDOMAINS": "false"})).shared_hub_origin
+
+
+def test_a_host_per_student_needs_a_hub_host_name_not_an_address():
+    with pytest.raises(HubConfigError, match="needs a host name, not the address 192.0.2.7"):
+        configured(BIND_IP="0.0.0.0", PUBLIC_URL="http://cfps.lan:8000", HUB_PUBLIC_URL="http://192.0.2.7:8000")
+    shared = configured(HUB_PUBLIC_URL="http://192.0.2.7:8000", USER_SUBDOMAINS="false")
+    assert shared.JupyterHub.subdomain_host == "http://192.0.2.7:8000"
+
+
+def test_staff_get_a_role_of_ours_never_jupyterhubs_admin():
+    c = configured()
+    auth = c.PortalOAuthenticator
+    assert auth.manage_roles is True and auth.admin_users == set()
+    assert auth.staff_role["name"] == STAFF_ROLE_NAME and auth.staff_role["scopes"] == STAFF_SCOPES
+    # What the admin role holds and staff must not: other users' auth state (their portal tokens), tokens for
+    # anyone, making anyone an admin, the proxy, shutting the hub down.
+    for scope in ("admin:users", "admin:auth_state", "tokens", "users", "admin:servers", "proxy", "shutdown"):
+        assert scope not in auth.staff_role["scopes"], scope
+    # Nobody is JupyterHub's admin: its members are set, exactly none, at every start.
+    assert {"name": "admin", "users": []} in c.JupyterHub.load_roles
+    assert all("users" not in role or role["name"] == "admin" for role in c.JupyterHub.load_roles)
+
+
+def test_with_a_shared_hub_origin_staff_hold_nothing_on_the_hub():
+    role = configured(USER_SUBDOMAINS="false").PortalOAuthenticator.staff_role
+    assert role["name"] == STAFF_ROLE_NAME and role["scopes"] == []
+
+
+def test_the_hubs_pages_may_not_be_framed():
+    headers = configured().JupyterHub.tornado_settings["headers"]
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+
+
+def test_servers_ignore_configuration_from_the_students_home():
+    assert configured().Spawner.disable_user_config is True
 
 
 @pytest.mark.parametrize(

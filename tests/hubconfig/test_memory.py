@@ -47,7 +47,7 @@ def test_the_portal_role_alone_gets_the_custom_memory_scope_and_the_hub_serves_i
     apply_config(c, AppConfig(Env({"SPAWNER": "local"})))
     assert c.JupyterHub.custom_scopes == {memory.SCOPE: memory.SCOPE_DEFINITION}
     assert memory.SCOPE.startswith("custom:")
-    holders = [role["name"] for role in c.JupyterHub.load_roles if memory.SCOPE in role["scopes"]]
+    holders = [role["name"] for role in c.JupyterHub.load_roles if memory.SCOPE in role.get("scopes", ())]
     assert holders == ["portal"]
     assert c.JupyterHub.extra_handlers == [(memory.URL, memory.MemoryHandler)]
     apply_config(c, AppConfig(Env({"SPAWNER": "local"})))  # set-only: applying twice changes nothing

@@ -17,7 +17,8 @@ from tests.ops.conftest import RUN, docker_hub_env
 
 
 def xsrf_token(client) -> str:
-    tokens = [cookie.value for cookie in client.cookies.jar if cookie.name == "_xsrf"]
+    """JupyterLab's XSRF token (its server's `_xsrf` cookie, not the hub's)."""
+    tokens = [c.value for c in client.cookies.jar if c.name == "_xsrf" and c.path.startswith("/jupyter/user/")]
     assert tokens, "JupyterLab set no _xsrf cookie"
     return tokens[-1]
 

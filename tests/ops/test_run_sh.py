@@ -17,7 +17,7 @@ import pytest
 
 from supervise import command_line, descendants, still_running
 from tests.e2e import flows
-from tests.live import HUB_HOST, PORTAL_HOST, REPO, free_port, secret_file
+from tests.live import HUB_HOST, PORTAL_HOST, REPO, free_port, public_url, secret_file
 from tests.ops.test_hub_restart import assert_found_again, student_with_a_kernel
 
 
@@ -29,6 +29,7 @@ class RunSh:
         self.public_port = free_port()
         self.base_url = f"http://{PORTAL_HOST}:{self.public_port}"
         self.hub_base_url = f"http://{HUB_HOST}:{self.public_port}"
+        self.user_subdomains = True  # run.sh's default: each student on <name>.localhost
         var = tmp_path / "var"
         self.env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL"}}
         self.env.update({
@@ -46,8 +47,7 @@ class RunSh:
 
     # --- what flows.py uses ---
     def url(self, path: str = "/") -> str:
-        path = "/" + path.lstrip("/")
-        return (self.hub_base_url if path.startswith("/jupyter/") else self.base_url) + path
+        return public_url(self, path)
 
     @property
     def hub_api_url(self) -> str:
@@ -118,6 +118,8 @@ def test_run_sh_restarts_a_killed_hub_that_finds_the_students_server_and_ctrl_c_
     out = stack.stdout()
     assert f"CFPS portal:   {stack.base_url}/" in out and f"Invite codes:  {flows.INVITE_CODE}" in out
     assert "WARNING: SPAWNER=local" in out
+    port = stack.public_port
+    assert f"Students:      each on a host of their own, http://<name>.localhost:{port}/jupyter/user/<name>/" in out
 
     with flows.new_client(stack) as client:
         kernel_url = student_with_a_kernel(stack, client, username)

@@ -184,3 +184,20 @@ def test_prod_deploy_check_is_clean(oidc_key_file):
     result = manage("check", "--deploy", "--fail-level", "WARNING", **PROD_OK, OIDC_RSA_PRIVATE_KEY_FILE=oidc_key_file)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_prod_refuses_a_shared_hub_origin_without_the_opt_out_in_one_line(oidc_key_file):
+    env = {**PROD_OK, "OIDC_RSA_PRIVATE_KEY_FILE": oidc_key_file, "USER_SUBDOMAINS": "false"}
+    refused = manage("check", **env)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ALLOW_SHARED_HUB_ORIGIN=true" in lines[0], refused.stderr
+    accepted = manage("check", **env, ALLOW_SHARED_HUB_ORIGIN="true")
+    assert accepted.returncode == 0, accepted.stderr
+
+
+@pytest.mark.parametrize("host", ["hub.cfps.example.edu", "alice.hub.cfps.example.edu", ".hub.cfps.example.edu"])
+def test_allowed_hosts_may_not_name_the_hubs_host_or_a_students(host):
+    result = manage("check", APP_DOMAIN_NAME="cfps.example.edu", ALLOWED_HOSTS=host)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "ALLOWED_HOSTS must not name the hub's host hub.cfps.example.edu or one under it" in result.stderr

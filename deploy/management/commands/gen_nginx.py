@@ -2,7 +2,8 @@
 
 Why: Nginx is the only thing the internet talks to. It serves two host names (portal/config/topology.py): the
 portal's (APP_DOMAIN_NAME) goes straight to gunicorn on 127.0.0.1:PORTAL_PORT, the hub's (HUB_DOMAIN_NAME,
-and *.HUB_DOMAIN_NAME with USER_SUBDOMAINS) to JupyterHub's proxy on 127.0.0.1:PORT. It ends TLS, upgrades
+and *.HUB_DOMAIN_NAME, where each student's server is, unless USER_SUBDOMAINS=false) to JupyterHub's proxy on
+127.0.0.1:PORT. With `--tls` the hub's certificate must cover the wildcard; it says so in one line if not. It ends TLS, upgrades
 websockets, passes the client's address with the proxy secret the portal's rate limits expect, and answers
 certbot's challenges for both names. Its access log has no query strings and no one-time link's token; every
 response of both names, its own error pages too, carries the security headers (X-Content-Type-Options,
@@ -80,6 +81,40 @@ def system_resolvers(resolv_conf: Path = RESOLV_CONF) -> list[str]:
     return found
 
 
+def certificate_names(path: str) -> set[str]:
+    """The DNS names a PEM certificate (its first, the server's own) is valid for, lower case."""
+    from cryptography import x509
+
+    try:
+        certificate = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot read the certificate {path}: {exc}") from None
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {name.lower() for name in san.get_values_for_type(x509.DNSName)}
+
+
+def covers(names: set[str], host: str) -> bool:
+    """Whether a certificate for `names` is valid for `host` (a wildcard stands for exactly one label)."""
+    parent = host.split(".", 1)[1] if "." in host else ""
+    return host in names or (bool(parent) and f"*.{parent}" in names)
+
+
+def check_wildcard(path: str, hub_host: str) -> None:
+    """Each student's server is `<name>.HUB_DOMAIN_NAME` (USER_SUBDOMAINS): the hub's certificate must cover the
+    hub's name and the wildcard under it, or browsers refuse every student's JupyterLab."""
+    names = certificate_names(path)
+    missing = [name for name in (hub_host, f"*.{hub_host}") if not covers(names, name)]
+    if missing:
+        raise CommandError(
+            f"the hub certificate {path} does not cover {' or '.join(missing)}: each student's server is served at "
+            f"<name>.{hub_host}, so it needs a wildcard certificate (a campus CA's, or certbot's DNS-01 challenge; "
+            "README, Deploy to a server), passed with --hub-certificate"
+        )
+
+
 class Command(render.GeneratorCommand, BaseCommand):
     help = "Write the Nginx site: the portal's host to gunicorn, the hub's host(s) to JupyterHub's proxy."
 
@@ -98,8 +133,8 @@ class Command(render.GeneratorCommand, BaseCommand):
         )
         parser.add_argument(
             "--hub-certificate",
-            help="A separate certificate for the hub's name(s), e.g. a wildcard for USER_SUBDOMAINS "
-            "(default: the same as --certificate).",
+            help="A separate certificate for the hub's names, HUB_DOMAIN_NAME and *.HUB_DOMAIN_NAME (a wildcard "
+            "certificate, e.g. from the campus CA; default: the same as --certificate).",
         )
         parser.add_argument("--hub-certificate-key", help="Its private key (default: the same as --certificate-key).")
         parser.add_argument(
@@ -170,6 +205,8 @@ class Command(render.GeneratorCommand, BaseCommand):
                     raise CommandError(
                         f"the {what} {path} does not exist: get it with certbot first (docs/operator/deploy.md)"
                     )
+            if topo.user_subdomains:
+                check_wildcard(hub_certificate, hub_host)
         http_port, https_port = options["http_port"], options["https_port"]
         for key, port in (("--http-port", http_port), ("--https-port", https_port)):
             if not 0 < port < 65536:
