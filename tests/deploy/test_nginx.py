@@ -186,7 +186,8 @@ def test_tls_site_has_modern_tls_and_hsts(tmp_path, certificate):
     # name: always (each student's server has a subdomain of it, all https).
     assert blocks[DOMAIN].count('add_header Strict-Transport-Security "max-age=63072000" always;') == 2  # + /static/
     assert (
-        'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;' in blocks[f"hub.{DOMAIN} *.hub.{DOMAIN}"]
+        'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;'
+        in blocks[f"hub.{DOMAIN} *.hub.{DOMAIN}"]
     )
     assert "Strict-Transport-Security" not in http  # never over plain http
     asked = servers(generate(tmp_path, *tls_args(certificate), SECURE_HSTS_INCLUDE_SUBDOMAINS="true"))[DOMAIN]
