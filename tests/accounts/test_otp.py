@@ -237,6 +237,17 @@ def test_an_unverified_staff_session_may_still_log_out_and_switch_language(clien
     assert "_auth_user_id" not in client.session
 
 
+def test_a_staff_member_with_a_temporary_password_gives_the_code_before_choosing_a_password(client, enrolled, required):
+    from accounts import setpassword
+
+    temporary = setpassword.set_temporary_password(enrolled.user)
+    client.post(reverse("login"), {"username": "teacher", "password": temporary})
+    assert client.get(reverse("password_change"))["Location"].startswith(VERIFY)
+    client.post(VERIFY, {"code": code_for(enrolled)})
+    assert client.get(ADMIN)["Location"] == reverse("password_change")  # then the password, as for anyone
+    assert client.get(reverse("password_change")).status_code == HTTPStatus.OK
+
+
 def test_students_are_never_asked_for_a_code(client, student, required):
     response = password_login(client, "student9", next_url=reverse("course"))
     assert response["Location"] == reverse("course")
