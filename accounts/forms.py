@@ -11,6 +11,7 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts import roles, usernames
 from accounts.models import InviteCode, InviteError, normalize_code
@@ -137,9 +138,22 @@ class SignupForm(auth_forms.UserCreationForm):
 
 
 class LoginForm(auth_forms.AuthenticationForm):
-    """Django's login form, with the username folded the same way sign-up folds it."""
+    """Django's login form, with the username folded the same way sign-up folds it, and the shared-computer box
+    (accounts/sessions.py: the session then ends with the browser and after a short idle time)."""
 
     username = UsernameField(widget=forms.TextInput(attrs={"autofocus": True}))
+    shared_pc = forms.BooleanField(label=_("This is a shared computer"), required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        minutes = max(settings.SHARED_PC_IDLE_SECONDS // 60, 1)
+        self.fields["shared_pc"].help_text = ngettext(
+            "On a lab or library computer: you are logged out when the browser closes, or after %(n)d minute "
+            "without use.",
+            "On a lab or library computer: you are logged out when the browser closes, or after %(n)d minutes "
+            "without use.",
+            minutes,
+        ) % {"n": minutes}
 
     def clean(self):
         try:

@@ -12,7 +12,16 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-ALLOWED_URL_NAMES = ("password_change", "password_change_done", "logout", "set_language")
+# The second factor's pages too: a staff member with a temporary password gives the code first (accounts/otp.py).
+ALLOWED_URL_NAMES = (
+    "password_change",
+    "password_change_done",
+    "logout",
+    "set_language",
+    "otp_verify",
+    "otp_setup",
+    "otp_backup_codes",
+)
 
 
 def must_change_password(request) -> bool:

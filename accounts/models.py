@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import usernames
 
@@ -333,3 +334,41 @@ class PendingHubRemoval(models.Model):
 
     def __str__(self):
         return self.username
+
+
+class Authenticator(TOTPDevice):
+    """A staff member's authenticator app (django-otp's TOTP device), as the admin shows it to superusers.
+
+    A proxy: the rows are django-otp's own; this only gives them a Chinese name in the admin's accounts
+    section, where a superuser deletes one to reset a lost phone (accounts/otp.py).
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = _("authenticator")
+        verbose_name_plural = _("authenticators")
+
+
+class SharedPcLogin(models.Model):
+    """A login made with 这是公共电脑 (a shared computer) ticked, while it lasts (accounts/sessions.py).
+
+    The session knows it too; this row is what the OAuth provider asks, without a session, whether the hub's
+    tokens of that person still stand: `last_seen` follows the session's last request (rewritten at most once
+    a minute), and a row idle past SHARED_PC_IDLE_MINUTES ends with every token of the user revoked.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="shared_pc_logins"
+    )
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    last_seen = models.DateTimeField(_("last request"), default=timezone.now)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("shared-computer login")
+        verbose_name_plural = _("shared-computer logins")
+        default_permissions = ()
+        indexes = [models.Index(fields=["user", "ended_at"])]
+
+    def __str__(self):
+        return f"{self.user} @ {self.started_at:%Y-%m-%d %H:%M}"

@@ -15,6 +15,10 @@ Rules:
   step of a class's logins. The grant is kept on the oauthlib request, so it lives for one token request only.
 - A login whose `next` is the authorization endpoint gets that endpoint's answer at once (`authorize_at_once`):
   the same view, with the same checks, called in the login's response instead of one browser round trip later.
+- A staff session that has not given its second factor is answered no authorization either (accounts/otp.py);
+  after the code, the browser comes back to the same authorization.
+- A person whose shared-PC login has idled out (accounts/sessions.py) has every token revoked at the next
+  userinfo call or refresh, so the hub's next auth refresh ends their hub session.
 - A user who must still replace a staff-given temporary password (`must_change_password`) is answered no
   authorization (the endpoint itself sends them to the password-change page, so no path round the
   middleware gets a code), the token endpoint takes none of their codes or refresh tokens, and userinfo none
@@ -34,7 +38,7 @@ from oauth2_provider import views as oauth2_views
 from oauth2_provider.models import get_grant_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
-from accounts import roles
+from accounts import otp, roles, sessions
 from accounts.middleware import password_change_required
 
 # The ID token the current token request saved (PortalOAuth2Validator._create_access_token sets it for the
@@ -82,11 +86,11 @@ class PortalOAuth2Validator(OAuth2Validator):
 
     def validate_bearer_token(self, token, scopes, request):
         valid = super().validate_bearer_token(token, scopes, request)
-        return valid and _may_use_tokens(request.user)
+        return valid and _may_use_tokens(request.user) and not sessions.shared_login_idled_out(request.user)
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         valid = super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
-        return valid and _may_use_tokens(request.user)
+        return valid and _may_use_tokens(request.user) and not sessions.shared_login_idled_out(request.user)
 
     # --- one read of the grant per code exchange (module docstring) ---
     def _grant(self, code, client, request):
@@ -157,10 +161,15 @@ class PortalOAuth2Validator(OAuth2Validator):
 
 
 class AuthorizationView(oauth2_views.AuthorizationView):
-    """DOT's authorize endpoint, which answers no user who must first change a temporary password."""
+    """DOT's authorize endpoint, which answers no user who must first change a temporary password, and no staff
+    session that has not given its second factor (accounts/otp.py: staff are hub admins)."""
 
     def dispatch(self, request, *args, **kwargs):
-        return password_change_required(request) or super().dispatch(request, *args, **kwargs)
+        if request.user.is_authenticated and (
+            refused := password_change_required(request) or otp.verification_required(request)
+        ):
+            return refused
+        return super().dispatch(request, *args, **kwargs)
 
 
 def revoke_all_tokens(user) -> int:

@@ -13,6 +13,8 @@ successes are never counted; only failed guesses are. On the shipped defaults:
   logins are not counted at all: 200 students logging in from one address in one minute all get in. The
   portal's login and the Django admin's (/admin/login/, accounts.views.admin_login) are one set of counters:
   there is no login without limits.
+- Second factor: a staff member's wrong code (accounts/otp.py) counts in the login counters of the username
+  and the address, like a wrong password, and a locked one gets the same 429 before its code is checked.
 - Device cookies (OWASP "Slow down online guessing attacks with device cookies"): a successful login gives
   the browser `cfps_device`, signed with Django's signing and bound to the username (a browser holds at
   most DEVICE_COOKIE_USERS of them, for shared lab machines). A login for that username from that browser
@@ -259,6 +261,18 @@ def login_attempt(request) -> Attempt:
             Counter("login-ip", client_ip(request), "LOGIN_IP_FAILURE_LIMIT"),
         ]
     return Attempt(request, "login", counters)
+
+
+def second_factor_attempt(request) -> Attempt:
+    """A staff member's code for the second factor (accounts/otp.py): a wrong one counts like a wrong password,
+    for the username and the address. Never on a device cookie: whoever reaches this step has the password, and
+    a device cookie is given at every correct password."""
+    username = usernames.normalize(request.user.get_username())[:150]
+    counters = [
+        Counter("login-user", username, "LOGIN_USER_FAILURE_LIMIT"),
+        Counter("login-ip", client_ip(request), "LOGIN_IP_FAILURE_LIMIT"),
+    ]
+    return Attempt(request, "second-factor", counters)
 
 
 def is_wrong_password(form) -> bool:

@@ -10,7 +10,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 
-from accounts import oauth, throttle
+from accounts import oauth, sessions, throttle
 from accounts.forms import LoginForm, SignupForm, StaffLoginForm
 
 
@@ -55,8 +55,11 @@ class LoginView(throttle.LoginThrottleMixin, auth_views.LoginView):
         return response
 
     def form_valid(self, form):
-        # Coming from the hub: its authorization is answered in this response (accounts/oauth.py).
-        return oauth.authorize_at_once(self.request, super().form_valid(form))
+        response = super().form_valid(form)
+        sessions.started(self.request, shared_pc=form.cleaned_data.get("shared_pc", False))
+        # Coming from the hub: its authorization is answered in this response (accounts/oauth.py), or, for a
+        # staff session without its second factor, the code page is (accounts/otp.py).
+        return oauth.authorize_at_once(self.request, response)
 
     def form_invalid(self, form):
         if form.has_error("__all__", "awaiting_approval"):
@@ -74,6 +77,11 @@ login_view = LoginView.as_view(authentication_form=LoginForm, redirect_authentic
 class StaffLoginView(throttle.LoginThrottleMixin, auth_views.LoginView):
     template_name = "admin/login.html"
     authentication_form = StaffLoginForm
+
+    def form_valid(self, form):
+        response = super().form_valid(form)  # on to the admin, where the second factor is asked (accounts/otp.py)
+        sessions.started(self.request, shared_pc=False)
+        return response
 
 
 def admin_login(request):

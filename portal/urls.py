@@ -3,7 +3,7 @@ from django.urls import include, path
 from oauth2_provider import urls as oauth2_urls
 from oauth2_provider import views as oauth2_views
 
-from accounts import oauth, password_reset, views
+from accounts import oauth, otp_views, password_reset, views
 from accounts.password_views import SetPasswordView
 from staff import views as staff_views
 
@@ -25,6 +25,9 @@ urlpatterns = [
     path("accounts/login/", views.login_view, name="login"),
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("accounts/waiting/", views.awaiting_approval, name="awaiting_approval"),
+    path("accounts/otp/", otp_views.verify, name="otp_verify"),
+    path("accounts/otp/setup/", otp_views.setup, name="otp_setup"),
+    path("accounts/otp/backup-codes/", otp_views.backup_codes, name="otp_backup_codes"),
     path("accounts/password_reset/", password_reset.password_reset, name="password_reset"),
     path("accounts/set-password/<uidb64>/<token>/", SetPasswordView.as_view(), name="set_password"),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -141,13 +141,17 @@ def limits_from_env(env: Env) -> Limits:
 
 @dataclass(frozen=True)
 class Accounts:
-    """What `manage.py bootstrap` creates, and whether sign-up asks for an e-mail address."""
+    """What `manage.py bootstrap` creates, whether sign-up asks for an e-mail address, the staff's second factor
+    and how long idle sessions last (accounts/otp.py, accounts/sessions.py)."""
 
     admin_username: str
     admin_password: str
     admin_email: str
     invite_codes: list[str]
     signup_email: str  # optional | required | off
+    staff_otp: str  # required | optional (dev only)
+    staff_idle_minutes: int
+    shared_pc_idle_minutes: int
 
 
 def accounts_from_env(env: Env, mail_enabled: bool) -> Accounts:
@@ -156,12 +160,20 @@ def accounts_from_env(env: Env, mail_enabled: bool) -> Accounts:
     mode = env.get("SIGNUP_EMAIL").strip().lower() or ("optional" if mail_enabled else "off")
     if mode not in {"optional", "required", "off"}:
         raise EnvError(f"SIGNUP_EMAIL must be optional, required or off, not {mode!r}")
+    staff_otp = env.get("STAFF_OTP").strip().lower()
+    if staff_otp not in {"required", "optional"}:
+        raise EnvError(f"STAFF_OTP must be required or optional, not {staff_otp!r}")
+    if staff_otp == "optional" and env.prod:
+        raise EnvError("STAFF_OTP=optional is for dev only: in prod every staff account signs in with a second factor")
     return Accounts(
         admin_username=env.get("ADMIN_USERNAME"),
         admin_password=env.get("ADMIN_PASSWORD"),
         admin_email=env.get("ADMIN_EMAIL"),
         invite_codes=["".join(code.split()).upper() for code in env.list("INVITE_CODES")],
         signup_email=mode,
+        staff_otp=staff_otp,
+        staff_idle_minutes=_at_least(env, "STAFF_IDLE_MINUTES", 1),
+        shared_pc_idle_minutes=_at_least(env, "SHARED_PC_IDLE_MINUTES", 1),
     )
 
 

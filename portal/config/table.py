@@ -142,6 +142,15 @@ KEYS: tuple[Key, ...] = (
     _k("SIGNUP_EMAIL", "accounts", "choice", "", "Sign-up asks for an e-mail address (used only for password "
        "reset): optional, required or off. Empty: optional with a mail server, else off.",
        choices=("", "optional", "required", "off")),
+    _k("STAFF_OTP", "accounts", "choice", {"dev": "optional", "prod": "required"}, "Staff sign in with a second "
+       "factor (an authenticator app's code; accounts/otp.py). required: every staff account enrols at its first "
+       "login and gives a code at every login. optional: only staff who enrolled are asked (dev only; prod "
+       "refuses it).", choices=("required", "optional")),
+    _k("STAFF_IDLE_MINUTES", "accounts", "int", "60", "A staff member's portal session ends after this many "
+       "minutes without a request (at least 1)."),
+    _k("SHARED_PC_IDLE_MINUTES", "accounts", "int", "15", "A login with 这是公共电脑 (a shared computer) ticked "
+       "ends when the browser closes and after this many minutes without a request to the portal (at least 1); "
+       "its hub session ends with it."),
     # --- mail ---
     _k("EMAIL_URL", "mail", "url", "", "One URL: smtp://user:password@host:587?tls=1 (STARTTLS), "
        "smtps://user:password@host:465 (TLS), optional &timeout=10; %-encode @ or : in user or password. Or the "

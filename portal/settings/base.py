@@ -32,7 +32,7 @@ VAR_DIR = var_dir()
 DEBUG = WEB.debug
 
 DJANGO_APPS = [
-    "django.contrib.admin",
+    "accounts.apps.AdminConfig",  # django.contrib.admin, whose site asks for the staff's second factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -40,7 +40,13 @@ DJANGO_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
 ]
-THIRD_PARTY_APPS = ["oauth2_provider", "csp"]
+THIRD_PARTY_APPS = [
+    "oauth2_provider",
+    "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+]
 LOCAL_APPS = ["accounts", "deploy", "staff", "course"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -55,6 +61,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # whether the session gave a staff member's second factor
+    "accounts.sessions.IdleSessionMiddleware",  # shared-PC and staff sessions end when idle
+    "accounts.otp.StaffVerificationMiddleware",  # a staff session without its second factor reaches nothing
     "accounts.middleware.PasswordChangeRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.hub.RetryHubRemovalsMiddleware",  # hub users the hub has not confirmed removing yet
@@ -145,6 +154,16 @@ ADMIN_USERNAME = ACCOUNTS.admin_username
 ADMIN_PASSWORD = ACCOUNTS.admin_password
 ADMIN_EMAIL = ACCOUNTS.admin_email
 INVITE_CODES = ACCOUNTS.invite_codes
+
+# --- The staff's second factor (accounts/otp.py) and idle sessions (accounts/sessions.py) ---------------
+# required (prod's only value): every staff account enrols at its first login; optional (dev): only those who did.
+STAFF_OTP = ACCOUNTS.staff_otp
+# What authenticator apps show above the code (the account's username is shown with it).
+OTP_TOTP_ISSUER = "CFPS JupyterHub"
+# The admin of devices (superusers only) never shows a secret.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+STAFF_IDLE_SECONDS = ACCOUNTS.staff_idle_minutes * 60
+SHARED_PC_IDLE_SECONDS = ACCOUNTS.shared_pc_idle_minutes * 60
 
 # --- E-mail: password reset by mail only when a mail server is configured (rules in portal/config/mail.py) ---
 # False without a mail server: the "forgot password" page then says to ask staff for a set-password link.
