@@ -203,6 +203,11 @@ def update_hub(c, config: Config) -> None:
     # query) leaked in a Referer to another origin.
     c.JupyterHub.tornado_settings = {
         "log_function": log_request,
+        # The hub's and the servers' login cookies end when the browser closes (JupyterHub hands these options to
+        # the servers as JUPYTERHUB_COOKIE_OPTIONS): at a shared PC (这是公共电脑, accounts/sessions.py) closing the
+        # browser must leave the next person in no one's JupyterLab. Nobody else notices: a browser that comes back
+        # is logged in again through its portal session, without a password.
+        "cookie_options": {"expires_days": None},
         "headers": {
             "Content-Security-Policy": "frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
             "Referrer-Policy": "same-origin",

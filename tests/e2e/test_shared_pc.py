@@ -35,6 +35,11 @@ def test_a_shared_pc_login_left_idle_loses_its_hub_session_at_the_hubs_next_refr
         )
         portal_cookie = next(c for c in client.cookies.jar if c.name == "cfps_session")
         assert portal_cookie.expires is None, explain(stack, f"the portal cookie expires at {portal_cookie.expires}")
+        # The hub's login cookie ends with the browser too (hubconfig/config.py cookie_options).
+        hub_cookies = [c for c in client.cookies.jar if c.name.endswith("jupyterhub-hub-login")]
+        assert hub_cookies and all(c.expires is None for c in hub_cookies), explain(
+            stack, f"the hub's login cookie outlives the browser: {[(c.name, c.expires) for c in hub_cookies]}"
+        )
         assert flows.oauth_grants(stack, username)["access_tokens"] >= 1
 
         # The browser closes (its portal cookie goes, the hub's stays) and nobody asks the portal for a while.

@@ -101,6 +101,11 @@ def test_the_hubs_pages_may_not_be_framed():
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
 
 
+def test_the_hubs_and_the_servers_login_cookies_end_with_the_browser():
+    # (JupyterHub passes cookie_options on to every server as JUPYTERHUB_COOKIE_OPTIONS)
+    assert configured().JupyterHub.tornado_settings["cookie_options"] == {"expires_days": None}
+
+
 def test_servers_ignore_configuration_from_the_students_home():
     assert configured().Spawner.disable_user_config is True
 
