@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.ratelimits import RequestLimit, client_address
 from audit.kinds import Kind
-from audit.records import record_many
+from audit.records import record, record_many
 from staff import mail
 
 PURPOSE = "password_reset"
@@ -98,7 +98,7 @@ class PasswordResetView(auth_views.PasswordResetView):
             request=self.request,
             extra_email_context=self.get_extra_email_context(),
         )
-        self.record(form.accounts, sent)
+        self.record_request(form.accounts, sent)
         if not sent:
             form.add_error(
                 None,
@@ -110,11 +110,11 @@ class PasswordResetView(auth_views.PasswordResetView):
             return self.render_to_response(self.get_context_data(form=form, mail_failed=True), status=503)
         return super(auth_views.PasswordResetView, self).form_valid(form)  # FormView: redirect to "done"
 
-    def record(self, accounts, sent: bool) -> None:
+    def record_request(self, accounts, sent: bool) -> None:
         if accounts:
             record_many(Kind.PASSWORD_RESET_REQUESTED, accounts, request=self.request, sent=sent)
         else:  # an address no account uses: that someone asked, nothing about the address
-            record_many(Kind.PASSWORD_RESET_REQUESTED, [None], request=self.request, matched=False, sent=sent)
+            record(Kind.PASSWORD_RESET_REQUESTED, request=self.request, matched=False, sent=sent)
 
 
 LIMIT = RequestLimit(

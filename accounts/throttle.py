@@ -198,13 +198,13 @@ class Attempt:
         from audit.records import record
 
         try:
-            first = cache.add(counter.key + ":recorded", 1, wait)
-        except Exception:  # the counts were just read; a cache failing now costs the entry, never the answer
+            if not cache.add(counter.key + ":recorded", 1, wait):
+                return
+            username = _username(self.request) if self.what == "login" else ""
+            account = get_user_model().objects.filter(username=username).first() if username else None
+        except Exception as exc:  # a cache or database failing now costs the entry, never the answer
+            logger.error("could not record a refused %s attempt: %s", self.what, exc)
             return
-        if not first:
-            return
-        username = _username(self.request) if self.what == "login" else ""
-        account = get_user_model().objects.filter(username=username).first() if username else None
         record(
             Kind.LOCKED_OUT, subject=account, request=self.request, what=self.what, limit=counter.setting, seconds=wait
         )

@@ -7,6 +7,9 @@
   from the page that saved it: a set-password link, a reset mail, a temporary password, any other change),
   staff and superuser flags, (de)activation and approval, a new name; a deleted account.
 - Memberships of a staff role (accounts/roles.py) and permissions given to an account or a group.
+- Any other signal sent with the account as `user` (and the request, if there is one), by `record_on(signal,
+  kind)`: a new kind of event is then one line in kinds.py and one here (e.g. the second factor's enrolment,
+  wrong codes, device resets: `record_on(otp_signals.enrolled, Kind.OTP_ENROLLED)`).
 """
 
 from django.contrib.auth import get_user_model
@@ -24,6 +27,22 @@ User = get_user_model()
 
 # The page that saved a password says which kind of change it was (view names, never paths).
 _PASSWORD_PAGES = {"set_password": Kind.SET_PASSWORD_LINK_USED, "password_reset_confirm": Kind.PASSWORD_RESET_DONE}
+
+
+def record_on(signal, kind, account: str = "user") -> None:
+    """Record `kind` whenever `signal` is sent: the account is its `account` argument, the actor the request's
+    user (or nobody), any other argument that is a number, a string or a flag a detail (records.py leaves out
+    what is named like a secret)."""
+
+    def _receiver(sender, request=None, **kwargs):
+        detail = {
+            name: value
+            for name, value in kwargs.items()
+            if name not in (account, "signal") and isinstance(value, bool | int | str)
+        }
+        record(kind, subject=kwargs.get(account), request=request, **detail)
+
+    signal.connect(_receiver, weak=False, dispatch_uid=f"audit:{kind}:{id(signal)}")
 
 
 # --- logins ------------------------------------------------------------------------------------------------

@@ -257,6 +257,19 @@ def test_a_class_of_200_logs_in_through_the_hub_within_a_minute_on_the_shipped_r
     print(f"\n[class day] 200 hub logins in {elapsed:.1f} s, token endpoint at {client_count['count']}/{limit}")
 
 
+# --- the shared cache: Redis in prod, and when it is down -------------------------------------------------------------
+def test_counts_live_in_redis_where_every_worker_finds_them(settings, own_redis):  # noqa: F811
+    from django.core.cache import caches
+
+    settings.ANNOUNCEMENTS_RATE_LIMIT = "2/d"
+    answers = [Client(REMOTE_ADDR="203.0.113.30").get(ANNOUNCEMENTS).status_code for _ in range(3)]
+    assert answers == [HTTPStatus.OK, HTTPStatus.OK, HTTPStatus.TOO_MANY_REQUESTS]
+    # Another worker process has a connection of its own: the count is in Redis, not in this process.
+    other_worker = caches.create_connection("default")
+    keys = other_worker._cache.get_client().keys(f"*{settings.RATELIMIT_CACHE_PREFIX}*")
+    assert [int(other_worker._cache.get_client().get(key)) for key in keys] == [3]
+
+
 # --- a cache that is down ---------------------------------------------------------------------------------------------
 def test_a_cache_that_is_down_lets_requests_through_with_an_error_in_the_log(settings, own_redis, caplog):  # noqa: F811
     settings.OAUTH_TOKEN_RATE_LIMIT = settings.ANNOUNCEMENTS_RATE_LIMIT = "1/d"
