@@ -228,9 +228,9 @@ def test_recording_a_login_costs_it_at_most_a_few_milliseconds(transactional_db,
     """A/B of real logins (the INSERT in autocommit, as in production), one with and one without the login's
     entry at a time, and record() alone with a real login's request; the figures are printed (pytest -s).
 
-    The entry is one commit more: on MariaDB it waits for the log flush, 1 ms on a quiet machine, 2 to 3 ms on
+    The entry is one commit more: on MariaDB it waits for the log flush, 0.6 ms on a quiet machine, 2 to 3 ms on
     this shared 2-core one at a load average of 9 (docs/operator/security.md has the figures). The bounds are
-    what "a few milliseconds" means there; a real login's password check alone takes 300 to 500 ms."""
+    what "a few milliseconds" means there; a real login's password check alone takes 250 to 500 ms."""
     student = User.objects.create_user(username="student9", password=PASSWORD)
     credentials = {"username": "student9", "password": PASSWORD}
     for _ in range(5):
