@@ -17,7 +17,9 @@ from accounts import admin_tools, roles
 from accounts.approval import AwaitingApprovalFilter, approve_users
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, GenerateInvitesForm
 from accounts.lifecycle_admin import DeletesAccountsWithTheirTokens
-from accounts.models import InviteCode, InviteRedemption, User
+from accounts.models import InviteCode, InviteRedemption, User, record_invites_made
+from audit.kinds import Kind
+from audit.records import record
 
 
 class RedemptionInline(admin.StackedInline):
@@ -51,6 +53,11 @@ class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
 
     def get_urls(self):
         return admin_tools.user_urls(self) + super().get_urls()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            record(Kind.ACCOUNT_CREATED, subject=obj, request=request)
 
     # --- accounts.roles: protected accounts are read-only, superuser-only fields are left out ---
     def has_change_permission(self, request, obj=None):
@@ -170,6 +177,8 @@ class InviteCodeAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+        if not change:
+            record_invites_made([obj], by=request.user)
 
     @admin.action(description=_("Deactivate selected invite codes"), permissions=["change"])
     def deactivate(self, request, queryset):

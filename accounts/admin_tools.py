@@ -27,7 +27,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from accounts import roles, roster, setpassword
+from accounts import ratelimits, roles, roster, setpassword
 from accounts.models import InviteCode, InviteRedemption
 
 User = get_user_model()
@@ -128,6 +128,8 @@ def _problems_first(report):
 def import_roster_view(model_admin, request):
     if not model_admin.has_add_permission(request):
         raise PermissionDenied
+    if refused := ratelimits.ADMIN_UPLOADS.refusal(request):
+        return refused
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.model._meta,
@@ -142,7 +144,7 @@ def import_roster_view(model_admin, request):
     if request.method == "POST" and "confirm" in request.POST:
         confirm = RosterConfirmForm(request.POST)
         if confirm.is_valid():
-            report = roster.import_roster(confirm.rows, extra_group=confirm.cleaned_data["group"])
+            report = roster.import_roster(confirm.rows, extra_group=confirm.cleaned_data["group"], by=request.user)
             if report.changed:
                 model_admin.message_user(request, _("Roster imported: ") + _report_message(report), messages.SUCCESS)
             else:
@@ -185,6 +187,7 @@ def user_slips_view(model_admin, request):
     for user in allowed:
         link = setpassword.link(user)
         slips.append({"user": user, "link": link, "qr": qr_svg(link)})
+    setpassword.record_links_issued(allowed, request=request)
     context = {
         "title": _("Set-password slips"),
         "slips": slips,

@@ -14,7 +14,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from accounts import roles, usernames
-from accounts.models import InviteCode, InviteError, normalize_code
+from accounts.models import InviteCode, InviteError, normalize_code, record_invites_made
+from audit.kinds import Kind
+from audit.receivers import record_failed_login
+from audit.records import record
 
 User = get_user_model()
 
@@ -127,13 +130,15 @@ class SignupForm(auth_forms.UserCreationForm):
                 user.is_active = not needs_approval
                 user.awaiting_approval = needs_approval
                 user.save()
-                InviteCode.redeem(self.cleaned_data["invite_code"], user)
+                redemption = InviteCode.redeem(self.cleaned_data["invite_code"], user)
         except InviteError as exc:
             self.add_error("invite_code", forms.ValidationError(exc.messages[0], code=exc.code))
             return None
         except IntegrityError:
             self.add_error("username", User._meta.get_field("username").error_messages["unique"])
             return None
+        # The request being served supplies the address and device (audit/records.py); the code stays out.
+        record(Kind.SIGNED_UP, actor=user, subject=user, invite=redemption.invite_id, needs_approval=needs_approval)
         return user
 
 
@@ -177,6 +182,11 @@ class StaffLoginForm(AdminAuthenticationForm):
     which the throttle counts), with the username folded like everywhere else."""
 
     username = UsernameField(widget=forms.TextInput(attrs={"autofocus": True}))
+
+    def confirm_login_allowed(self, user):
+        if not user.is_staff:  # the password was right, so Django's user_login_failed never fires: record it here
+            record_failed_login(self.request, user.get_username(), not_staff=True)
+        super().confirm_login_allowed(user)
 
 
 class AdminUserCreationForm(auth_forms.AdminUserCreationForm):
@@ -223,4 +233,5 @@ class GenerateInvitesForm(forms.Form):
                 invite.code = InviteCode._meta.get_field("code").default()
             invite.save()
             codes.append(invite)
+        record_invites_made(codes, by=created_by)
         return codes

@@ -6,6 +6,7 @@ Rules:
 - An invite code is stored normalised too (trimmed, upper case), so lookups are exact and case-insensitive.
 - Redeeming a code is one conditional UPDATE inside the caller's transaction: the database, not Python,
   decides whether a use is left, so N uses yield exactly N accounts however many requests race.
+- Every code made is in the record of who did what (`record_invites_made`), never its text.
 """
 
 import secrets
@@ -244,6 +245,28 @@ class InviteCode(models.Model):
         if invite.group_id:
             user.groups.add(invite.group_id)
         return InviteRedemption.objects.create(invite=invite, user=user)
+
+
+def record_invites_made(invites, by=None) -> None:
+    """One entry in the record of who did what for a batch of new codes (admin, create_invite, bootstrap): how
+    many, their settings and ids, never the codes themselves."""
+    from audit.kinds import Kind
+    from audit.records import record
+
+    if not invites:
+        return
+    first = invites[0]
+    record(
+        Kind.INVITES_CREATED,
+        actor=by,
+        count=len(invites),
+        ids=[invite.pk for invite in invites[:100]],
+        max_uses=first.max_uses,
+        expires_at=first.expires_at,
+        group=first.group.name if first.group_id else None,
+        needs_approval=first.needs_approval,
+        note=first.note,
+    )
 
 
 class InviteRedemption(models.Model):

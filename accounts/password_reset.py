@@ -6,8 +6,11 @@ Rules:
   dead server gives the same failure answer for every address.
 - When the mail server fails the student is told so (never a false "sent"), and staff find it in the admin
   (staff.MailFailure).
-- Throttled per e-mail address and per account (several addresses can be typed for one account:
-  differently cased, with spaces): PASSWORD_RESET_RATE_LIMIT for both.
+- Limited per e-mail address and per account (several addresses can be typed for one account: differently
+  cased, with spaces), PASSWORD_RESET_RATE_LIMIT for both, and per client address,
+  PASSWORD_RESET_IP_RATE_LIMIT (accounts/ratelimits.py: every request counts, sent or not).
+- Each request is in the record of who did what: the accounts the address matched and whether the mail went,
+  never the address typed (it may be someone else's) nor the link.
 - The link in the mail uses PUBLIC_URL, not the request's Host header, so a forged Host cannot make the
   portal mail a link to someone else's site.
 """
@@ -22,7 +25,9 @@ from django.shortcuts import render
 from django.template import loader
 from django.utils.translation import gettext_lazy as _
 
-from accounts.throttle import limit_posts
+from accounts.ratelimits import RequestLimit, client_address
+from audit.kinds import Kind
+from audit.records import record, record_many
 from staff import mail
 
 PURPOSE = "password_reset"
@@ -32,11 +37,11 @@ def _email(request) -> str:
     return " ".join(request.POST.get("email", "").split()).lower()[:254]
 
 
-def email_key(group, request):
+def email_key(request):
     return "email:" + _email(request)
 
 
-def account_key(group, request):
+def account_key(request):
     email = _email(request)
     pks = get_user_model().objects.filter(email__iexact=email).order_by("pk").values_list("pk", flat=True)[:1]
     # No account: count under the address, so the limit bites at the same point either way.
@@ -55,6 +60,7 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
         """Send the mails; True when every one went out (or none was due and the server answers)."""
         self.failed = False
         self.matched = False
+        self.accounts = []
         super().save(**kwargs)
         if not self.matched:
             self.failed = not mail.check_server(PURPOSE, self.cleaned_data["email"])
@@ -64,6 +70,7 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
         self, subject_template_name, email_template_name, context, from_email, to_email, html_email_template_name=None
     ):
         self.matched = True
+        self.accounts.append(context["user"])
         subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
         body = loader.render_to_string(email_template_name, context)
         message = EmailMultiAlternatives(subject, body, from_email, [to_email])
@@ -91,6 +98,7 @@ class PasswordResetView(auth_views.PasswordResetView):
             request=self.request,
             extra_email_context=self.get_extra_email_context(),
         )
+        self.record_request(form.accounts, sent)
         if not sent:
             form.add_error(
                 None,
@@ -102,10 +110,22 @@ class PasswordResetView(auth_views.PasswordResetView):
             return self.render_to_response(self.get_context_data(form=form, mail_failed=True), status=503)
         return super(auth_views.PasswordResetView, self).form_valid(form)  # FormView: redirect to "done"
 
+    def record_request(self, accounts, sent: bool) -> None:
+        if accounts:
+            record_many(Kind.PASSWORD_RESET_REQUESTED, accounts, request=self.request, sent=sent)
+        else:  # an address no account uses: that someone asked, nothing about the address
+            record(Kind.PASSWORD_RESET_REQUESTED, request=self.request, matched=False, sent=sent)
 
-_view = limit_posts(
-    "password_reset", [(email_key, "PASSWORD_RESET_RATE_LIMIT"), (account_key, "PASSWORD_RESET_RATE_LIMIT")]
-)(PasswordResetView.as_view())
+
+LIMIT = RequestLimit(
+    "password-reset",
+    [
+        (email_key, "PASSWORD_RESET_RATE_LIMIT"),
+        (account_key, "PASSWORD_RESET_RATE_LIMIT"),
+        (client_address, "PASSWORD_RESET_IP_RATE_LIMIT"),
+    ],
+)
+_view = LIMIT(PasswordResetView.as_view())
 
 
 def password_reset(request):

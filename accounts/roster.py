@@ -20,6 +20,8 @@ Rules:
   deleted account (retired), repeats an earlier row, or its e-mail address is invalid or belongs to another
   account or row.
 - Everything happens in one transaction; a dry run does all of it, reports, and rolls back.
+- An import (not a dry run) is one entry in the record of who did what: by whom, the counts per status, the
+  groups made, never the file.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from accounts import roles, usernames
+from audit.kinds import Kind
+from audit.records import record
 
 CREATED, UPDATED, UNCHANGED, SKIPPED = "created", "updated", "unchanged", "skipped"
 STATUSES = (CREATED, UPDATED, UNCHANGED, SKIPPED)
@@ -300,8 +304,9 @@ class _Importer:
         row.message = ", ".join(str(c) for c in changes)
 
 
-def import_roster(rows: list[Row], *, extra_group: str | None = None, dry_run: bool = False) -> Report:
-    """Apply parsed rows (see the module rules) and report on each; nothing is saved when `dry_run`."""
+def import_roster(rows: list[Row], *, extra_group: str | None = None, dry_run: bool = False, by=None) -> Report:
+    """Apply parsed rows (see the module rules) and report on each; nothing is saved when `dry_run`. `by`: the
+    staff member importing (None from the command line)."""
     importer = _Importer(extra_group)
     User = importer.User
     with transaction.atomic():
@@ -327,4 +332,13 @@ def import_roster(rows: list[Row], *, extra_group: str | None = None, dry_run: b
         report = Report(rows=rows, dry_run=dry_run, groups_created=importer.groups_created, link_users=link_users)
         if dry_run:
             transaction.set_rollback(True)
+        else:
+            record(
+                Kind.ROSTER_IMPORTED,
+                actor=by,
+                rows=len(rows),
+                **report.counts,
+                groups_created=report.groups_created,
+                group=importer.extra_group or None,
+            )
     return report

@@ -10,6 +10,8 @@ Rules:
   rights must not be able to take over another staff member's or an administrator's account.
 - A temporary password sets `must_change_password`; `accounts.middleware` keeps the user on the
   password-change page until they choose their own.
+- Every link made is in the record of who did what (`record_links_issued`: whose, by whom, until when; never
+  the link), and so is every temporary password set (audit/receivers.py; never the password).
 """
 
 import datetime
@@ -24,6 +26,8 @@ from django.utils.encoding import force_bytes
 from django.utils.http import base36_to_int, urlsafe_base64_encode
 
 from accounts import roles
+from audit.kinds import Kind
+from audit.records import record_many
 
 LINK_DAYS = 7
 # Read from paper: no 0/O, 1/I/l.
@@ -72,6 +76,10 @@ def link(user) -> str:
 
 def link_expiry() -> datetime.datetime:
     return timezone.now() + datetime.timedelta(days=LINK_DAYS)
+
+
+def record_links_issued(users, request=None, by=None) -> None:
+    record_many(Kind.SET_PASSWORD_LINK_ISSUED, users, actor=by, request=request, valid_until=link_expiry())
 
 
 def temporary_password() -> str:

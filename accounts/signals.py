@@ -25,7 +25,10 @@ from accounts.oauth import revoke_all_tokens
 
 User = get_user_model()
 
-_WATCHED = {"is_active", "username", "password"}
+_WATCHED = {"is_active", "username", "password", "is_staff", "is_superuser"}
+# What the account was before a save that may change it: here for the rules below, and for the record of who did
+# what (audit/receivers.py: staff and superuser flags, approval).
+_PREVIOUS = ("is_active", "username", "is_staff", "is_superuser", "awaiting_approval")
 _DB_SESSIONS = {"django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"}
 
 
@@ -36,7 +39,7 @@ def _remember_previous_state(sender, instance, update_fields=None, **kwargs):
     instance._password_changed = bool(instance.pk) and getattr(instance, "_password", None) is not None
     if not instance.pk or (update_fields is not None and not _WATCHED & set(update_fields)):
         return  # e.g. the last_login update on every login: nothing to look up
-    instance._previous = sender.objects.filter(pk=instance.pk).values("is_active", "username").first()
+    instance._previous = sender.objects.filter(pk=instance.pk).values(*_PREVIOUS).first()
 
 
 @receiver(post_save, sender=User)

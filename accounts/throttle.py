@@ -30,6 +30,8 @@ successes are never counted; only failed guesses are. On the shipped defaults:
   can exceed a limit by at most the number of requests the portal serves at once (workers x threads).
 - Counts live in the "default" cache: LocMem in the embedded default (one process, so the counts are exact;
   lost on restart), Redis in prod (shared by every worker, kept across portal restarts).
+- Refusals are in the record of who did what (audit/): once per locked window and counter, with the account
+  when the refused name is one; the counting above does not change for it.
 - Cache outage: a cache that cannot be read or written fails CLOSED for every attempt to check a password
   or an invite code, correct or not (the portal cannot tell a guess from a correct attempt without checking
   the secret, and checking secrets without counting is exactly what the limits forbid): the POST gets HTTP
@@ -58,6 +60,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.cache import cache
 from django.forms.forms import NON_FIELD_ERRORS
@@ -181,10 +184,32 @@ class Attempt:
         if not settings.THROTTLE_ENABLED:
             return None
         try:
-            wait = max((counter.seconds_locked() for counter in self.counters), default=0)
+            waits = [(counter, counter.seconds_locked()) for counter in self.counters]
         except CacheUnavailable as exc:
             return self.unavailable(exc)
-        return too_many_requests(self.request, wait) if wait else None
+        wait = max((seconds for _, seconds in waits), default=0)
+        if not wait:
+            return None
+        self.record_lockout(next(counter for counter, seconds in waits if seconds), wait)
+        return too_many_requests(self.request, wait)
+
+    def record_lockout(self, counter: Counter, wait: int) -> None:
+        """Into the record of who did what, once per locked window (not once per refused request, which an
+        attacker could repeat at will): what was refused, which limit, and the account when the name is one."""
+        from audit.kinds import Kind
+        from audit.records import record
+
+        try:
+            if not cache.add(counter.key + ":recorded", 1, wait):
+                return
+            username = _username(self.request) if self.what == "login" else ""
+            account = get_user_model().objects.filter(username=username).first() if username else None
+        except Exception as exc:  # a cache or database failing now costs the entry, never the answer
+            logger.error("could not record a refused %s attempt: %s", self.what, exc)
+            return
+        record(
+            Kind.LOCKED_OUT, subject=account, request=self.request, what=self.what, limit=counter.setting, seconds=wait
+        )
 
     def failed(self):
         """Count a wrong guess; returns the 503 response if it could not be counted, else None."""
@@ -305,36 +330,6 @@ def signup_attempt(request) -> Attempt:
 def is_wrong_invite_code(form) -> bool:
     """A code that does not exist; expired, used-up or deactivated ones exist and reveal nothing new."""
     return form.has_error("invite_code", "unknown")
-
-
-# --- every POST counts (for forms whose every use costs something, e.g. a mail sent) -------------------
-def ip_key(group, request):
-    return client_ip(request)
-
-
-def username_key(group, request):
-    return _username(request)
-
-
-def limit_posts(group: str, limits):
-    """Decorate a view so EVERY POST counts: `limits` is a list of (key function, setting name holding the rate).
-
-    Not for guesses (those count failures only, above); same windows, 429 page and cache-outage rule.
-    """
-
-    def decorator(view):
-        @functools.wraps(view)
-        def wrapped(request, *args, **kwargs):
-            if request.method == "POST":
-                counters = [Counter(f"{group}:{setting}", key(group, request), setting) for key, setting in limits]
-                attempt = Attempt(request, group, counters)
-                if refused := attempt.refusal() or attempt.failed():
-                    return refused
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 # --- responses -----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts import ratelimits
 from course import jobs
 from course.forms import AssignmentForm, MaterialForm
 from course.messages import N_, note
@@ -49,6 +50,12 @@ class HandoutAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ("folder",) if obj is not None and obj.handed_out else ()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # A post may carry an upload (a zip unpacked and hashed): limited per staff account.
+        if refused := ratelimits.ADMIN_UPLOADS.refusal(request):
+            return refused
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -162,6 +169,7 @@ class JobAdmin(admin.ModelAdmin):
             )
             job.status, job.finished_at = Job.Status.CANCELLED, timezone.now()
             job.save(update_fields=["status", "finished_at"])
+            jobs.record_finished(job)
             count += 1
         self.message_user(request, ngettext("%d job cancelled.", "%d jobs cancelled.", count) % count)
 

@@ -32,6 +32,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audit.kinds import Kind
+from audit.records import record
 from course.messages import N_, note
 from course.models import Assignment, Delivery, Grade, Handout, Job, JobItem, Submission, Version
 from userspace.homefiles import HomeError
@@ -185,6 +187,8 @@ def expand(job: Job) -> int:
     else:
         job.status = Job.Status.RUNNING
     job.save(update_fields=["expanded", "started_at", "status", "finished_at", "message"])
+    if not students:
+        record_finished(job)
     return len(students)
 
 
@@ -193,8 +197,20 @@ def finish_job_if_done(job_id: int) -> None:
     now = timezone.now()
     if open_items.exists():
         Job.objects.filter(pk=job_id).exclude(status=Job.Status.CANCELLED).update(status=Job.Status.RUNNING)
-    else:
-        Job.objects.filter(pk=job_id, finished_at__isnull=True).update(status=Job.Status.DONE, finished_at=now)
+    elif Job.objects.filter(pk=job_id, finished_at__isnull=True).update(status=Job.Status.DONE, finished_at=now):
+        record_finished(Job.objects.select_related("handout").get(pk=job_id))
+
+
+def record_finished(job: Job) -> None:
+    """The end of a job in the record of who did what (once: only the update that ends it calls this)."""
+    record(
+        Kind.COURSE_JOB_FINISHED,
+        job=job.pk,
+        job_kind=job.kind,
+        status=job.status,
+        handout=job.handout.title if job.handout_id else None,
+        **{f"items_{status}": count for status, count in job.progress().items() if count},
+    )
 
 
 class _Outcome(Exception):

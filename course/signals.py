@@ -2,7 +2,10 @@
 membership), a new account (hand-outs for everyone) and a reactivated one get, once the change is saved,
 what they should have by now (course.jobs.deliver_to_member; each hand-out at most once). A renamed account
 has a new, empty home (homes are named after the username): what was delivered to the old one is forgotten
-and everything is handed out again."""
+and everything is handed out again.
+
+Every job made, whichever path made it (a hand-out, the collection at the due time, a student's 提交, returned
+feedback, a late member's hand-out), is in the record of who did what; course/jobs.py records when it ends."""
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -10,7 +13,10 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_save
 from django.dispatch import receiver
 
+from audit.kinds import Kind
+from audit.records import record
 from course import jobs
+from course.models import Job
 
 User = get_user_model()
 
@@ -42,3 +48,17 @@ def _new_reactivated_or_renamed(sender, instance, created, update_fields=None, *
         Delivery.objects.filter(student=instance).delete()
     if created or renamed or previous.get("is_active") is False:
         _later([instance])
+
+
+@receiver(post_save, sender=Job)
+def _job_queued(sender, instance, created, **kwargs):
+    if created:
+        record(
+            Kind.COURSE_JOB_QUEUED,
+            actor=instance.created_by,
+            job=instance.pk,
+            job_kind=instance.kind,
+            handout=instance.handout.title if instance.handout_id else None,
+            version=instance.version.number if instance.version_id else None,
+            run_at=instance.run_at,
+        )

@@ -19,6 +19,9 @@ Rules:
 - An engine that does not answer leaves the item to do, pauses the work for ENGINE_PAUSE seconds and says so
   on the job; the job's message goes once an item of it runs again.
 - SIGTERM or SIGINT: the current item is finished, then the worker stops.
+- Housekeeping: at its start and once a day after that, the worker deletes the entries of the record of who did
+  what older than AUDIT_RETENTION_DAYS (audit/retention.py; idempotent, so several workers or a restart do no
+  harm). It runs all the time under run.sh and systemd, so no cron job is needed.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import F
 from django.utils import timezone
 
+from audit import retention
 from course import jobs
 from course.messages import N_, note, show
 from course.models import Job, JobItem, Worker
@@ -49,6 +53,7 @@ WAITING_CHECK = 10
 ENGINE_PAUSE = 30
 MAX_ATTEMPTS = 3
 DATABASE_PAUSE = 5
+HOUSEKEEPING = 24 * 3600
 
 
 def worker_name() -> str:
@@ -107,6 +112,7 @@ class CourseWorker:
         self.paused_until = 0.0
         self.last_beat = 0.0
         self.last_waiting_check = 0.0
+        self.last_housekeeping: float | None = None
 
     # --- the loop ---------------------------------------------------------------------------------------------
     def run(self, until_idle: bool = False) -> None:
@@ -118,6 +124,7 @@ class CourseWorker:
                     close_old_connections()
                 try:
                     self.beat()
+                    self.housekeep()
                     did = self.step()
                 except DatabaseError as exc:
                     # The database is away (restarting, full): nothing was lost, every state is in it. Try again.
@@ -150,6 +157,22 @@ class CourseWorker:
             if not Worker.objects.filter(name=self.name).update(seen_at=now):
                 Worker.objects.create(name=self.name, started_at=now, seen_at=now)
             recover(now, me=self.name)
+
+    def housekeep(self) -> None:
+        """At the start, then once a day: the record's expired entries go. A database that does not answer is the
+        loop's to wait for (tried again then); any other failure is logged and tried again the next day."""
+        if self.last_housekeeping is not None and time.monotonic() - self.last_housekeeping < HOUSEKEEPING:
+            return
+        try:
+            deleted = retention.prune()
+        except DatabaseError:
+            raise
+        except Exception:
+            log.exception("Housekeeping failed; trying again in a day")
+            deleted = 0
+        self.last_housekeeping = time.monotonic()
+        if deleted:
+            log.info("Deleted %d entries of the record older than the retention", deleted)
 
     def step(self) -> bool:
         """Do one thing that is due; False when there was nothing."""

@@ -1,20 +1,23 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from oauth2_provider import urls as oauth2_urls
 from oauth2_provider import views as oauth2_views
 
-from accounts import oauth, otp_views, password_reset, views
+from accounts import oauth, otp_views, password_reset, ratelimits, views
 from accounts.password_views import SetPasswordView
 from staff import views as staff_views
 
 # Only what an authorization-code + OIDC provider needs. DOT's self-service application pages, device flow
-# and dynamic client registration stay off: staff register clients in the admin.
+# and dynamic client registration stay off: staff register clients in the admin. The token and userinfo
+# endpoints have request limits (accounts/ratelimits.py).
 oauth2_patterns = (
     [
         path("authorize/", oauth.AuthorizationView.as_view(), name="authorize"),
-        path("token/", oauth2_views.TokenView.as_view(), name="token"),
+        path("token/", ratelimits.OAUTH_TOKEN(oauth2_views.TokenView.as_view()), name="token"),
         path("revoke_token/", oauth2_views.RevokeTokenView.as_view(), name="revoke-token"),
-        *oauth2_urls.oidc_urlpatterns,
+        path("userinfo/", ratelimits.OAUTH_USERINFO(oauth2_views.UserInfoView.as_view()), name="user-info"),
+        *[pattern for pattern in oauth2_urls.oidc_urlpatterns if pattern.name != "user-info"],
     ],
     "oauth2_provider",
 )
@@ -29,7 +32,17 @@ urlpatterns = [
     path("accounts/otp/setup/", otp_views.setup, name="otp_setup"),
     path("accounts/otp/backup-codes/", otp_views.backup_codes, name="otp_backup_codes"),
     path("accounts/password_reset/", password_reset.password_reset, name="password_reset"),
-    path("accounts/set-password/<uidb64>/<token>/", SetPasswordView.as_view(), name="set_password"),
+    path(
+        "accounts/set-password/<uidb64>/<token>/",
+        ratelimits.SET_PASSWORD(SetPasswordView.as_view()),
+        name="set_password",
+    ),
+    # Django's own page behind a reset mail, with the set-password pages' limits (before the include below).
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        ratelimits.SET_PASSWORD(auth_views.PasswordResetConfirmView.as_view()),
+        name="password_reset_confirm",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("o/", include(oauth2_patterns)),
     # Before admin.site.urls: the admin's login page, through the portal's login throttle (accounts/views.py).

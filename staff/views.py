@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_POST
 
-from accounts import hub, roles
+from accounts import hub, ratelimits, roles
 from staff import usage as usage_data
 from staff.models import Announcement
 
@@ -88,8 +88,10 @@ def _stop_server(request):
 stop_server = admin.site.admin_view(_stop_server)
 
 
+@ratelimits.ANNOUNCEMENTS  # outside the cache header: a refusal is never cached
 @cache_control(max_age=30, public=True)
 def announcements_json(request):
-    """The current announcements, for the hub's pages (hubconfig/templating.py reads it over loopback)."""
+    """The current announcements, for the hub's pages (hubconfig/templating.py reads it over loopback); limited
+    per client address (accounts/ratelimits.py)."""
     items = [{"message": a.message, "level": a.level} for a in Announcement.objects.current()[:5]]
     return JsonResponse({"announcements": items})

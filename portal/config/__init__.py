@@ -9,8 +9,9 @@ Rules:
   built from it, the hub's `apply_config(c, config)` receives it, gunicorn's config, run.sh and the operators'
   commands use it. Its sections are parsed on first use and kept, so nothing parses a value twice.
 - Sections: `topology` (the two origins and every URL), `containers` (the users' containers), `swarm`,
-  `course` (hand-outs and hand-ins), `dataset` (what notebooks query), `mail`, `hub` (JupyterHub's settings), `web` (the portal's process),
-  `limits` (guesses), `accounts` (what bootstrap makes), `deploy` (the production files), `secrets`.
+  `course` (hand-outs and hand-ins), `dataset` (what notebooks query), `mail`, `hub` (JupyterHub's settings), `web`
+  (the portal's process), `limits` (guesses and requests), `accounts` (what bootstrap makes), `audit` (the record
+  of who did what), `deploy` (the production files), `secrets`.
 - `keys` makes the OIDC key; `logscrub` and `filemodes` are the two rules the portal, the hub and the commands
   share about logs and file modes; `placeholders` tells a real secret from an example value.
 - Importing any of it writes nothing: secrets are made by `python -m portal.config prepare` (run.sh does it).
@@ -101,6 +102,12 @@ class Config:
         from portal.config import sections
 
         return sections.accounts_from_env(self.env, self.mail.enabled)
+
+    @cached_property
+    def audit(self):
+        from portal.config import sections
+
+        return sections.audit_from_env(self.env)
 
     @cached_property
     def deploy(self):

@@ -1,5 +1,6 @@
 """The small sections of the typed configuration: the hub's settings, the portal's web process, the limits on
-guesses, the accounts bootstrap makes, the production deploy files, and the secrets.
+guesses and requests, the accounts bootstrap makes, the record of who did what, the production deploy files, and
+the secrets.
 
 Each one is built once per process from `Env` by `portal.config.Config` and handed on; a value that cannot be
 used raises EnvError naming its key (one line for the operator). Defaults live in the key table
@@ -118,14 +119,22 @@ def rate(env: Env, key: str) -> str:
 
 @dataclass(frozen=True)
 class Limits:
-    """Limits on guesses (accounts/throttle.py: only failures count) and on reset mails."""
+    """Limits on guesses (accounts/throttle.py: only failures count) and on requests where the risk is volume
+    (accounts/ratelimits.py: every request counts)."""
 
     signup_code_failures: str
     login_user_failures: str
     login_ip_failures: str
     login_device_failures: str
     device_cookie_days: int
+    oauth_token_rate: str
+    oauth_userinfo_rate: str
     password_reset_rate: str
+    password_reset_ip_rate: str
+    set_password_rate: str
+    set_password_ip_rate: str
+    admin_upload_rate: str
+    announcements_rate: str
 
 
 def limits_from_env(env: Env) -> Limits:
@@ -135,8 +144,26 @@ def limits_from_env(env: Env) -> Limits:
         login_ip_failures=rate(env, "LOGIN_IP_FAILURE_LIMIT"),
         login_device_failures=rate(env, "LOGIN_DEVICE_FAILURE_LIMIT"),
         device_cookie_days=_at_least(env, "DEVICE_COOKIE_DAYS", 1),
+        oauth_token_rate=rate(env, "OAUTH_TOKEN_RATE_LIMIT"),
+        oauth_userinfo_rate=rate(env, "OAUTH_USERINFO_RATE_LIMIT"),
         password_reset_rate=rate(env, "PASSWORD_RESET_RATE_LIMIT"),
+        password_reset_ip_rate=rate(env, "PASSWORD_RESET_IP_RATE_LIMIT"),
+        set_password_rate=rate(env, "SET_PASSWORD_RATE_LIMIT"),
+        set_password_ip_rate=rate(env, "SET_PASSWORD_IP_RATE_LIMIT"),
+        admin_upload_rate=rate(env, "ADMIN_UPLOAD_RATE_LIMIT"),
+        announcements_rate=rate(env, "ANNOUNCEMENTS_RATE_LIMIT"),
     )
+
+
+@dataclass(frozen=True)
+class Audit:
+    """The record of who did what (audit/): how long an entry is kept."""
+
+    retention_days: int
+
+
+def audit_from_env(env: Env) -> Audit:
+    return Audit(retention_days=_at_least(env, "AUDIT_RETENTION_DAYS", 1))
 
 
 @dataclass(frozen=True)

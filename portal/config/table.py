@@ -29,7 +29,9 @@ SECTIONS = {
     "web": "The two origins: the portal and the hub",
     "database": "Database and cache",
     "limits": "Limits on guesses (failures/period: s, m, h or d; e.g. 10/m, 100/h, 20/10m)",
+    "requests": "Limits on requests, where the risk is volume (every request counts; requests/period, e.g. 600/m)",
     "accounts": "Accounts",
+    "audit": "The record of who did what (admin: superusers only)",
     "mail": "E-mail (password reset by mail; without it the 'forgot password' page says to ask staff)",
     "hub": "JupyterHub, its proxy and the users' servers",
     "secrets": "Secrets (empty: generated once into var/secrets/ in dev; required in prod)",
@@ -129,8 +131,26 @@ KEYS: tuple[Key, ...] = (
     _k("LOGIN_DEVICE_FAILURE_LIMIT", "limits", "rate", "10/m", "Failed logins per device cookie (a browser that "
        "logged in to the account before), so knowing a student's name cannot lock them out of their own browser."),
     _k("DEVICE_COOKIE_DAYS", "limits", "int", "365", "How long a device cookie is valid, in days."),
-    _k("PASSWORD_RESET_RATE_LIMIT", "limits", "rate", "3/h", "Reset mails per e-mail address and per account "
+    # --- requests (accounts/ratelimits.py: django-ratelimit, windows of fixed length, every request counts) ---
+    # A login through the hub makes one token request (the code exchange); each hub session one more per
+    # OAUTH_ACCESS_TOKEN_SECONDS (a refresh grant). 600/m: a class of 200 logging in within one minute uses a third.
+    _k("OAUTH_TOKEN_RATE_LIMIT", "requests", "rate", "600/m", "Requests to the OAuth token endpoint per client and "
+       "per client address. The hub is ONE client, on 127.0.0.1, for every student: a login through it makes one "
+       "request, so keep this at least three times the most logins you expect in a minute."),
+    _k("OAUTH_USERINFO_RATE_LIMIT", "requests", "rate", "60/m", "Requests to the userinfo endpoint per access token "
+       "(the hub asks once per user every HUB_AUTH_REFRESH_SECONDS and before each start of a server)."),
+    _k("PASSWORD_RESET_RATE_LIMIT", "requests", "rate", "3/h", "Reset mails per e-mail address and per account "
        "(every request counts, sent or not)."),
+    _k("PASSWORD_RESET_IP_RATE_LIMIT", "requests", "rate", "100/h", "Reset requests per client address (a class "
+       "behind one NAT address shares it)."),
+    _k("SET_PASSWORD_RATE_LIMIT", "requests", "rate", "10/10m", "Posts of the set-password page (a printed link or "
+       "a reset mail) per account; each valid one costs a password hash."),
+    _k("SET_PASSWORD_IP_RATE_LIMIT", "requests", "rate", "600/10m", "Posts of the set-password page per client "
+       "address: a class of 200 behind one NAT address setting passwords from their slips at once, a few tries each."),
+    _k("ADMIN_UPLOAD_RATE_LIMIT", "requests", "rate", "100/h", "Uploads per staff account: the roster import's "
+       "steps and the posts of the course material and assignment forms."),
+    _k("ANNOUNCEMENTS_RATE_LIMIT", "requests", "rate", "60/m", "Requests to /api/announcements/ per client address "
+       "(the hub reads it every 15 s from 127.0.0.1; nothing else needs it)."),
     # --- accounts ---
     _k("ADMIN_USERNAME", "accounts", "str", "cfps-admin", "Superuser created by `python manage.py bootstrap` "
        "('admin' itself is reserved)."),
@@ -151,6 +171,9 @@ KEYS: tuple[Key, ...] = (
     _k("SHARED_PC_IDLE_MINUTES", "accounts", "int", "15", "A login with 这是公共电脑 (a shared computer) ticked "
        "ends when the browser closes and after this many minutes without a request to the portal (at least 1); "
        "its hub session ends with it."),
+    # --- audit ---
+    _k("AUDIT_RETENTION_DAYS", "audit", "int", "365", "Days the record of who did what keeps an entry; the course "
+       "worker deletes older ones once a day (manage.py prune_audit does the same at once)."),
     # --- mail ---
     _k("EMAIL_URL", "mail", "url", "", "One URL: smtp://user:password@host:587?tls=1 (STARTTLS), "
        "smtps://user:password@host:465 (TLS), optional &timeout=10; %-encode @ or : in user or password. Or the "

@@ -23,7 +23,7 @@ try:
         MISSING_SECRETS = ["APP_DOMAIN_NAME"]
     else:
         MISSING_SECRETS = []
-    WEB, LIMITS, MAIL, ACCOUNTS = CONFIG.web, CONFIG.limits, CONFIG.mail, CONFIG.accounts
+    WEB, LIMITS, MAIL, ACCOUNTS, AUDIT = CONFIG.web, CONFIG.limits, CONFIG.mail, CONFIG.accounts, CONFIG.audit
     TOPOLOGY, HUB, DEPLOY = CONFIG.topology, CONFIG.hub, CONFIG.deploy
     DATABASES = {"default": database_config(WEB.database_url)}
 except EnvError as exc:
@@ -47,7 +47,7 @@ THIRD_PARTY_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
 ]
-LOCAL_APPS = ["accounts", "deploy", "staff", "course"]
+LOCAL_APPS = ["accounts", "deploy", "staff", "course", "audit"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "accounts.oauth.RefuseQueryCredentialsMiddleware",  # no token, code or secret in a URL under /o/
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.RequestContextMiddleware",  # who acts, from where: for what signals record (audit/records.py)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_otp.middleware.OTPMiddleware",  # whether the session gave a staff member's second factor
     "accounts.sessions.IdleSessionMiddleware",  # shared-PC and staff sessions end when idle
@@ -175,8 +176,30 @@ EMAIL_USE_TLS, EMAIL_USE_SSL, EMAIL_TIMEOUT = MAIL.use_tls, MAIL.use_ssl, MAIL.t
 DEFAULT_FROM_EMAIL = MAIL.default_from_email
 # Sign-up asks for an e-mail address (only used for password reset): optional, required or off.
 SIGNUP_EMAIL = ACCOUNTS.signup_email
-# Reset requests per e-mail address and per account (stops mail-bombing a student; accounts/password_reset.py).
+
+# --- Request limits where the risk is volume, not guesses (django-ratelimit; rules in accounts/ratelimits.py) ---
+# Every request counts, in windows of fixed length, in the same "default" cache as the guess counts. A cache that
+# does not answer lets requests through (the hub's logins must not stop with Redis): accounts/ratelimits.py.
+RATELIMIT_FAIL_OPEN = True
+RATELIMIT_CACHE_PREFIX = "cfps:rl:"
+# The token endpoint per client (the hub is one client for every student) and per client address.
+OAUTH_TOKEN_RATE_LIMIT = LIMITS.oauth_token_rate
+# The userinfo endpoint per access token.
+OAUTH_USERINFO_RATE_LIMIT = LIMITS.oauth_userinfo_rate
+# Reset requests per e-mail address and per account (stops mail-bombing a student), and per client address.
 PASSWORD_RESET_RATE_LIMIT = LIMITS.password_reset_rate
+PASSWORD_RESET_IP_RATE_LIMIT = LIMITS.password_reset_ip_rate
+# Posts of the set-password pages (a printed link, a reset mail) per account and per client address.
+SET_PASSWORD_RATE_LIMIT = LIMITS.set_password_rate
+SET_PASSWORD_IP_RATE_LIMIT = LIMITS.set_password_ip_rate
+# Uploads per staff account (roster import, course material and assignments).
+ADMIN_UPLOAD_RATE_LIMIT = LIMITS.admin_upload_rate
+# /api/announcements/ per client address.
+ANNOUNCEMENTS_RATE_LIMIT = LIMITS.announcements_rate
+
+# --- The record of who did what (audit/; superusers read it in the admin) ------------------------------------
+# Entries older than this are deleted once a day by the course worker (audit/retention.py).
+AUDIT_RETENTION_DAYS = AUDIT.retention_days
 
 LOGGING = {
     "version": 1,

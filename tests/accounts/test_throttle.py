@@ -375,16 +375,6 @@ def test_forged_forwarding_headers_straight_at_the_portal_do_not_reset_the_wrong
     assert codes == [HTTPStatus.OK] * 3 + [HTTPStatus.TOO_MANY_REQUESTS] * 3
 
 
-# --- every POST counts (limit_posts) ---------------------------------------------------------------------
-def test_limit_posts_counts_every_post_and_never_a_get(rf, settings, db):
-    from django.http import HttpResponse
-
-    settings.SOME_FORM_LIMIT = "2/h"
-    view = throttle.limit_posts("some-form", [(throttle.ip_key, "SOME_FORM_LIMIT")])(lambda request: HttpResponse())
-    assert [view(rf.post("/")).status_code for _ in range(3)] == [200, 200, 429]
-    assert view(rf.get("/")).status_code == 200
-
-
 # --- the shared cache: Redis, and when it is down ----------------------------------------------------------
 @pytest.fixture
 def own_redis(tmp_path, settings):

@@ -28,7 +28,18 @@ def test_chinese_catalogue_is_complete_and_valid():
 
 
 def test_no_source_string_is_missing_from_the_chinese_catalogue(tmp_path):
-    for folder in ("accounts", "portal", "deploy", "staff", "course", "userspace", "templates", "hubconfig", "locale"):
+    for folder in (
+        "accounts",
+        "audit",
+        "portal",
+        "deploy",
+        "staff",
+        "course",
+        "userspace",
+        "templates",
+        "hubconfig",
+        "locale",
+    ):
         if (REPO / folder).exists():
             shutil.copytree(
                 REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__", "*.mo", "node_modules")

@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts import roles, usernames
-from accounts.models import InviteCode, normalize_code
+from accounts.models import InviteCode, normalize_code, record_invites_made
 
 
 class Command(BaseCommand):
@@ -108,6 +108,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
     def ensure_invites(self, dry_run, verbose):
+        made = []
         for raw in settings.INVITE_CODES:
             code = normalize_code(raw)
             invite, created = InviteCode.objects.get_or_create(
@@ -119,8 +120,10 @@ class Command(BaseCommand):
                 except ValidationError as exc:
                     raise CommandError(f"INVITE_CODES entry {raw!r}: {' '.join(exc.messages)}") from None
                 self.stdout.write(self.style.SUCCESS(f"Invite code {code}: created."))
+                made.append(invite)
             else:
                 self.say(verbose, f"Invite code {code}: exists ({invite.use_count} used), unchanged.")
+        record_invites_made(made)
 
     def say(self, verbose, message):
         if verbose:

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import roles
-from accounts.models import InviteCode, generate_code, normalize_code
+from accounts.models import InviteCode, generate_code, normalize_code, record_invites_made
 
 MAX_COUNT = 1000
 
@@ -59,6 +59,7 @@ class Command(BaseCommand):
             invites = [
                 self.make(code, max_uses, expires_at, team, options["note"], first=(i == 0)) for i in range(count)
             ]
+            record_invites_made(invites)
         if options["verbosity"] >= 1:
             limit = "unlimited uses" if max_uses is None else f"{max_uses} use(s) each"
             until = f"until {expires}" if expires else "no expiry"

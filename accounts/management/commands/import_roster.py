@@ -85,4 +85,5 @@ class Command(BaseCommand):
                 write_links(links, report.link_users)
             except OSError as exc:
                 raise CommandError(f"cannot write {links}: {exc.strerror}") from None
+            setpassword.record_links_issued(report.link_users)
             self.stdout.write(f"Wrote {len(report.link_users)} set-password link(s) to {links}.")
