@@ -15,9 +15,9 @@ Rules:
 - Scheduling: a job runs from its `run_at` on (a hand-out at a set time, the collection at the due time); the
   worker looks every `interval` seconds (1 by default), so a collection starts within that of the due time.
 - Order: the highest priority first (a student's 提交, then collections, then hand-outs), then the earliest.
-- Batches: with the first item of a hand-out or of a due-time collection, the worker takes up to
-  COURSE_HELPER_BATCH - 1 more of the same job and does them one after another while one helper container
-  serves all their homes (userspace/homes.py Homes.batch). An item counts as started (its `attempts`) only when
+- Batches: with the first item of a hand-out or of a due-time collection whose homes are reached through helper
+  containers, the worker takes up to COURSE_HELPER_BATCH - 1 more of the same job and does them one after another
+  while one helper container serves all their homes (userspace/homes.py Homes.batch). An item counts as started (its `attempts`) only when
   its turn comes, so a batch cut short by a crash charges only the item it was on; on SIGTERM, or when the engine
   goes away, the items whose turn has not come are put back at once.
 - Homes that did not exist: every WAITING_CHECK seconds, waiting items whose home exists now are done.
@@ -195,8 +195,8 @@ class CourseWorker:
 
     def _claim_more(self, first: JobItem, now) -> list[JobItem]:
         size = getattr(self.homes, "batch_size", 1)
-        if size < 2 or first.job.kind not in BATCHED:
-            return []
+        if size < 2 or first.job.kind not in BATCHED or self.homes.direct(self.homes.home(first.username)):
+            return []  # homes this process opens itself gain nothing from a batch
         more = list(
             JobItem.objects.filter(job_id=first.job_id, status=JobItem.Status.PENDING)
             .order_by("pk")

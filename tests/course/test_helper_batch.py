@@ -30,22 +30,27 @@ def sha(data: bytes) -> str:
 def local_helper(tmp_path, monkeypatch):
     """Homes reached "through a helper", whose batch helper is `homefiles.py serve` as a local process over
     tmp/homes/<n> (what the container sees as /homes/<n>) and tmp/src (its /src)."""
-    root = tmp_path / "homes"
     source = tmp_path / "src"
     source.mkdir()
     started = []
 
+    class Root:
+        """tmp/<helper's name>/: what the latest helper sees as /homes (its homes at /homes/<n>)."""
+
+        def __truediv__(self, n):
+            return tmp_path / started[-1] / n
+
     def command(self, name, members, src):
         # The container would mount each home at /homes/<n>; here the homes are those folders themselves.
         for n in range(len(members)):
-            (root / str(n)).mkdir(parents=True, exist_ok=True)
+            (tmp_path / name / str(n)).mkdir(parents=True)
         started.append(name)
-        return [sys.executable, "-I", str(homefiles.__file__), "serve", str(root), str(src or source)]
+        return [sys.executable, "-I", str(homefiles.__file__), "serve", str(tmp_path / name), str(src or source)]
 
     monkeypatch.setattr(homes.Homes, "_batch_command", command)
     helper = homes.Homes(Config(Env({"SPAWNER": "local", "COURSE_HOME_ACCESS": "container"})))
     monkeypatch.setattr(helper, "ready", lambda members, now=None: {home.username for home in members})
-    return helper, root, source, started
+    return helper, Root(), source, started
 
 
 def members(names) -> list[homes.Home]:
@@ -131,6 +136,18 @@ def test_after_a_helper_died_between_requests_the_next_home_gets_a_helper_of_its
             helper.deliver(batch[0], "course/x", source, {"a.txt": sha(b"a")}, {})
 
 
+def test_homes_this_process_opens_itself_are_not_batched(make_student, group, homes):
+    from course import worker
+    from course.jobs import expand
+    from tests.course.test_jobs import material
+
+    for n in range(3):
+        make_student(f"stu{n}")
+    job = material(group, {"week2.ipynb": b"v1"}).jobs.get()
+    expand(job)
+    assert len(worker.CourseWorker(homes, interval=0.05).claim(job.run_at)) == 1  # local homes, opened directly
+
+
 def test_a_batch_mounts_only_homes_that_exist(local_helper, monkeypatch):
     helper, _root, source, started = local_helper
     monkeypatch.setattr(helper, "ready", lambda members, now=None: {"ann"})
@@ -141,14 +158,14 @@ def test_a_batch_mounts_only_homes_that_exist(local_helper, monkeypatch):
 
 # --- the worker's batches ---------------------------------------------------------------------------------------
 def test_the_worker_does_a_hand_out_in_batches_and_puts_back_what_it_did_not_reach(
-    make_student, make_home, group, homes, monkeypatch
+    make_student, group, local_helper, course_var, monkeypatch
 ):
     from course import worker
     from tests.course.test_jobs import material
 
+    homes, _root, _source, started = local_helper
     for n in range(5):
         make_student(f"stu{n}")
-        make_home(f"stu{n}")
     handout = material(group, {"week2.ipynb": b"v1"})
     job = handout.jobs.get()
     from course.jobs import expand
@@ -167,6 +184,7 @@ def test_the_worker_does_a_hand_out_in_batches_and_puts_back_what_it_did_not_rea
 
     monkeypatch.setattr(w, "run_item", run_item)
     assert w.step()
+    assert len(started) == 1  # the five homes, one helper
     items = {i.username: i for i in job.items.all()}
     assert ran == ["stu0", "stu1"]
     assert {n for n, i in items.items() if i.status == JobItem.Status.DONE} == {"stu0", "stu1"}
@@ -178,14 +196,14 @@ def test_the_worker_does_a_hand_out_in_batches_and_puts_back_what_it_did_not_rea
     assert all(i.attempts == 1 for i in job.items.all())
 
 
-def test_a_crash_in_a_batch_charges_only_the_item_it_was_on(make_student, make_home, group, homes):
+def test_a_crash_in_a_batch_charges_only_the_item_it_was_on(make_student, group, local_helper, course_var):
     from course import worker
     from course.jobs import expand
     from tests.course.test_jobs import material
 
+    homes = local_helper[0]
     for n in range(4):
         make_student(f"stu{n}")
-        make_home(f"stu{n}")
     job = material(group, {"week2.ipynb": b"v1"}).jobs.get()
     expand(job)
     w = worker.CourseWorker(homes, interval=0.05)
@@ -199,7 +217,7 @@ def test_a_crash_in_a_batch_charges_only_the_item_it_was_on(make_student, make_h
     assert set(job.items.values_list("status", flat=True)) == {JobItem.Status.PENDING}
 
 
-def test_a_return_is_not_batched(make_student, make_home, group, homes, staff):
+def test_a_return_is_not_batched(make_student, group, local_helper, course_var, staff):
     """Each student's returned files are a bundle of their own: no one helper can serve them."""
     import io
 
@@ -210,6 +228,6 @@ def test_a_return_is_not_batched(make_student, make_home, group, homes, staff):
     hw = assignment(group)
     folders = bundles.from_zip_folders(io.BytesIO(zip_of({f"stu{n}/a.txt": b"x" for n in range(3)})))
     job = jobs.return_feedback(hw, by=staff, files={s: folders[s.username] for s in students})
-    w = worker.CourseWorker(homes, interval=0.05)
+    w = worker.CourseWorker(local_helper[0], interval=0.05)
     claimed = w.claim(job.run_at)
     assert [item.job_id for item in claimed] == [job.pk]
