@@ -148,7 +148,10 @@ class CourseWorker:
         recover(me=self.name)
         for partial in settings.COURSE.handins_dir.glob("*/.partial-*"):
             shutil.rmtree(partial, ignore_errors=True)
-        log.info("Course worker %s started (%s homes, access %s)", self.name, self.homes.spawner, self.homes.access)
+        log.info(
+            "Course worker %s started (%s homes, access %s, up to %d homes a helper container)",
+            self.name, self.homes.spawner, self.homes.access, getattr(self.homes, "batch_size", 1),
+        )  # fmt: skip
 
     def beat(self, force: bool = False) -> None:
         if force or time.monotonic() - self.last_beat >= HEARTBEAT:
