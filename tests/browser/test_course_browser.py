@@ -252,7 +252,7 @@ def test_a_teacher_grades_from_the_table_and_a_csv_returns_files_and_the_student
     screenshot(page, "table")
 
     # The notebook, read-only.
-    with page.expect_popup() as opened:
+    with page.expect_popup(timeout=60_000) as opened:  # the first preview of a process imports nbconvert
         table.locator('tr[data-username="ann"]').get_by_role("link", name="hw1.ipynb").click()
     preview = opened.value
     expect(preview.locator("h1")).to_contain_text("作业一：收入分析")

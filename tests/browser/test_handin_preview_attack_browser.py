@@ -128,7 +128,7 @@ def test_a_hand_in_notebook_runs_nothing_in_the_teachers_browser_and_cannot_reac
     log_in(page, live_portal, "laoshi", PASSWORD)
     page.goto(live_portal.url(f"/admin/course/assignment/{handed_in}/students/"))
     expect(page.locator("#handins-table")).to_contain_text("mallory")
-    with page.expect_popup() as opened:
+    with page.expect_popup(timeout=60_000) as opened:  # the first preview of a process imports nbconvert
         page.get_by_role("link", name="hw1.ipynb").click()
     preview = opened.value
     preview.wait_for_load_state()
