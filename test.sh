@@ -16,6 +16,8 @@ ensure_apt_packages nginx iptables iproute2 systemd openssl
 # conflicts with docker.io), and debootstrap for the offline image build.
 command -v dockerd >/dev/null 2>&1 || ensure_apt_packages docker.io
 ensure_apt_packages debootstrap
+# Hand-ins downloaded as one zip are opened by Debian's unzip too (tests/course), as a teacher's unzip would.
+ensure_apt_packages unzip
 # The docs' diagrams (docs/, sphinx.ext.graphviz draws them with dot).
 ensure_apt_packages graphviz
 ensure_venv

@@ -98,7 +98,10 @@ class Report:
 
 def decode(data: bytes) -> str:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise RosterError(_("The file is neither UTF-8 nor GB18030 text. Save it from Excel as CSV.")) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

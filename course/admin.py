@@ -2,8 +2,10 @@
 job with its per-student results, see hand-ins and grades. The richer staff pages build on these."""
 
 from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -86,11 +88,29 @@ class MaterialAdmin(HandoutAdmin):
 @admin.register(Assignment)
 class AssignmentAdmin(HandoutAdmin):
     form = AssignmentForm
-    list_display = ("title", "home_path", "group_names", "release_at", "due_at", "late_policy", "handed_in", "progress")
+    list_display = (
+        "title", "home_path", "group_names", "release_at", "due_at", "late_policy", "handed_in", "progress", "table",
+    )  # fmt: skip
+    change_form_template = "admin/course/assignment/change_form.html"
 
-    @admin.display(description=_("handed in"))
+    def get_urls(self):
+        from course.admin_views import assignment_urls
+
+        return assignment_urls(self.admin_site) + super().get_urls()
+
+    def get_queryset(self, request):
+        done = Count("submissions__student", filter=Q(submissions__status=Submission.Status.DONE), distinct=True)
+        return super().get_queryset(request).annotate(handed_in_count=done)
+
+    @admin.display(description=_("handed in"), ordering="handed_in_count")
     def handed_in(self, obj):
-        return len(obj.latest_submissions())
+        return obj.handed_in_count
+
+    @admin.display(description=_("students"))
+    def table(self, obj):
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:course_assignment_students", args=[obj.pk]), _("Hand-ins and scores")
+        )
 
 
 def job_progress(job: Job) -> str:

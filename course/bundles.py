@@ -202,11 +202,35 @@ def from_zip(fileobj, name: str = "") -> Bundle:
         return _build(name or "zip", _fill_from(archive, members))
 
 
-def from_zip_folders(fileobj, name: str = "") -> dict[str, Bundle]:
-    """A zip with one folder per student (returned feedback: `<folder>/<files>`): {folder name: its Bundle}.
-    Files at the top level, outside any folder, are refused."""
+def zip_folders(fileobj) -> dict[str, set[str]]:
+    """What is at the top of a zip, read from its table of contents (checked as above) and nothing stored:
+    {top folder: the folders inside it}; files at the top are listed under "" (a feedback zip's folders are
+    matched to students with this before anything is written)."""
     archive, members = _zip_members(fileobj)
     with archive:
+        tops: dict[str, set[str]] = {}
+        for rel, _info in members:
+            top, _, rest = rel.partition("/")
+            if not rest:
+                tops.setdefault("", set()).add(top)
+            else:
+                tops.setdefault(top, set())
+                if "/" in rest:
+                    tops[top].add(rest.split("/", 1)[0])
+        return tops
+
+
+def from_zip_folders(fileobj, name: str = "", inside: str = "") -> dict[str, Bundle]:
+    """A zip with one folder per student (returned feedback: `<folder>/<files>`, or `<inside>/<folder>/<files>`
+    when everything is in the one folder `inside`): {folder name: its Bundle}. Files outside any student's
+    folder are refused."""
+    archive, members = _zip_members(fileobj)
+    with archive:
+        if inside:
+            outside = [rel for rel, _info in members if not rel.startswith(inside + "/")]
+            if outside:
+                raise ValidationError(_("%(name)s is not inside a student's folder.") % {"name": outside[0]})
+            members = [(rel[len(inside) + 1 :], info) for rel, info in members]
         by_folder: dict[str, list] = {}
         for rel, info in members:
             if "/" not in rel:

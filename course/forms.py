@@ -90,3 +90,96 @@ class AssignmentForm(HandoutForm):
             "late_until", "size_limit_mb",
         )  # fmt: skip
         labels = {"release_at": _("opens at")}
+
+
+# --- staff's forms of an assignment: scores from a CSV, returned files ----------------------------------------
+MAX_SCORES_BYTES = 1024 * 1024
+
+
+class ScoresUploadForm(forms.Form):
+    file = forms.FileField(
+        label=_("Scores file"),
+        help_text=_(
+            "CSV with a header row: 学号, 分数, 评语 (姓名 may be there too). UTF-8 or GB18030 (Excel's CSV) both work."
+        ),
+    )
+
+    def clean_file(self):
+        from accounts.roster import RosterError, decode
+        from course.grades import parse_scores
+
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_SCORES_BYTES:
+            raise ValidationError(_("The file is larger than 1 MB; is it really a list of scores?"))
+        try:
+            self.text = decode(upload.read())
+            self.rows = parse_scores(self.text)
+        except RosterError as exc:
+            raise ValidationError(str(exc)) from None
+        return upload
+
+
+class ScoresConfirmForm(forms.Form):
+    """The previewed file travels back as text, so what is saved is exactly what staff saw."""
+
+    text = forms.CharField(widget=forms.HiddenInput, strip=False)
+
+    def clean_text(self):
+        from accounts.roster import RosterError
+        from course.grades import parse_scores
+
+        try:
+            self.rows = parse_scores(self.cleaned_data["text"])
+        except RosterError as exc:
+            raise ValidationError(str(exc)) from None
+        return self.cleaned_data["text"]
+
+
+class ReturnForm(forms.Form):
+    """Return an assignment: scores and comments become visible; files from a zip go into each student's
+    `feedback/` folder. The zip's folders are matched to students before anything is stored."""
+
+    file = forms.FileField(
+        label=_("Annotated files (zip, optional)"),
+        required=False,
+        help_text=_(
+            "One folder per student, named as in the zip of hand-ins (学号_姓名); each folder's files go into "
+            "that student's feedback folder."
+        ),
+    )
+
+    def __init__(self, *args, assignment=None, students=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.assignment = assignment
+        self.students = students
+        self.files_by_student: dict = {}
+
+    def clean_file(self):
+        from course.handins import match_folders
+
+        upload = self.cleaned_data.get("file")
+        if not upload:
+            return upload
+        if not upload.name.lower().endswith(".zip"):
+            raise ValidationError(_("Upload a zip file."))
+        tops = bundles.zip_folders(upload)
+        upload.seek(0)
+        inside, matched = match_folders(tops, self.students)
+        self.matched, self.inside = matched, inside
+        return upload
+
+    def clean(self):
+        cleaned = super().clean()
+        upload = cleaned.get("file")
+        graded = self.assignment.grades.exclude(score__isnull=True, comment="").exists()
+        if not self.errors and not upload and not graded:
+            raise ValidationError(_("Nothing to return yet: enter scores or comments, or upload annotated files."))
+        if self.errors or not upload:
+            return cleaned
+        try:
+            stored = bundles.from_zip_folders(upload, upload.name, inside=self.inside)
+        except ValidationError as error:
+            self.add_error("file", error)
+            return cleaned
+        self.files_by_student = {self.matched[folder]: bundle for folder, bundle in stored.items()}
+        return cleaned

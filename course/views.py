@@ -1,6 +1,9 @@
 """The students' course page: their material and assignments, the 提交 button, their hand-ins and what staff
 returned. Thin views: the rules are in course/models.py and course/jobs.py."""
 
+from urllib.parse import quote
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,6 +22,7 @@ def _entries(user):
         Handout.objects.for_student(user).released(now).select_related("assignment").order_by("-release_at")
     )
     paths = [h.home_path for h in handouts]
+    paths += [f"{h.home_path}/feedback" for h in handouts if h.kind == Handout.Kind.ASSIGNMENT]
     deliveries = {d.path: d for d in Delivery.objects.filter(student=user, path__in=paths).select_related("version")}
     waiting = set(
         JobItem.objects.filter(student=user, status=JobItem.Status.WAITING, job__handout__in=handouts).values_list(
@@ -45,9 +49,30 @@ def _entries(user):
                 latest=mine[0] if mine else None,
                 counting=next((s for s in mine if s.status == Submission.Status.DONE), None),
                 grade=grades.get(handout.pk),
+                feedback=_feedback(handout, grades.get(handout.pk), deliveries.get(f"{handout.home_path}/feedback")),
             )
         entries.append(entry)
     return entries
+
+
+def lab_link(path: str) -> str:
+    """A link that opens `path` of the student's home in their JupyterLab (the hub's user-redirect: their own
+    server, on their own host, started if it is not running)."""
+    return f"{settings.JUPYTERHUB_URL}hub/user-redirect/lab/tree/{quote(path)}"
+
+
+def _feedback(handout, grade, delivery) -> list[dict]:
+    """The returned files: each with where it is in the home (beside the student's own file when they had one of
+    that name) and a link that opens it in JupyterLab."""
+    if grade is None or not grade.feedback:
+        return []
+    folder = f"{handout.home_path}/feedback"
+    beside = {b["file"]: b["new"] for b in (delivery.beside if delivery else [])}
+    files = []
+    for name in grade.feedback:
+        path = beside.get(f"{folder}/{name}", f"{folder}/{name}")
+        files.append({"name": name, "path": path, "beside": path != f"{folder}/{name}", "url": lab_link(path)})
+    return files
 
 
 @login_required

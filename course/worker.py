@@ -15,6 +15,11 @@ Rules:
 - Scheduling: a job runs from its `run_at` on (a hand-out at a set time, the collection at the due time); the
   worker looks every `interval` seconds (1 by default), so a collection starts within that of the due time.
 - Order: the highest priority first (a student's 提交, then collections, then hand-outs), then the earliest.
+- Batches: with the first item of a hand-out or of a due-time collection whose homes are reached through helper
+  containers, the worker takes up to COURSE_HELPER_BATCH - 1 more of the same job and does them one after another
+  while one helper container serves all their homes (userspace/homes.py Homes.batch). An item counts as started (its `attempts`) only when
+  its turn comes, so a batch cut short by a crash charges only the item it was on; on SIGTERM, or when the engine
+  goes away, the items whose turn has not come are put back at once.
 - Homes that did not exist: every WAITING_CHECK seconds, waiting items whose home exists now are done.
 - An engine that does not answer leaves the item to do, pauses the work for ENGINE_PAUSE seconds and says so
   on the job; the job's message goes once an item of it runs again.
@@ -34,6 +39,7 @@ import signal
 import socket
 import time
 import uuid
+from contextlib import nullcontext
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
@@ -54,6 +60,7 @@ ENGINE_PAUSE = 30
 MAX_ATTEMPTS = 3
 DATABASE_PAUSE = 5
 HOUSEKEEPING = 24 * 3600
+BATCHED = (Job.Kind.HAND_OUT, Job.Kind.AUTO_COLLECT)  # one job, many homes, the same files or folder
 
 
 def worker_name() -> str:
@@ -148,7 +155,10 @@ class CourseWorker:
         recover(me=self.name)
         for partial in settings.COURSE.handins_dir.glob("*/.partial-*"):
             shutil.rmtree(partial, ignore_errors=True)
-        log.info("Course worker %s started (%s homes, access %s)", self.name, self.homes.spawner, self.homes.access)
+        log.info(
+            "Course worker %s started (%s homes, access %s, up to %d homes a helper container)",
+            self.name, self.homes.spawner, self.homes.access, getattr(self.homes, "batch_size", 1),
+        )  # fmt: skip
 
     def beat(self, force: bool = False) -> None:
         if force or time.monotonic() - self.last_beat >= HEARTBEAT:
@@ -185,13 +195,14 @@ class CourseWorker:
         if time.monotonic() - self.last_waiting_check >= WAITING_CHECK:
             self.last_waiting_check = time.monotonic()
             self.wake_waiting()
-        item = self.claim(now)
-        if item is None:
+        items = self.claim(now)
+        if not items:
             return False
-        self.run_item(item)
+        self.run_batch(items)
         return True
 
-    def claim(self, now) -> JobItem | None:
+    def claim(self, now) -> list[JobItem]:
+        """The next item to do, and, for a job whose items may share a helper, more of the same job (module rules)."""
         candidates = (
             JobItem.objects.filter(status=JobItem.Status.PENDING, job__expanded=True, job__run_at__lte=now)
             .exclude(job__status=Job.Status.CANCELLED)
@@ -203,8 +214,57 @@ class CourseWorker:
                 status=JobItem.Status.RUNNING, worker=self.name, started_at=now, attempts=F("attempts") + 1
             )
             if taken:
-                return JobItem.objects.select_related("job", "student", "submission", "bundle").get(pk=pk)
-        return None
+                first = JobItem.objects.select_related("job", "job__version__bundle", "student", "submission",
+                                                       "bundle").get(pk=pk)  # fmt: skip
+                return [first, *self._claim_more(first, now)]
+        return []
+
+    def _claim_more(self, first: JobItem, now) -> list[JobItem]:
+        size = getattr(self.homes, "batch_size", 1)
+        if size < 2 or first.job.kind not in BATCHED or self.homes.direct(self.homes.home(first.username)):
+            return []  # homes this process opens itself gain nothing from a batch
+        more = list(
+            JobItem.objects.filter(job_id=first.job_id, status=JobItem.Status.PENDING)
+            .order_by("pk")
+            .values_list("pk", flat=True)[: size - 1]
+        )
+        if not more:
+            return []
+        JobItem.objects.filter(pk__in=more, status=JobItem.Status.PENDING).update(
+            status=JobItem.Status.RUNNING, worker=self.name, started_at=now
+        )
+        return list(
+            JobItem.objects.filter(pk__in=more, status=JobItem.Status.RUNNING, worker=self.name)
+            .select_related("job", "student", "submission", "bundle")
+            .order_by("pk")
+        )
+
+    def release(self, items: list[JobItem]) -> None:
+        """Put back the claimed items whose turn has not come."""
+        JobItem.objects.filter(
+            pk__in=[item.pk for item in items], status=JobItem.Status.RUNNING, worker=self.name
+        ).update(status=JobItem.Status.PENDING, worker="", started_at=None)
+
+    def run_batch(self, items: list[JobItem]) -> None:
+        job = items[0].job
+        source = job.version.bundle.path if job.kind == Job.Kind.HAND_OUT and job.version_id else None
+        homes = [self.homes.home(item.username) for item in items if item.student_id]
+        done = 0
+        try:
+            with self.homes.batch(homes, source) if len(items) > 1 else nullcontext():
+                for done, item in enumerate(items):
+                    if self.stopping or time.monotonic() < self.paused_until:
+                        break
+                    if done:
+                        self.beat()
+                        JobItem.objects.filter(pk=item.pk).update(attempts=F("attempts") + 1)
+                    self.run_item(item)
+                else:
+                    done = len(items)
+        except EngineAway as away:  # the batch's homes could not even be listed
+            self.pause(job, away)
+        finally:
+            self.release(items[done:])
 
     def run_item(self, item: JobItem) -> None:
         job = item.job
@@ -213,12 +273,7 @@ class CourseWorker:
         try:
             jobs.run_item(item, self.homes)
         except EngineAway as away:
-            self.paused_until = time.monotonic() + ENGINE_PAUSE
-            message = note(
-                N_("Paused: %(reason)s. Trying again every %(seconds)d s."), reason=str(away), seconds=ENGINE_PAUSE
-            )
-            Job.objects.filter(pk=job.pk).update(message=message)
-            log.warning("Job %s paused: %s", job.pk, away)
+            self.pause(job, away)
             return
         except Exception:
             # A bug, not a student's problem: this item fails with it, the others go on.
@@ -233,6 +288,14 @@ class CourseWorker:
             return
         item.refresh_from_db(fields=["status", "message"])
         log.info("Job %s, %s: %s %s", job.pk, item.username, item.status, show(item.message))
+
+    def pause(self, job: Job, away: EngineAway) -> None:
+        self.paused_until = time.monotonic() + ENGINE_PAUSE
+        message = note(
+            N_("Paused: %(reason)s. Trying again every %(seconds)d s."), reason=str(away), seconds=ENGINE_PAUSE
+        )
+        Job.objects.filter(pk=job.pk).update(message=message)
+        log.warning("Job %s paused: %s", job.pk, away)
 
     def wake_waiting(self) -> int:
         waiting = jobs.waiting_students()

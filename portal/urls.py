@@ -6,6 +6,7 @@ from oauth2_provider import views as oauth2_views
 
 from accounts import oauth, otp_views, password_reset, ratelimits, views
 from accounts.password_views import SetPasswordView
+from course import admin_views as course_admin
 from staff import views as staff_views
 
 # Only what an authorization-code + OIDC provider needs. DOT's self-service application pages, device flow
@@ -49,6 +50,9 @@ urlpatterns = [
     path("admin/login/", views.admin_login, name="admin_login"),
     path("admin/usage/", staff_views.usage, name="staff_usage"),
     path("admin/usage/stop/", staff_views.stop_server, name="staff_stop_server"),
+    path("admin/classes/", course_admin.overview_index, name="course_overview_index"),
+    path("admin/classes/<int:group_pk>/", course_admin.overview_page, name="course_overview"),
+    path("admin/classes/<int:group_pk>/grades.csv", course_admin.grades_export, name="course_grades_export"),
     path("admin/", admin.site.urls),
     path("api/announcements/", staff_views.announcements_json, name="announcements_json"),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -129,6 +129,15 @@ def snapshot() -> Snapshot:
     return result
 
 
+def servers() -> tuple[dict[str, HubUser] | None, str]:
+    """The hub's users alone, with the same deadline as `snapshot`: (users, "") or (None, the problem)."""
+    future = _POOL.submit(hub_users)
+    try:
+        return future.result(timeout=HUB_TIMEOUT + 0.2), ""
+    except (concurrent.futures.TimeoutError, urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        return None, _problem(exc, "the user list")
+
+
 SORTS = {
     "username": lambda row: row["user"].username,
     "last_login": lambda row: row["user"].last_login,

@@ -3,7 +3,8 @@ folder, both through open folders and never through a path a student could bend.
 
 Standard library only and nothing else from this repository: the same file runs in the course worker and,
 as `python3 homefiles.py deliver|collect` with a JSON request on stdin, inside a short helper container of
-the notebook image that mounts the home (userspace/homes.py decides which).
+the notebook image that mounts the home, or as `python3 homefiles.py serve` in one that mounts the homes of a
+batch and answers one request after another (userspace/homes.py decides which).
 
 Merge rules of a delivery (nbgitpuller's model). The worker remembers, per student and file name, the hash of
 what it last wrote under that name (`remembered`, kept in the portal's database: a student cannot forge it).
@@ -471,10 +472,84 @@ def _list(dir_fd: int, prefix: str, depth: int, listing: list, skipped: list, ma
 # --- in a helper container: `python3 homefiles.py deliver|collect`, the request as JSON on stdin -------------------
 CONTAINER_HOME = "/home/jovyan"
 CONTAINER_SOURCE = "/src"
+CONTAINER_HOMES = "/homes"  # `serve`: the homes of a batch, /homes/0, /homes/1, ...
 EXIT_HOME_ERROR = 3
 
 
+class FrameWriter(io.RawIOBase):
+    """Bytes as frames (`<length in hex>\n<bytes>`, then `0\n` at the end): a copy's tar stream inside `serve`'s
+    answers, so the reader knows where it ends whatever the tar's own padding."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        if data:
+            self.out.write(b"%x\n" % len(data))
+            self.out.write(bytes(data))
+        return len(data)
+
+    def end(self) -> None:
+        self.out.write(b"0\n")
+        self.out.flush()
+
+
+def _answer(out, message: dict) -> None:
+    out.write(json.dumps(message, ensure_ascii=False).encode() + b"\n")
+    out.flush()
+
+
+def serve(root: str, stdin, stdout, source: str = CONTAINER_SOURCE) -> int:
+    """`homefiles.py serve`: one helper for the homes of a batch (mounted at `root`/0, /1, ...), one request per line
+    on stdin, until it closes. {"op": "deliver", "home": i, "dest", "files", "remembered"} is answered by one line,
+    {"result": ...} or {"error": ...}; {"op": "collect", "home": i, "folder", "max_bytes", "max_files"} by the line
+    {"stream": true}, the copy as a framed tar stream (TarSink's, see FrameWriter), then {"done": true} or
+    {"error": ...}. A home that fails is answered so; the next request is served all the same."""
+    for line in stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        try:
+            home = open_home(f"{root}/{int(request['home'])}")
+        except HomeError as error:
+            _answer(stdout, {"error": error.as_dict()})
+            continue
+        try:
+            if request["op"] == "deliver":
+                try:
+                    result = deliver(home, request["dest"], Path(source), request["files"], request["remembered"])
+                except HomeError as error:
+                    _answer(stdout, {"error": error.as_dict()})
+                else:
+                    _answer(stdout, {"result": result})
+            elif request["op"] == "collect":
+                _answer(stdout, {"stream": True})
+                frames = FrameWriter(stdout)
+                sink = TarSink(frames)
+                try:
+                    summary = collect(home, request["folder"], sink, request["max_bytes"], request["max_files"])
+                    sink.finish({"skipped": summary["skipped"]})
+                except HomeError as error:
+                    frames.end()
+                    _answer(stdout, {"error": error.as_dict()})
+                else:
+                    frames.end()
+                    _answer(stdout, {"done": True})
+            else:
+                _answer(stdout, {"error": {"code": "helper", "message": f"unknown operation {request['op']!r}"}})
+        finally:
+            os.close(home)
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[1:2] == ["serve"]:
+        root = argv[2] if len(argv) > 2 else CONTAINER_HOMES
+        source = argv[3] if len(argv) > 3 else CONTAINER_SOURCE
+        return serve(root, sys.stdin.buffer, sys.stdout.buffer, source)
     request = json.loads(sys.stdin.buffer.read() or b"{}")
     home = open_home(CONTAINER_HOME)
     try:
@@ -497,7 +572,7 @@ def main(argv: list[str]) -> int:
             return 0
     finally:
         os.close(home)
-    print("usage: homefiles.py deliver|collect < request.json", file=sys.stderr)
+    print("usage: homefiles.py deliver|collect < request.json, or homefiles.py serve [root [source]]", file=sys.stderr)
     return 2
 
 

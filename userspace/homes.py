@@ -27,18 +27,28 @@ Access (COURSE_HOME_ACCESS, portal/config/course.py):
   volumes are always reached this way: their folders (/var/lib/docker/volumes, 0700 root) are root's
   alone, and the worker runs, like the hub, as the service user in the docker group, never as root.
   About 0.3 s per home on a 2-core machine.
+- a batch (`Homes.batch`, COURSE_HELPER_BATCH homes, for a hand-out or a due-time collection of many students):
+  one helper container, with the same limits, mounts every home of the batch at /homes/<n> and runs
+  `homefiles.py serve`, answering the worker's requests for those homes one after another; the container's
+  start, most of a helper's cost, is paid once per batch (tests/bench/course.py). Only homes that exist are
+  mounted (a mount would make a missing volume). A request the helper cannot answer ends the batch: that home
+  fails as a helper of its own would, and the rest of the batch gets helpers of their own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +104,8 @@ class Homes:
         self.spawner = spawner or choose_spawner(config)[0]
         self.swarm = config.swarm.volumes if self.spawner == "swarm" else None
         self.docker = shutil.which("docker") or "docker"
+        self.batch_size = config.course.helper_batch
+        self._session: _Session | None = None
 
     # --- where ----------------------------------------------------------------------------------------------
     def home(self, username: str) -> Home:
@@ -151,6 +163,12 @@ class Homes:
                 return homefiles.deliver(fd, dest, source, files, remembered, owner=self.owner())
             finally:
                 os.close(fd)
+        if self._session is not None and self._session.serves(home, source):
+            try:
+                return self._session.deliver(home, dest, files, remembered)
+            except _SessionEnded:
+                self._end_session()
+                raise
         request = {"dest": dest, "files": files, "remembered": remembered}
         result = self._helper(home, "deliver", request, source=source)
         try:
@@ -172,27 +190,68 @@ class Homes:
             finally:
                 os.close(fd)
         request = {"folder": folder, "max_bytes": max_bytes, "max_files": max_files}
+        if self._session is not None and self._session.serves(home, None):
+            try:
+                return self._session.collect(home, request, target, max_bytes, max_files)
+            except _SessionEnded:
+                self._end_session()
+                raise
         return self._helper_collect(home, request, target, max_bytes, max_files)
+
+    # --- a batch ------------------------------------------------------------------------------------------
+    @contextmanager
+    def batch(self, homes: list[Home], source: Path | None = None):
+        """Serve the requests for `homes` (and `source`, a hand-out's files) from one helper container while
+        the block runs (module docstring); without one when there is nothing to gain."""
+        helped = [home for home in homes if not self.direct(home)]
+        if self.batch_size < 2 or len(helped) < 2 or self._session is not None:
+            yield self
+            return
+        ready = self.ready(helped)
+        members = [home for home in helped if home.username in ready]
+        if len(members) < 2:
+            yield self
+            return
+        self._session = _Session(self, members, source)
+        try:
+            yield self
+        finally:
+            self._end_session()
+
+    def _end_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
 
     # --- the helper container -----------------------------------------------------------------------------
     def helper_name(self, home: Home) -> str:
         tag = home.volume or hashlib.sha256(str(home.folder).encode()).hexdigest()[:16]
         return HELPER_PREFIX + tag
 
-    def _helper_command(self, home: Home, op: str, source: Path | None) -> list[str]:
+    @staticmethod
+    def _mount(home: Home, where: str) -> str:
         if home.volume:
-            mount = f"type=volume,src={home.volume},dst={ct.HOME}"
-        else:
-            mount = f"type=bind,src={home.folder},dst={ct.HOME}"
+            return f"type=volume,src={home.volume},dst={where}"
+        return f"type=bind,src={home.folder},dst={where}"
+
+    def _command(self, name: str, mounts: list[str], source: Path | None, args: list[str]) -> list[str]:
         command = [
-            self.docker, "run", "--rm", "-i", "--name", self.helper_name(home), "--label", HELPER_LABEL,
+            self.docker, "run", "--rm", "-i", "--name", name, "--label", HELPER_LABEL,
             "--network", "none", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--user", f"{ct.NOTEBOOK_UID}:{ct.NOTEBOOK_GID}", "--pids-limit", HELPER_PIDS, "--memory", HELPER_MEMORY,
-            "--mount", mount, "--mount", f"type=bind,src={HOMEFILES},dst={IN_CONTAINER},readonly",
+            *(part for mount in mounts for part in ("--mount", mount)),
+            "--mount", f"type=bind,src={HOMEFILES},dst={IN_CONTAINER},readonly",
         ]  # fmt: skip
         if source is not None:
             command += ["--mount", f"type=bind,src={Path(source).resolve()},dst={homefiles.CONTAINER_SOURCE},readonly"]
-        return [*command, "--entrypoint", "python3", self.containers.image, "-I", IN_CONTAINER, op]
+        return [*command, "--entrypoint", "python3", self.containers.image, "-I", IN_CONTAINER, *args]
+
+    def _helper_command(self, home: Home, op: str, source: Path | None) -> list[str]:
+        return self._command(self.helper_name(home), [self._mount(home, ct.HOME)], source, [op])
+
+    def _batch_command(self, name: str, homes: list[Home], source: Path | None) -> list[str]:
+        mounts = [self._mount(home, f"{homefiles.CONTAINER_HOMES}/{n}") for n, home in enumerate(homes)]
+        return self._command(name, mounts, source, ["serve"])
 
     def _clear(self, home: Home) -> None:
         """Remove a helper a killed worker left working on this home."""
@@ -264,6 +323,153 @@ class Homes:
             raise EngineAway("the docker command is missing (apt-get install docker.io)") from None
         except subprocess.TimeoutExpired:
             raise HomeError("helper", f"the helper container took more than {HELPER_TIMEOUT} s") from None
+
+
+class _SessionEnded(HomeError):
+    """A batch's helper container stopped answering: this home failed, the batch's others get helpers of their own."""
+
+
+class _Frames(io.RawIOBase):
+    """The framed bytes of one copy (homefiles.FrameWriter) read back as a plain stream."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.left = 0
+        self.ended = False
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while self.left == 0:
+            if self.ended:
+                return 0
+            line = self.stream.readline()
+            if not line.strip():
+                raise _SessionEnded("helper", "the helper container stopped while sending a copy")
+            self.left = int(line, 16)
+            self.ended = self.left == 0
+        data = self.stream.read(min(len(buffer), self.left))
+        if not data:
+            raise _SessionEnded("helper", "the helper container stopped while sending a copy")
+        buffer[: len(data)] = data
+        self.left -= len(data)
+        return len(data)
+
+    def drain(self) -> None:
+        scratch = bytearray(homefiles.CHUNK)
+        while self.readinto(scratch):
+            pass
+
+
+class _Session:
+    """One helper container serving the homes of a batch (`homefiles.py serve`), one request at a time."""
+
+    def __init__(self, homes: Homes, members: list[Home], source: Path | None):
+        self.homes = homes
+        self.members = {home.username: (n, home) for n, home in enumerate(members)}
+        self.source = Path(source).resolve() if source is not None else None
+        self.name = f"{HELPER_PREFIX}batch-{secrets.token_hex(6)}"
+        self.errors = tempfile.TemporaryFile()
+        try:
+            self.process = subprocess.Popen(
+                homes._batch_command(self.name, members, source), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self.errors, start_new_session=True,
+            )  # fmt: skip
+        except FileNotFoundError:
+            self.errors.close()
+            raise EngineAway("the docker command is missing (apt-get install docker.io)") from None
+
+    def serves(self, home: Home, source: Path | None) -> bool:
+        member = self.members.get(home.username)
+        if member is None or member[1] != home or self.process.poll() is not None:
+            return False
+        return source is None or Path(source).resolve() == self.source
+
+    def _stopped(self) -> HomeError:
+        """Why the helper stopped answering: the engine is away (the item waits), or the helper failed (it fails)."""
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.errors.seek(0)
+        error = self.homes._engine_error(self.errors.read().decode(errors="replace"))
+        if isinstance(error, EngineAway):
+            return error
+        return _SessionEnded(error.code, str(error))
+
+    def _send(self, request: dict) -> None:
+        try:
+            self.process.stdin.write(json.dumps(request, ensure_ascii=False).encode() + b"\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._stopped() from None
+
+    def _line(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line.strip():
+            raise self._stopped()
+        return json.loads(line)
+
+    @contextmanager
+    def _deadline(self):
+        """A request that takes longer than a helper may (HELPER_TIMEOUT) ends the batch."""
+        timer = threading.Timer(HELPER_TIMEOUT, self.process.kill)
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    @staticmethod
+    def _raise(answer: dict) -> None:
+        error = answer["error"]
+        raise HomeError(error.pop("code"), error.pop("message"), **error)
+
+    def deliver(self, home: Home, dest: str, files: dict, remembered: dict) -> dict:
+        with self._deadline():
+            self._send({"op": "deliver", "home": self.members[home.username][0], "dest": dest, "files": files,
+                        "remembered": remembered})  # fmt: skip
+            answer = self._line()
+        if "error" in answer:
+            self._raise(answer)
+        return answer["result"]
+
+    def collect(self, home: Home, request: dict, target: Path, max_bytes: int, max_files: int) -> dict:
+        with self._deadline():
+            self._send({"op": "collect", "home": self.members[home.username][0], **request})
+            if not self._line().get("stream"):
+                raise _SessionEnded("helper", "the helper container answered out of turn")
+            frames = _Frames(self.process.stdout)
+            try:
+                summary = _untar(frames, target, max_bytes, max_files)
+                frames.drain()
+            except HomeError:
+                # The worker stopped reading in the middle (too large, an unexpected entry): the helper is still
+                # sending, so this batch is over; the item fails or is done again as a helper of its own would.
+                self.close()
+                raise
+            answer = self._line()
+        if "error" in answer:
+            self._raise(answer)
+        if summary is None:
+            raise _SessionEnded("helper", "the helper container sent an incomplete copy")
+        return summary
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.returncode not in (0, None):
+            self.homes._run([self.homes.docker, "rm", "-f", self.name])
+        self.errors.close()
 
 
 def _last_line(text: str) -> str:

@@ -4,7 +4,7 @@ Read by the portal (limits on uploads and hand-ins, `settings.COURSE`) and by th
 (`python manage.py course_worker`, the only process that touches students' homes; userspace/homes.py).
 
 Keys (.env; declared with their defaults in portal/config/table.py): COURSE_ROOT, COURSE_HANDIN_LIMIT,
-COURSE_HANDIN_MAX_FILES, COURSE_UPLOAD_LIMIT, COURSE_UPLOAD_MAX_FILES, COURSE_HOME_ACCESS.
+COURSE_HANDIN_MAX_FILES, COURSE_UPLOAD_LIMIT, COURSE_UPLOAD_MAX_FILES, COURSE_HOME_ACCESS, COURSE_HELPER_BATCH.
 
 This module imports nothing from Django so that `userspace/` can use it too.
 """
@@ -29,6 +29,7 @@ class Course:
     upload_limit: int  # bytes, uncompressed
     upload_max_files: int
     home_access: str
+    helper_batch: int  # homes per helper container (userspace/homes.py Homes.batch)
 
     @property
     def bundles_dir(self) -> Path:
@@ -63,4 +64,5 @@ def from_env(env: Env) -> Course:
         upload_limit=parse_size(env.get("COURSE_UPLOAD_LIMIT"), "COURSE_UPLOAD_LIMIT"),
         upload_max_files=_positive(env, "COURSE_UPLOAD_MAX_FILES"),
         home_access=access,
+        helper_batch=_positive(env, "COURSE_HELPER_BATCH"),
     )

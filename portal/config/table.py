@@ -315,6 +315,9 @@ KEYS: tuple[Key, ...] = (
        "(folders it may write directly, Docker volumes and other folders through short helper containers of "
        "DOCKER_IMAGE without network), container (always a helper), direct (never one: the worker must be able "
        "to write every home).", choices=("auto", "container", "direct")),
+    _k("COURSE_HELPER_BATCH", "course", "int", "20", "How many homes one helper container serves in a row when a "
+       "hand-out or a due-time collection reaches many students: one container start for them all instead of one "
+       "each. 1: a helper container per home."),
 )  # fmt: skip
 
 BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}

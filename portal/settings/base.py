@@ -73,6 +73,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# An assignment's table of scores posts two fields per student (course/admin_views.py): a roster's 5000 students fit.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 12000
 AUTH_USER_MODEL = "accounts.User"
 
 TEMPLATES = [

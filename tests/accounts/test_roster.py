@@ -66,6 +66,12 @@ def test_bom_does_not_end_up_in_the_first_column_name():
     assert [row.username for row in roster.read(data)] == ["zhangsan", "lisi", "wangwu"]
 
 
+def test_a_file_that_starts_like_utf16_but_is_not_is_refused_with_a_reason_not_an_error():
+    # A UTF-16 byte-order mark, then a lone surrogate: it once escaped as UnicodeDecodeError (a 500 on the page).
+    with pytest.raises(roster.RosterError):
+        roster.read(codecs.BOM_UTF16_LE + b"\x00\xd8garbage\x00")
+
+
 def test_chinese_headers_and_extra_columns_are_understood():
     rows = roster.read(csv_text([["学号", "姓名", "备注", "班级"], ["2026001", "赵六", "x", "A班"]]).encode("gb18030"))
     assert (rows[0].username, rows[0].name, rows[0].groups) == ("2026001", "赵六", ["A班"])
