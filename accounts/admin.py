@@ -96,9 +96,12 @@ class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
 
     @admin.action(description=_("Deactivate selected users"), permissions=["change"])
     def deactivate_users(self, request, queryset):
+        queryset = queryset.exclude(pk=request.user.pk).filter(is_active=True)
+        if "apply" not in request.POST and queryset.exists():
+            return admin_tools.confirm_deactivation(self, request, queryset)
         # One save() per user (not a bulk update) so per-user signals, such as token revocation, run.
         count = 0
-        for user in queryset.exclude(pk=request.user.pk).filter(is_active=True):
+        for user in queryset:
             user.is_active = False
             user.save(update_fields=["is_active"])
             count += 1

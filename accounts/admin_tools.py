@@ -340,6 +340,29 @@ def reactivate_users(model_admin, request, queryset):
     )
 
 
+def confirm_deactivation(model_admin, request, queryset):
+    """The page before "Deactivate selected users" does anything (UserAdmin.deactivate_users)."""
+    n = queryset.count()
+    return _intermediate(
+        request,
+        model_admin,
+        queryset,
+        title=_("Deactivate users"),
+        intro=ngettext(
+            "%(n)d user will be deactivated: they can no longer log in to the portal or JupyterLab, a running "
+            "server is stopped and their hub tokens stop working. Their files are kept, and reactivating the "
+            "account later restores the login.",
+            "%(n)d users will be deactivated: they can no longer log in to the portal or JupyterLab, running "
+            "servers are stopped and their hub tokens stop working. Their files are kept, and reactivating the "
+            "accounts later restores the login.",
+            n,
+        )
+        % {"n": n},
+        submit=_("Deactivate"),
+        danger=True,
+    )
+
+
 def _refused_message(request, refused: int) -> None:
     if refused:
         messages.warning(

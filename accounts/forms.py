@@ -137,25 +137,37 @@ class SignupForm(auth_forms.UserCreationForm):
 
 
 class LoginForm(auth_forms.AuthenticationForm):
-    """Django's login form, with the username folded the same way sign-up folds it."""
+    """Django's login form, with the username folded the same way sign-up folds it.
+
+    Inactive accounts never log in (Django's ModelBackend refuses them). With the right password, one waiting
+    for approval is told so (the view shows the waiting page) and one deactivated by staff is told to ask the
+    teacher; with a wrong one, both get the usual error, so nobody learns that an account exists without its
+    password. Either way the password is checked exactly once, as for any other attempt, so the answer takes
+    no longer for an inactive account than for a missing one.
+    """
 
     username = UsernameField(widget=forms.TextInput(attrs={"autofocus": True}))
+    error_messages = {
+        **auth_forms.AuthenticationForm.error_messages,
+        # Django's says "both fields may be case-sensitive"; usernames are case-folded (accounts.usernames).
+        "invalid_login": _("Please enter a correct username and password. The password is case-sensitive."),
+        "inactive": _("This account has been deactivated. Contact your teacher."),
+    }
 
     def clean(self):
-        try:
-            return super().clean()
-        except forms.ValidationError:
-            # Inactive accounts never authenticate. One still waiting for approval, with the right password,
-            # is told so (the view shows the waiting page) instead of "wrong password"; nobody else learns
-            # anything, since the password must match first.
-            waiting = User.objects.filter(
-                username=self.cleaned_data.get("username") or "", is_active=False, awaiting_approval=True
-            ).first()
-            if waiting is not None and waiting.check_password(self.cleaned_data.get("password") or ""):
-                raise forms.ValidationError(
-                    _("Your account is waiting for approval."), code="awaiting_approval"
-                ) from None
-            raise
+        username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        inactive = User.objects.filter(username=username, is_active=False).first() if username and password else None
+        if inactive is None:
+            return super().clean()  # authenticate(): only an active account gets in
+        if not inactive.check_password(password):
+            raise self.get_invalid_login_error()
+        self.confirm_login_allowed(inactive)
+        raise self.get_invalid_login_error()  # not reached: confirm_login_allowed refuses every inactive account
+
+    def confirm_login_allowed(self, user):
+        if not user.is_active and user.awaiting_approval:
+            raise forms.ValidationError(_("Your account is waiting for approval."), code="awaiting_approval")
+        super().confirm_login_allowed(user)  # "inactive" for the others
 
 
 class StaffLoginForm(AdminAuthenticationForm):
@@ -163,6 +175,12 @@ class StaffLoginForm(AdminAuthenticationForm):
     which the throttle counts), with the username folded like everywhere else."""
 
     username = UsernameField(widget=forms.TextInput(attrs={"autofocus": True}))
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": _(
+            "Please enter the correct username and password for a staff account. The password is case-sensitive."
+        ),
+    }
 
 
 class AdminUserCreationForm(auth_forms.AdminUserCreationForm):
