@@ -18,6 +18,7 @@ from accounts.approval import AwaitingApprovalFilter, approve_users
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, GenerateInvitesForm
 from accounts.lifecycle_admin import DeletesAccountsWithTheirTokens
 from accounts.models import InviteCode, InviteRedemption, User
+from accounts.password_forms import AdminPasswordChangeForm
 
 
 class RedemptionInline(admin.StackedInline):
@@ -36,6 +37,7 @@ class RedemptionInline(admin.StackedInline):
 class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
     form = AdminUserChangeForm
     add_form = AdminUserCreationForm
+    change_password_form = AdminPasswordChangeForm
     inlines = [RedemptionInline]
     list_display = ("username", "is_active", "is_staff", "invite_used", "group_names", "date_joined", "last_login")
     list_filter = (AwaitingApprovalFilter, "is_active", "is_staff", "groups", "redemption__invite")

@@ -8,4 +8,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         # The lifecycle's admin pages live next to its models' rules, not in the shared admin.py.
-        from accounts import lifecycle_admin, signals  # noqa: F401
+        from accounts import lifecycle_admin, setpassword, signals  # noqa: F401

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import roles, usernames
 from accounts.models import InviteCode, InviteError, normalize_code
+from accounts.password_forms import ErrorsUnderFirstPassword
 
 User = get_user_model()
 
@@ -42,7 +43,7 @@ class NewUsernameField(UsernameField):
             usernames.check_not_retired(value)
 
 
-class SignupForm(auth_forms.UserCreationForm):
+class SignupForm(ErrorsUnderFirstPassword, auth_forms.UserCreationForm):
     """Rule: nothing about other accounts until the invite code is right. Whether a username is taken (or
     retired) is checked only when the code is usable, so a blank, wrong, expired or used-up code never tells
     anyone which names exist (only unknown codes are counted, accounts/throttle.py); the code's own error
@@ -183,7 +184,7 @@ class StaffLoginForm(AdminAuthenticationForm):
     }
 
 
-class AdminUserCreationForm(auth_forms.AdminUserCreationForm):
+class AdminUserCreationForm(ErrorsUnderFirstPassword, auth_forms.AdminUserCreationForm):
     class Meta(auth_forms.AdminUserCreationForm.Meta):
         model = User
         fields = ("username",)

@@ -4,7 +4,7 @@ from oauth2_provider import urls as oauth2_urls
 from oauth2_provider import views as oauth2_views
 
 from accounts import oauth, password_reset, views
-from accounts.password_views import SetPasswordView
+from accounts.password_views import PasswordChangeView, PasswordResetConfirmView, SetPasswordView
 from staff import views as staff_views
 
 # Only what an authorization-code + OIDC provider needs. DOT's self-service application pages, device flow
@@ -27,6 +27,9 @@ urlpatterns = [
     path("accounts/waiting/", views.awaiting_approval, name="awaiting_approval"),
     path("accounts/password_reset/", password_reset.password_reset, name="password_reset"),
     path("accounts/set-password/<uidb64>/<token>/", SetPasswordView.as_view(), name="set_password"),
+    # Django's own password pages, with accounts.password_forms (before the include that also names them).
+    path("accounts/password_change/", PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/reset/<uidb64>/<token>/", PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("o/", include(oauth2_patterns)),
     # Before admin.site.urls: the admin's login page, through the portal's login throttle (accounts/views.py).
