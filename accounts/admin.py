@@ -6,6 +6,7 @@ Who may change whom, and which fields only a superuser gets, is `accounts.roles`
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
+from django.db import models
 from django.db.models import F
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -13,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts import admin_tools, roles
+from accounts import admin_tools, expiry, roles
 from accounts.approval import AwaitingApprovalFilter, approve_users
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, GenerateInvitesForm
 from accounts.lifecycle_admin import DeletesAccountsWithTheirTokens
@@ -157,6 +158,7 @@ class InviteCodeAdmin(admin.ModelAdmin):
     )
     actions = ["deactivate", admin_tools.print_invite_slips]
     inlines = [admin_tools.InviteUsedByInline]
+    formfield_overrides = {models.DateTimeField: {"form_class": expiry.SplitExpiryField}}
     list_select_related = ("group", "created_by")
     change_list_template = "admin/accounts/invitecode/change_list.html"
 

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
 from accounts import roles, usernames
+from accounts.expiry import ExpiryField
 from accounts.models import InviteCode, InviteError, normalize_code
 from accounts.password_forms import ErrorsUnderFirstPassword
 
@@ -204,7 +205,7 @@ class GenerateInvitesForm(forms.Form):
     max_uses = forms.IntegerField(
         label=_("Uses per code"), min_value=1, required=False, initial=1, help_text=_("Leave blank for unlimited.")
     )
-    expires_at = forms.DateTimeField(label=_("Expires at"), required=False, help_text=_("Leave blank to never expire."))
+    expires_at = ExpiryField(label=_("Expires at"), required=False, help_text=_("Leave blank to never expire."))
     group = forms.ModelChoiceField(label=_("Group"), queryset=None, required=False)
     note = forms.CharField(label=_("Note"), max_length=200, required=False)
 
