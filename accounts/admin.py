@@ -40,7 +40,16 @@ class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
     add_form = AdminUserCreationForm
     change_password_form = AdminPasswordChangeForm
     inlines = [RedemptionInline]
-    list_display = ("username", "is_active", "is_staff", "invite_used", "group_names", "date_joined", "last_login")
+    list_display = (
+        "username",
+        "full_name",
+        "is_active",
+        "is_staff",
+        "invite_used",
+        "group_names",
+        "date_joined",
+        "last_login",
+    )
     list_filter = (AwaitingApprovalFilter, "is_active", "is_staff", "groups", "redemption__invite")
     search_fields = ("username", "email", "first_name", "last_name", "redemption__invite__code")
     list_select_related = ("redemption__invite",)
@@ -87,6 +96,10 @@ class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
         if request.user.is_superuser:
             return actions
         return {name: (roles.on_manageable_users(func), name, text) for name, (func, name, text) in actions.items()}
+
+    @admin.display(description=_("name"), ordering="first_name")
+    def full_name(self, obj):
+        return obj.get_full_name() or "—"
 
     @admin.display(description=_("invite code"), ordering="redemption__invite__code")
     def invite_used(self, obj):
