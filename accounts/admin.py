@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts import admin_tools, expiry, roles
+from accounts import admin_tools, expiry, exports, roles
 from accounts.approval import AwaitingApprovalFilter, approve_users
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, GenerateInvitesForm
 from accounts.lifecycle_admin import DeletesAccountsWithTheirTokens
@@ -56,13 +56,13 @@ class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
     change_list_template = "admin/accounts/user/change_list.html"
     # Set by the "temporary password" action; tick it to make someone choose a new password at the next login.
     fieldsets = (*DjangoUserAdmin.fieldsets, (_("Temporary password"), {"fields": ("must_change_password",)}))
-    actions = ["deactivate_users", approve_users, *admin_tools.USER_ACTIONS]
+    actions = ["deactivate_users", approve_users, *admin_tools.USER_ACTIONS, exports.export_selected]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")
 
     def get_urls(self):
-        return admin_tools.user_urls(self) + super().get_urls()
+        return admin_tools.user_urls(self) + exports.export_urls(self) + super().get_urls()
 
     # --- accounts.roles: protected accounts are read-only, superuser-only fields are left out ---
     def has_change_permission(self, request, obj=None):
@@ -95,7 +95,15 @@ class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
         actions = super().get_actions(request)
         if request.user.is_superuser:
             return actions
-        return {name: (roles.on_manageable_users(func), name, text) for name, (func, name, text) in actions.items()}
+        # Read-only actions (export) act on whatever the staff member may see; the others skip protected accounts.
+        return {
+            name: (
+                func if set(getattr(func, "allowed_permissions", ())) == {"view"} else roles.on_manageable_users(func),
+                name,
+                text,
+            )
+            for name, (func, name, text) in actions.items()
+        }
 
     @admin.display(description=_("name"), ordering="first_name")
     def full_name(self, obj):
@@ -169,7 +177,7 @@ class InviteCodeAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     )
-    actions = ["deactivate", admin_tools.print_invite_slips]
+    actions = ["deactivate", admin_tools.print_invite_slips, exports.export_selected]
     inlines = [admin_tools.InviteUsedByInline]
     formfield_overrides = {models.DateTimeField: {"form_class": expiry.SplitExpiryField}}
     list_select_related = ("group", "created_by")
@@ -202,6 +210,7 @@ class InviteCodeAdmin(admin.ModelAdmin):
         return (
             [path("generate/", self.admin_site.admin_view(self.generate_view), name="accounts_invitecode_generate")]
             + admin_tools.invite_urls(self)
+            + exports.export_urls(self)
             + super().get_urls()
         )
 

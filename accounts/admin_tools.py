@@ -263,7 +263,7 @@ class ChooseGroupForm(forms.Form):
         return self.cleaned_data["group"] or Group.objects.get_or_create(name=self.cleaned_data["new_group"])[0]
 
 
-def _intermediate(request, model_admin, queryset, *, title, intro, submit, form=None, danger=False):
+def _intermediate(request, model_admin, queryset, *, title, intro, submit, form=None, danger=False, selected_label=""):
     """The in-between page of a bulk action (as Django's delete confirmation): re-posts the selection."""
     context = {
         **model_admin.admin_site.each_context(request),
@@ -273,6 +273,7 @@ def _intermediate(request, model_admin, queryset, *, title, intro, submit, form=
         "submit": submit,
         "form": form,
         "danger": danger,
+        "selected_label": selected_label or _("Selected users"),
         "queryset": queryset,
         "action": request.POST.get("action", ""),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
