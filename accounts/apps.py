@@ -8,4 +8,7 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         # The lifecycle's admin pages live next to its models' rules, not in the shared admin.py.
-        from accounts import lifecycle_admin, setpassword, signals  # noqa: F401
+        from accounts import lifecycle_admin, oauth_admin, setpassword, signals  # noqa: F401
+
+        # After the admin's own ready() (earlier in INSTALLED_APPS) registered the toolkit's admin pages.
+        oauth_admin.register()

@@ -32,7 +32,7 @@ VAR_DIR = var_dir()
 DEBUG = WEB.debug
 
 DJANGO_APPS = [
-    "django.contrib.admin",
+    "portal.admin_site.AdminConfig",  # django.contrib.admin, with the staff tools in one section
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
