@@ -6,6 +6,7 @@ Who may change whom, and which fields only a superuser gets, is `accounts.roles`
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
+from django.db import models
 from django.db.models import F
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -13,11 +14,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts import admin_tools, roles
+from accounts import admin_tools, expiry, exports, roles
 from accounts.approval import AwaitingApprovalFilter, approve_users
 from accounts.forms import AdminUserChangeForm, AdminUserCreationForm, GenerateInvitesForm
 from accounts.lifecycle_admin import DeletesAccountsWithTheirTokens
 from accounts.models import InviteCode, InviteRedemption, User, record_invites_made
+from accounts.password_forms import AdminPasswordChangeForm
 from audit.kinds import Kind
 from audit.records import record
 
@@ -38,21 +40,31 @@ class RedemptionInline(admin.StackedInline):
 class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
     form = AdminUserChangeForm
     add_form = AdminUserCreationForm
+    change_password_form = AdminPasswordChangeForm
     inlines = [RedemptionInline]
-    list_display = ("username", "is_active", "is_staff", "invite_used", "group_names", "date_joined", "last_login")
+    list_display = (
+        "username",
+        "full_name",
+        "is_active",
+        "is_staff",
+        "invite_used",
+        "group_names",
+        "date_joined",
+        "last_login",
+    )
     list_filter = (AwaitingApprovalFilter, "is_active", "is_staff", "groups", "redemption__invite")
     search_fields = ("username", "email", "first_name", "last_name", "redemption__invite__code")
     list_select_related = ("redemption__invite",)
     change_list_template = "admin/accounts/user/change_list.html"
     # Set by the "temporary password" action; tick it to make someone choose a new password at the next login.
     fieldsets = (*DjangoUserAdmin.fieldsets, (_("Temporary password"), {"fields": ("must_change_password",)}))
-    actions = ["deactivate_users", approve_users, *admin_tools.USER_ACTIONS]
+    actions = ["deactivate_users", approve_users, *admin_tools.USER_ACTIONS, exports.export_selected]
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")
 
     def get_urls(self):
-        return admin_tools.user_urls(self) + super().get_urls()
+        return admin_tools.user_urls(self) + exports.export_urls(self) + super().get_urls()
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -90,7 +102,19 @@ class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
         actions = super().get_actions(request)
         if request.user.is_superuser:
             return actions
-        return {name: (roles.on_manageable_users(func), name, text) for name, (func, name, text) in actions.items()}
+        # Read-only actions (export) act on whatever the staff member may see; the others skip protected accounts.
+        return {
+            name: (
+                func if set(getattr(func, "allowed_permissions", ())) == {"view"} else roles.on_manageable_users(func),
+                name,
+                text,
+            )
+            for name, (func, name, text) in actions.items()
+        }
+
+    @admin.display(description=_("name"), ordering="first_name")
+    def full_name(self, obj):
+        return obj.get_full_name() or "—"
 
     @admin.display(description=_("invite code"), ordering="redemption__invite__code")
     def invite_used(self, obj):
@@ -103,9 +127,12 @@ class UserAdmin(DeletesAccountsWithTheirTokens, DjangoUserAdmin):
 
     @admin.action(description=_("Deactivate selected users"), permissions=["change"])
     def deactivate_users(self, request, queryset):
+        queryset = queryset.exclude(pk=request.user.pk).filter(is_active=True)
+        if "apply" not in request.POST and queryset.exists():
+            return admin_tools.confirm_deactivation(self, request, queryset)
         # One save() per user (not a bulk update) so per-user signals, such as token revocation, run.
         count = 0
-        for user in queryset.exclude(pk=request.user.pk).filter(is_active=True):
+        for user in queryset:
             user.is_active = False
             user.save(update_fields=["is_active"])
             count += 1
@@ -157,8 +184,9 @@ class InviteCodeAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     )
-    actions = ["deactivate", admin_tools.print_invite_slips]
+    actions = ["deactivate", admin_tools.print_invite_slips, exports.export_selected]
     inlines = [admin_tools.InviteUsedByInline]
+    formfield_overrides = {models.DateTimeField: {"form_class": expiry.SplitExpiryField}}
     list_select_related = ("group", "created_by")
     change_list_template = "admin/accounts/invitecode/change_list.html"
 
@@ -191,6 +219,7 @@ class InviteCodeAdmin(admin.ModelAdmin):
         return (
             [path("generate/", self.admin_site.admin_view(self.generate_view), name="accounts_invitecode_generate")]
             + admin_tools.invite_urls(self)
+            + exports.export_urls(self)
             + super().get_urls()
         )
 

@@ -266,7 +266,7 @@ class ChooseGroupForm(forms.Form):
         return self.cleaned_data["group"] or Group.objects.get_or_create(name=self.cleaned_data["new_group"])[0]
 
 
-def _intermediate(request, model_admin, queryset, *, title, intro, submit, form=None, danger=False):
+def _intermediate(request, model_admin, queryset, *, title, intro, submit, form=None, danger=False, selected_label=""):
     """The in-between page of a bulk action (as Django's delete confirmation): re-posts the selection."""
     context = {
         **model_admin.admin_site.each_context(request),
@@ -276,6 +276,7 @@ def _intermediate(request, model_admin, queryset, *, title, intro, submit, form=
         "submit": submit,
         "form": form,
         "danger": danger,
+        "selected_label": selected_label or _("Selected users"),
         "queryset": queryset,
         "action": request.POST.get("action", ""),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
@@ -340,6 +341,29 @@ def reactivate_users(model_admin, request, queryset):
         count += 1
     model_admin.message_user(
         request, ngettext("%(n)d user reactivated.", "%(n)d users reactivated.", count) % {"n": count}
+    )
+
+
+def confirm_deactivation(model_admin, request, queryset):
+    """The page before "Deactivate selected users" does anything (UserAdmin.deactivate_users)."""
+    n = queryset.count()
+    return _intermediate(
+        request,
+        model_admin,
+        queryset,
+        title=_("Deactivate users"),
+        intro=ngettext(
+            "%(n)d user will be deactivated: they can no longer log in to the portal or JupyterLab, a running "
+            "server is stopped and their hub tokens stop working. Their files are kept, and reactivating the "
+            "account later restores the login.",
+            "%(n)d users will be deactivated: they can no longer log in to the portal or JupyterLab, running "
+            "servers are stopped and their hub tokens stop working. Their files are kept, and reactivating the "
+            "accounts later restores the login.",
+            n,
+        )
+        % {"n": n},
+        submit=_("Deactivate"),
+        danger=True,
     )
 
 

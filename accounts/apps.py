@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.contrib.admin import apps as admin_apps
 from django.utils.translation import gettext_lazy as _
 
 
@@ -9,12 +8,7 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         # The lifecycle's admin pages live next to its models' rules, not in the shared admin.py.
-        from accounts import lifecycle_admin, otp_admin, sessions, signals  # noqa: F401
+        from accounts import lifecycle_admin, oauth_admin, otp_admin, sessions, setpassword, signals  # noqa: F401
 
-
-class AdminConfig(admin_apps.AdminConfig):
-    """django.contrib.admin, whose default site (`admin.site`) lets in only staff sessions that gave their second
-    factor (accounts/otp.py). Named in INSTALLED_APPS instead of django.contrib.admin."""
-
-    default = False  # AccountsConfig stays this module's one default
-    default_site = "accounts.otp.AdminSite"
+        # After the admin's own ready() (earlier in INSTALLED_APPS) registered the toolkit's admin pages.
+        oauth_admin.register()

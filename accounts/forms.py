@@ -14,7 +14,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from accounts import roles, usernames
+from accounts.expiry import ExpiryField
 from accounts.models import InviteCode, InviteError, normalize_code, record_invites_made
+from accounts.password_forms import ErrorsUnderFirstPassword
 from audit.kinds import Kind
 from audit.receivers import record_failed_login
 from audit.records import record
@@ -46,7 +48,7 @@ class NewUsernameField(UsernameField):
             usernames.check_not_retired(value)
 
 
-class SignupForm(auth_forms.UserCreationForm):
+class SignupForm(ErrorsUnderFirstPassword, auth_forms.UserCreationForm):
     """Rule: nothing about other accounts until the invite code is right. Whether a username is taken (or
     retired) is checked only when the code is usable, so a blank, wrong, expired or used-up code never tells
     anyone which names exist (only unknown codes are counted, accounts/throttle.py); the code's own error
@@ -144,10 +146,23 @@ class SignupForm(auth_forms.UserCreationForm):
 
 class LoginForm(auth_forms.AuthenticationForm):
     """Django's login form, with the username folded the same way sign-up folds it, and the shared-computer box
-    (accounts/sessions.py: the session then ends with the browser and after a short idle time)."""
+    (accounts/sessions.py: the session then ends with the browser and after a short idle time).
+
+    Inactive accounts never log in (Django's ModelBackend refuses them). With the right password, one waiting
+    for approval is told so (the view shows the waiting page) and one deactivated by staff is told to ask the
+    teacher; with a wrong one, both get the usual error, so nobody learns that an account exists without its
+    password. Either way the password is checked exactly once, as for any other attempt, so the answer takes
+    no longer for an inactive account than for a missing one.
+    """
 
     username = UsernameField(widget=forms.TextInput(attrs={"autofocus": True}))
     shared_pc = forms.BooleanField(label=_("This is a shared computer"), required=False)
+    error_messages = {
+        **auth_forms.AuthenticationForm.error_messages,
+        # Django's says "both fields may be case-sensitive"; usernames are case-folded (accounts.usernames).
+        "invalid_login": _("Please enter a correct username and password. The password is case-sensitive."),
+        "inactive": _("This account has been deactivated. Contact your teacher."),
+    }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -161,20 +176,21 @@ class LoginForm(auth_forms.AuthenticationForm):
         ) % {"n": minutes}
 
     def clean(self):
-        try:
-            return super().clean()
-        except forms.ValidationError:
-            # Inactive accounts never authenticate. One still waiting for approval, with the right password,
-            # is told so (the view shows the waiting page) instead of "wrong password"; nobody else learns
-            # anything, since the password must match first.
-            waiting = User.objects.filter(
-                username=self.cleaned_data.get("username") or "", is_active=False, awaiting_approval=True
-            ).first()
-            if waiting is not None and waiting.check_password(self.cleaned_data.get("password") or ""):
-                raise forms.ValidationError(
-                    _("Your account is waiting for approval."), code="awaiting_approval"
-                ) from None
-            raise
+        username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+        inactive = User.objects.filter(username=username, is_active=False).first() if username and password else None
+        if inactive is None:
+            return super().clean()  # authenticate(): only an active account gets in
+        # (authenticate() is not asked, so Django's user_login_failed is not sent: the record hears it here)
+        record_failed_login(self.request, username, inactive=True)
+        if not inactive.check_password(password):
+            raise self.get_invalid_login_error()
+        self.confirm_login_allowed(inactive)
+        raise self.get_invalid_login_error()  # not reached: confirm_login_allowed refuses every inactive account
+
+    def confirm_login_allowed(self, user):
+        if not user.is_active and user.awaiting_approval:
+            raise forms.ValidationError(_("Your account is waiting for approval."), code="awaiting_approval")
+        super().confirm_login_allowed(user)  # "inactive" for the others
 
 
 class StaffLoginForm(AdminAuthenticationForm):
@@ -182,6 +198,12 @@ class StaffLoginForm(AdminAuthenticationForm):
     which the throttle counts), with the username folded like everywhere else."""
 
     username = UsernameField(widget=forms.TextInput(attrs={"autofocus": True}))
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": _(
+            "Please enter the correct username and password for a staff account. The password is case-sensitive."
+        ),
+    }
 
     def confirm_login_allowed(self, user):
         if not user.is_staff:  # the password was right, so Django's user_login_failed never fires: record it here
@@ -189,7 +211,7 @@ class StaffLoginForm(AdminAuthenticationForm):
         super().confirm_login_allowed(user)
 
 
-class AdminUserCreationForm(auth_forms.AdminUserCreationForm):
+class AdminUserCreationForm(ErrorsUnderFirstPassword, auth_forms.AdminUserCreationForm):
     class Meta(auth_forms.AdminUserCreationForm.Meta):
         model = User
         fields = ("username",)
@@ -209,7 +231,7 @@ class GenerateInvitesForm(forms.Form):
     max_uses = forms.IntegerField(
         label=_("Uses per code"), min_value=1, required=False, initial=1, help_text=_("Leave blank for unlimited.")
     )
-    expires_at = forms.DateTimeField(label=_("Expires at"), required=False, help_text=_("Leave blank to never expire."))
+    expires_at = ExpiryField(label=_("Expires at"), required=False, help_text=_("Leave blank to never expire."))
     group = forms.ModelChoiceField(label=_("Group"), queryset=None, required=False)
     note = forms.CharField(label=_("Note"), max_length=200, required=False)
 

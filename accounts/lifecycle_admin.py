@@ -1,12 +1,33 @@
 """Admin pages for the account lifecycle: retired usernames and hub removals still waiting for the hub.
 
 Both are read-only: a retired name must never come back (the old owner's files are kept under it), and a
-pending removal is the portal's own bookkeeping (`manage.py retry_hub_removals` carries it out now).
+pending removal is the portal's own bookkeeping (`manage.py retry_hub_removals` carries it out now), shown to
+superusers only: nothing a teacher can act on.
 """
 
 from django.contrib import admin
 
 from accounts.models import PendingHubRemoval, RetiredUsername
+
+
+class SuperuserOnly:
+    """ModelAdmin mixin: only a superuser sees the model in the admin or reaches its pages (anyone else gets
+    a 403, whatever permissions they hold; a role's "app.*" patterns may well grant them)."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_superuser and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -28,7 +49,7 @@ class RetiredUsernameAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PendingHubRemoval)
-class PendingHubRemovalAdmin(ReadOnlyAdmin):
+class PendingHubRemovalAdmin(SuperuserOnly, ReadOnlyAdmin):
     list_display = ("username", "reason", "requested_at", "attempts", "last_attempt_at", "last_error")
     search_fields = ("username",)
 

@@ -9,6 +9,7 @@ Rules:
 - Every code made is in the record of who did what (`record_invites_made`), never its text.
 """
 
+import re
 import secrets
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from accounts import usernames
 # No 0/O, 1/I/L: codes are read aloud in class and copied from slides.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 10
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")  # CJK ideographs: a Chinese name
 
 
 def generate_code() -> str:
@@ -79,6 +81,14 @@ class User(AbstractUser):
     @classmethod
     def normalize_username(cls, username):
         return usernames.normalize(username)
+
+    def get_full_name(self):
+        """The name shown beside the username. A roster puts the whole name in first_name; a Chinese name typed
+        as 名 and 姓 in the admin reads family name first, without a space (张三), unlike "Lei Li"."""
+        first, last = self.first_name.strip(), self.last_name.strip()
+        if first and last and _HAN.search(first + last):
+            return last + first
+        return super().get_full_name()
 
     def clean(self):
         super().clean()

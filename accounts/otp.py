@@ -12,7 +12,7 @@ Rules:
   then answers every request but these pages, logging out and the language switch with a redirect to the
   code page (or the enrolment page), so the admin, the usage page, the course pages, the password page and
   the OAuth authorization (which gives the hub its admin) are out of reach, enforced on the server. Two more
-  lines check the same: the admin site's `has_permission` (accounts.apps.AdminConfig) and the OAuth
+  lines check the same: the admin site's `has_permission` (AdminSite below, which portal/admin_site.py extends) and the OAuth
   authorize endpoint itself (accounts/oauth.py), which a login runs inside its own response, past the
   middleware. Verifying rotates the session key.
 - Devices (django-otp's models): one TOTP device (6 digits, 30-second steps, one step of clock drift either

@@ -18,13 +18,15 @@ What each may do (superusers may do everything):
 | classes (groups): see, create (also from a roster or "add to a group")         | yes          | yes     |
 | classes (groups): rename, delete                                               | yes          | no      |
 | invite codes: see, print                                                       | yes          | yes     |
+| students, invite codes: export as CSV (whoever may see them: accounts.exports) | yes          | yes     |
 | invite codes: create, change, deactivate, delete                               | yes          | no      |
 | announcements: see / write, change, delete                                     | yes / yes    | yes / no|
 | usage page; stop a student's server                                            | yes          | yes     |
-| failed e-mails, retired usernames, pending hub removals (read-only pages)      | yes          | no      |
+| failed e-mails, retired usernames (read-only pages)                            | yes          | no      |
 | course work (the `course` app)                                                 | everything   | see     |
 | hub admin (JupyterHub's admin page and API: every hub user, tokens, servers)   | yes          | no      |
-| staff accounts, roles, permissions, OAuth applications                         | no           | no      |
+| staff accounts, roles, permissions                                             | no           | no      |
+| OAuth applications and tokens, pending hub removals (superuser-only pages)     | no           | no      |
 
 Superuser only, enforced on the server, not just hidden (accounts/admin.py, accounts/admin_tools.py,
 accounts/setpassword.py, staff/views.py):

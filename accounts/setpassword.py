@@ -9,7 +9,10 @@ Rules:
   members of a staff role: `accounts.roles`) only when a superuser asks: a staff member with "change user"
   rights must not be able to take over another staff member's or an administrator's account.
 - A temporary password sets `must_change_password`; `accounts.middleware` keeps the user on the
-  password-change page until they choose their own.
+  password-change page until they choose their own. That page does not ask for the temporary password
+  again, but only in the browser session that has just logged in with it (`logged_in_with_temporary_password`:
+  the session is marked at that login, bound to the password hash then); anywhere else, e.g. a session
+  already open when a superuser ticked "must change password", the old password is asked as usual.
 - Every link made is in the record of who did what (`record_links_issued`: whose, by whom, until when; never
   the link), and so is every temporary password set (audit/receivers.py; never the password).
 """
@@ -18,7 +21,9 @@ import datetime
 import secrets
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -33,6 +38,7 @@ LINK_DAYS = 7
 # Read from paper: no 0/O, 1/I/l.
 TEMPORARY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 TEMPORARY_LENGTH = 10
+TEMPORARY_LOGIN_SESSION_KEY = "cfps_temporary_password_login"
 
 
 class SetPasswordTokenGenerator(PasswordResetTokenGenerator):
@@ -92,3 +98,18 @@ def set_temporary_password(user) -> str:
     user.set_temporary_password(raw)
     user.save(update_fields=["password", "must_change_password"])
     return raw
+
+
+@receiver(user_logged_in)
+def _mark_a_login_with_a_temporary_password(sender, request, user, **kwargs):
+    if getattr(user, "must_change_password", False) and hasattr(request, "session"):
+        request.session[TEMPORARY_LOGIN_SESSION_KEY] = user.get_session_auth_hash()
+
+
+def logged_in_with_temporary_password(request) -> bool:
+    """Whether this session logged in with the user's current password while it had to be changed."""
+    user = request.user
+    if not (user.is_authenticated and getattr(user, "must_change_password", False)):
+        return False
+    marker = request.session.get(TEMPORARY_LOGIN_SESSION_KEY, "")
+    return bool(marker) and constant_time_compare(marker, user.get_session_auth_hash())

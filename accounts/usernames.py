@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 MIN_LENGTH = 3
 MAX_LENGTH = 32
 _PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_ALLOWED = re.compile(r"[a-z0-9_-]+")
 
 RESERVED = frozenset(
     {
@@ -51,6 +52,12 @@ class UsernameValidator:
     def __call__(self, value):
         if not isinstance(value, str):
             raise ValidationError(_("Enter a username."), code="invalid")
+        # Which characters first: "张三" is told it cannot be Chinese, not that it needs one more character.
+        if value and not _ALLOWED.fullmatch(value):
+            raise ValidationError(
+                _("A username can use only a-z, 0-9, '-' and '_' (no Chinese characters, spaces or other signs)."),
+                code="invalid",
+            )
         if len(value) < MIN_LENGTH:
             raise ValidationError(
                 _("A username needs at least %(min)d characters."), code="too_short", params={"min": MIN_LENGTH}
@@ -60,10 +67,7 @@ class UsernameValidator:
                 _("A username can have at most %(max)d characters."), code="too_long", params={"max": MAX_LENGTH}
             )
         if not _PATTERN.fullmatch(value):
-            raise ValidationError(
-                _("Use only lowercase letters a-z, digits, '-' and '_', and start with a letter or a digit."),
-                code="invalid",
-            )
+            raise ValidationError(_("A username must start with a letter or a digit."), code="invalid")
         if value in RESERVED:
             raise ValidationError(_("This username is reserved. Please choose another."), code="reserved")
 

@@ -1,11 +1,10 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from oauth2_provider import urls as oauth2_urls
 from oauth2_provider import views as oauth2_views
 
 from accounts import oauth, otp_views, password_reset, ratelimits, views
-from accounts.password_views import SetPasswordView
+from accounts.password_views import PasswordChangeView, PasswordResetConfirmView, SetPasswordView
 from course import admin_views as course_admin
 from staff import views as staff_views
 
@@ -38,10 +37,12 @@ urlpatterns = [
         ratelimits.SET_PASSWORD(SetPasswordView.as_view()),
         name="set_password",
     ),
-    # Django's own page behind a reset mail, with the set-password pages' limits (before the include below).
+    # Django's own password pages, with accounts.password_forms and the set-password pages' limits (before the
+    # include that also names them).
+    path("accounts/password_change/", PasswordChangeView.as_view(), name="password_change"),
     path(
         "accounts/reset/<uidb64>/<token>/",
-        ratelimits.SET_PASSWORD(auth_views.PasswordResetConfirmView.as_view()),
+        ratelimits.SET_PASSWORD(PasswordResetConfirmView.as_view()),
         name="password_reset_confirm",
     ),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -1,8 +1,10 @@
 """Staff admin: announcements (write, expire) and the read-only log of e-mails that could not be sent."""
 
 from django.contrib import admin
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from accounts.expiry import SplitExpiryField
 from staff.models import Announcement, MailFailure
 
 
@@ -12,6 +14,7 @@ class AnnouncementAdmin(admin.ModelAdmin):
     list_filter = ("is_active", "level")
     fields = ("message", "level", "expires_at", "is_active")
     search_fields = ("message",)
+    formfield_overrides = {models.DateTimeField: {"form_class": SplitExpiryField}}  # a date alone: its end
 
     @admin.display(description=_("showing now"), boolean=True)
     def showing(self, obj):

@@ -45,6 +45,7 @@ def _usage(request):
         "order": order,
         "columns": [
             ("username", _("username")),
+            (None, _("name")),
             (None, _("groups")),
             ("last_login", _("Last login")),
             ("running", _("Server")),

@@ -32,7 +32,7 @@ VAR_DIR = var_dir()
 DEBUG = WEB.debug
 
 DJANGO_APPS = [
-    "accounts.apps.AdminConfig",  # django.contrib.admin, whose site asks for the staff's second factor
+    "portal.apps.AdminConfig",  # django.contrib.admin: staff with their second factor, the staff tools in one section
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

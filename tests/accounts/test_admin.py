@@ -120,7 +120,7 @@ def test_staff_deactivates_users_but_not_themselves(client, staff, populated):
     client.force_login(staff)
     client.post(
         reverse("admin:accounts_user_changelist"),
-        {"action": "deactivate_users", "_selected_action": [populated.pk, staff.pk]},
+        {"action": "deactivate_users", "_selected_action": [populated.pk, staff.pk], "apply": "1"},
     )
     populated.refresh_from_db()
     staff.refresh_from_db()

@@ -51,7 +51,7 @@ def test_switcher_choice_sticks_over_accept_language(client):
 @pytest.mark.django_db
 def test_password_validator_messages_are_chinese(client, signup_data):
     response = client.post(reverse("signup"), signup_data(password1="12345", password2="12345"))
-    errors = " ".join(response.context["form"].errors["password2"])
+    errors = " ".join(response.context["form"].errors["password1"])
     assert "密码" in errors
     assert "password" not in errors.lower()
 

@@ -79,7 +79,7 @@ def test_the_admin_action_deactivates_each_user_through_save(client, staff, stud
     client.force_login(staff)
     response = client.post(
         reverse("admin:accounts_user_changelist"),
-        {"action": "deactivate_users", "_selected_action": [student.pk]},
+        {"action": "deactivate_users", "_selected_action": [student.pk], "apply": "1"},
         follow=True,
     )
     assert response.status_code == HTTPStatus.OK

@@ -94,3 +94,19 @@ def test_stop_button_only_returns_to_the_usage_page(client, staff, student, back
     client.force_login(staff)
     response = client.post(reverse("staff_stop_server"), {"username": student.username, "back": back})
     assert response["Location"] == USAGE
+
+
+def test_the_user_list_and_the_usage_page_show_the_name_beside_the_number(client, staff):
+    User.objects.create_user(username="s2026001", first_name="张三")  # as a roster stores it
+    User.objects.create_user(username="s2026002", first_name="四", last_name="李")  # typed as 名 and 姓
+    User.objects.create_user(username="s2026003", first_name="Lei", last_name="Li")
+    client.force_login(staff)
+    users = client.get(reverse("admin:accounts_user_changelist")).content.decode()
+    assert "<th" in users and "姓名" in users
+    for number, name in (("s2026001", "张三"), ("s2026002", "李四"), ("s2026003", "Lei Li")):
+        assert name in users
+        row = next(row for row in users.split("<tr") if f">{number}<" in row)
+        assert row.index(number) < row.index(name), row
+    usage = client.get(USAGE)
+    assert '<td class="name">李四</td>' in usage.content.decode()
+    assert "姓名" in [str(label) for _key, label in usage.context["columns"]]

@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from accounts import usernames
 from accounts.forms import AdminUserCreationForm
@@ -108,3 +109,19 @@ def test_createsuperuser_refuses_a_reserved_name(db):
     with pytest.raises(CommandError):
         call_command("createsuperuser", username="root", email="", interactive=False, verbosity=0)
     assert not User.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["张三", "学生一号", "张", "a b", "li.lei", "ab!"])
+def test_a_name_with_other_characters_is_told_which_are_allowed_whatever_its_length(name):
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as exc:
+            usernames.UsernameValidator()(name)
+        message = exc.value.messages[0]
+    assert exc.value.code == "invalid"
+    assert "a-z, 0-9, '-' and '_'" in message and "at least" not in message
+
+
+@pytest.mark.django_db
+def test_sign_up_tells_a_chinese_username_only_a_z_0_9_dash_and_underscore_are_allowed(client, signup_data):
+    form = client.post("/accounts/signup/", signup_data(username="张三")).context["form"]
+    assert form.errors["username"] == ["用户名只能使用 a-z、0-9、“-”和“_”（不能有汉字、空格或其他符号）。"]

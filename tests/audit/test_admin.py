@@ -158,7 +158,7 @@ def test_the_record_shows_a_login_a_roster_import_and_a_deactivation_with_who_an
     login = browser.post(reverse("admin:login"), {"username": "teacher", "password": PASSWORD, "next": "/admin/"})
     assert login.status_code == HTTPStatus.FOUND
     import_in_admin(browser)
-    post_action(browser, "deactivate_users", [student])
+    post_action(browser, "deactivate_users", [student], apply="1")
     page = browser.get(CHANGELIST)
     rows = {event.kind: event for event in shown(page)}
     assert {Kind.LOGIN, Kind.ROSTER_IMPORTED, Kind.DEACTIVATED} <= set(rows)

@@ -331,7 +331,7 @@ def test_an_account_created_in_the_admin_is_recorded(superuser_client, staff):
 
 
 def test_deactivation_and_reactivation_in_the_admin_are_recorded_with_who(superuser_client, staff, student):
-    post_action(superuser_client, "deactivate_users", [student])
+    post_action(superuser_client, "deactivate_users", [student], apply="1")
     post_action(superuser_client, "reactivate_users", [student])
     off, on = only(Kind.DEACTIVATED), only(Kind.REACTIVATED)
     assert off.actor == on.actor == staff and off.subject == on.subject == student

@@ -80,7 +80,7 @@ def test_a_broken_record_never_fails_a_login_a_deactivation_or_a_roster_import(b
         assert browser.get(reverse("home")).context["user"] == student
         staff = Client()
         staff.post(reverse("admin:login"), {"username": "teacher", "password": PASSWORD, "next": "/admin/"})
-        post_action(staff, "deactivate_users", [student])
+        post_action(staff, "deactivate_users", [student], apply="1")
         # The import runs in one transaction: the failed INSERT must leave it usable (a savepoint).
         import_in_admin(staff)
         roster = tmp_path / "class.csv"
@@ -178,7 +178,7 @@ def test_no_entry_of_any_kind_holds_a_password_a_token_a_code_or_a_one_time_link
     Client().post(reverse("signup"), {**signup, "username": "waiter", "invite_code": waiting_code.code})
     post_action(admin, "approve_users", [User.objects.get(username="waiter")])
     made1 = User.objects.get(username="made1")
-    post_action(admin, "deactivate_users", [made1])
+    post_action(admin, "deactivate_users", [made1], apply="1")
     post_action(admin, "reactivate_users", [made1])
     admin.post(change_url(made1), form_data(admin.get(change_url(made1)), username="made2"))
     admin.post(reverse("admin:accounts_user_delete", args=[made1.pk]), {"post": "yes"})

@@ -73,7 +73,7 @@ def test_a_ta_is_offered_no_superuser_field_and_a_forged_form_changes_nothing(po
     page.get_by_label("用户名", exact=True).fill("zhujiao-li")
     page.get_by_label("密码", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="登录", exact=True).click()
-    expect(page.locator("#staff-tools")).to_contain_text("使用情况")  # the TA's admin home
+    expect(page.locator("#content-main .app-staff")).to_contain_text("使用情况")  # the TA's admin home: 教师工具
     screenshot(page, "01-ta-admin-home")
 
     # A student's page: name, e-mail, active, classes; no staff, superuser or permission fields, no roles.

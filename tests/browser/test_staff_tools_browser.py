@@ -1,5 +1,7 @@
 """A teacher in a real browser: import a 200-row roster exported from Excel (GB18030, two bad rows), print the
 set-password slips and 30 invite codes; a student opens a slip's link, sets a password and lands logged in.
+Deactivating asks first, and the deactivated student is told why they cannot log in; a weak password's error
+shows under 密码, where the student typed it.
 
 Runs against the live portal (tests/live.py) in Debian's Chromium; screenshots (Chinese, A4 print view) land
 in test-results/<test name>/.
@@ -178,8 +180,9 @@ def test_teacher_sets_a_temporary_password_and_the_student_must_change_it(
     expect(student.locator(".messages")).to_contain_text("临时密码")
     student.goto(live_portal.url("/"))  # every other page sends the student back
     expect(student).to_have_url(live_portal.url("/accounts/password_change/"))
+    # They just proved the temporary password by logging in: it is not asked again.
+    expect(student.get_by_label("旧密码", exact=True)).to_have_count(0)
     screenshot(student, "03-must-change-password")
-    student.get_by_label("旧密码", exact=True).fill(temporary)
     student.get_by_label("新密码", exact=True).fill(STUDENT_PASSWORD)
     student.get_by_label("新密码确认", exact=True).fill(STUDENT_PASSWORD)
     student.get_by_role("button", name="修改密码").click()
@@ -187,3 +190,70 @@ def test_teacher_sets_a_temporary_password_and_the_student_must_change_it(
     expect(student).to_have_url(live_portal.url("/"))
     expect(student.locator("header .who")).to_have_text("forgetful")
     screenshot(student, "04-home-after-change")
+
+
+def test_teacher_confirms_a_deactivation_and_the_student_is_told_to_ask_the_teacher(
+    live_portal, teacher, page, new_context, screenshot
+):
+    live_portal.manage(
+        "shell",
+        "-c",
+        f"from accounts.models import User; User.objects.create_user('qianqi-26', first_name='钱七', "
+        f"password={STUDENT_PASSWORD!r})",
+    )
+    log_in(page, live_portal, teacher, PASSWORD)
+    page.goto(live_portal.url("/admin/accounts/user/?q=qianqi-26"))
+    expect(page.locator("#result_list")).to_contain_text("钱七")  # 姓名 beside 学号
+    page.locator("input[name=_selected_action]").check()
+    page.locator("select[name=action]").select_option("deactivate_users")
+    page.get_by_role("button", name=re.compile("执行|Go")).click()
+
+    expect(page.get_by_role("heading", name="停用用户")).to_be_visible()
+    expect(page.locator("#content")).to_contain_text("文件会保留")
+    confirm = page.get_by_role("button", name="停用", exact=True)
+    expect(confirm).to_have_class(re.compile("deletelink"))  # drawn as a dangerous button
+    screenshot(page, "01-confirm-deactivation")
+    page.get_by_role("link", name="取消").click()  # backing out changes nothing
+    expect(page.locator("#result_list")).to_contain_text("qianqi-26")
+    still = "from accounts.models import User; print('active:', User.objects.get(username='qianqi-26').is_active)"
+    assert "active: True" in live_portal.manage("shell", "-c", still).stdout
+
+    page.goto(live_portal.url("/admin/accounts/user/?q=qianqi-26"))
+    page.locator("input[name=_selected_action]").check()
+    page.locator("select[name=action]").select_option("deactivate_users")
+    page.get_by_role("button", name=re.compile("执行|Go")).click()
+    page.get_by_role("button", name="停用", exact=True).click()
+    expect(page.locator(".messagelist")).to_contain_text("已停用 1 个用户。")
+    screenshot(page, "02-deactivated")
+
+    student = new_context().new_page()
+    log_in(student, live_portal, "qianqi-26", STUDENT_PASSWORD)
+    expect(student.locator(".form-errors")).to_have_text("此账号已被停用，请联系老师。")
+    expect(student.locator("header .who")).to_have_count(0)
+    screenshot(student, "03-student-told-deactivated")
+    log_in(student, live_portal, "qianqi-26", "Not-the-password-1")
+    expect(student.locator(".form-errors")).to_have_text("用户名或密码不正确。注意密码区分大小写。")
+    screenshot(student, "04-wrong-password-learns-nothing")
+
+
+def test_a_weak_password_is_refused_under_the_password_field(live_portal, page, screenshot):
+    code = live_portal.manage("create_invite", "-v", "0").stdout.split()[-1]
+    page.goto(live_portal.url("/accounts/signup/"))
+    page.get_by_label("用户名", exact=True).fill("张三")
+    page.get_by_label("密码", exact=True).fill("a1b2")
+    page.get_by_label("密码确认", exact=True).fill("a1b2")
+    page.get_by_label("邀请码", exact=True).fill(code)
+    page.get_by_role("button", name="创建账号", exact=True).click()
+
+    username_error = page.locator("#id_username_error")
+    expect(username_error).to_have_text("用户名只能使用 a-z、0-9、“-”和“_”（不能有汉字、空格或其他符号）。")
+    error = page.locator("#id_password1_error")
+    expect(error).to_contain_text("密码太短")
+    expect(page.locator("#id_password2_error")).to_have_count(0)
+    # On the page, the error sits under the 密码 box and above the 密码确认 one.
+    password = page.get_by_label("密码", exact=True).bounding_box()
+    confirmation = page.get_by_label("密码确认", exact=True).bounding_box()
+    box = error.bounding_box()
+    assert password["y"] + password["height"] <= box["y"] < confirmation["y"], (password, box, confirmation)
+    expect(page.get_by_label("密码", exact=True)).to_have_attribute("aria-invalid", "true")
+    screenshot(page, "01-weak-password-under-password")

@@ -66,7 +66,7 @@ def test_usage_page_shows_the_memory_of_each_running_container(portal_without_do
         assert elapsed < 2.0, f"{elapsed:.2f}s"
         assert 'data-testid="memory-problem"' not in page.text, page.text[:3000]
         row = _row(page.text, student)
-        memory = re.findall(r"<td>(.*?)</td>", row, re.S)[6]  # the memory column
+        memory = re.findall(r'<td class="memory">(.*?)</td>', row, re.S)[0]
         assert re.fullmatch(r"\d+(\.\d+)?\s*(MB|KB|GB)", memory.replace("\xa0", " ")), row
 
         # The same figure as `docker stats` (usage minus the inactive page cache), give or take what the

@@ -210,12 +210,10 @@ def test_deactivating_a_user_in_the_admin_stops_the_server_revokes_tokens_and_lo
             f"searching the admin for {username} found {selected} at {changelist.url} "
             f"(history {[r.status_code for r in changelist.history]}): {changelist.text[:1500]}",
         )
-        done = flows.post_form(
-            stack,
-            staff,
-            changelist,
-            {"action": "deactivate_users", "_selected_action": selected, "index": "0", "select_across": "0"},
-        )
+        action = {"action": "deactivate_users", "_selected_action": selected, "index": "0", "select_across": "0"}
+        confirm = flows.post_form(stack, staff, changelist, action)  # the action asks first
+        assert 'name="apply"' in confirm.text, explain(stack, f"no confirmation page: {confirm.text[:1500]}")
+        done = flows.post_form(stack, staff, confirm, {**action, "apply": "1"})
     deactivated_at = time.monotonic()
     assert "1 user deactivated." in done.text, explain(stack, f"the admin action did not confirm: {done.text[:2000]}")
 

@@ -70,7 +70,7 @@ def test_usage_page_in_a_browser_shows_the_running_server_and_stops_it(
     assert "运行中" in row.inner_text(), page.content()[:3000]
     assert "从未" not in row.inner_text()  # the student logged in
     # The local server's resident memory, from the hub (the JupyterLab process alone is well over 10 MB).
-    assert re.search(r"\d{2,}(\.\d+)?\s*MB|\d(\.\d+)?\s*GB", row.locator("td").nth(6).inner_text()), row.inner_text()
+    assert re.search(r"\d{2,}(\.\d+)?\s*MB|\d(\.\d+)?\s*GB", row.locator("td.memory").inner_text()), row.inner_text()
     screenshot(page, "01-usage-running")
     doc_screenshot(page, "teacher-usage")
 

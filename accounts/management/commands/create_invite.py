@@ -16,20 +16,19 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import roles
+from accounts import expiry, roles
 from accounts.models import InviteCode, generate_code, normalize_code, record_invites_made
 
 MAX_COUNT = 1000
 
 
 def parse_date(value: str) -> datetime.datetime:
-    """YYYY-MM-DD means usable through the end of that day, in the portal's time zone."""
+    """YYYY-MM-DD means usable through the end of that day (23:59:59), in the portal's time zone."""
     try:
         day = datetime.date.fromisoformat(value)
     except ValueError:
         raise CommandError(f"--expires must be a date like 2026-12-31, not {value!r}") from None
-    end = datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min)
-    return timezone.make_aware(end)
+    return expiry.end_of_day(day)
 
 
 class Command(BaseCommand):

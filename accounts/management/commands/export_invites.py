@@ -2,7 +2,8 @@
 
 Why: codes made in the admin or by `create_invite --count 30` must leave the system somehow. Read-only.
 The CSV goes to stdout (UTF-8) or, with --output, to a file in UTF-8 with a BOM, which Excel on Chinese
-Windows needs to show group names and notes correctly.
+Windows needs to show group names and notes correctly. The rows are the admin's "Export CSV" ones
+(accounts.exports), with this command's English header and status words.
 
     python manage.py export_invites --group class-a --usable --output codes.csv
 """
@@ -10,24 +11,13 @@ Windows needs to show group names and notes correctly.
 import csv
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
-from django.urls import reverse
-from django.utils import timezone
 
+from accounts import exports
 from accounts.models import InviteCode
 
-COLUMNS = ["code", "status", "uses", "max_uses", "expires_at", "group", "note", "created_at", "signup_url"]
-
-
-def status(invite) -> str:
-    problem = invite.problem()
-    return "usable" if problem is None else problem.code
-
-
-def local(value) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else ""
+COLUMNS = exports.INVITE_COLUMNS
 
 
 class Command(BaseCommand):
@@ -47,21 +37,7 @@ class Command(BaseCommand):
             invites = invites.filter(group=team)
         if usable:
             invites = invites.usable()
-        signup_url = settings.PUBLIC_URL + reverse("signup")
-        rows = [
-            [
-                invite.code,
-                status(invite),
-                invite.use_count,
-                "" if invite.max_uses is None else invite.max_uses,
-                local(invite.expires_at),
-                invite.group.name if invite.group else "",
-                invite.note,
-                local(invite.created_at),
-                signup_url,
-            ]
-            for invite in invites
-        ]
+        rows = exports.invite_rows(invites)
         if output is None:
             self.write(self.stdout, rows)
             return
@@ -76,4 +52,4 @@ class Command(BaseCommand):
     def write(self, out, rows):
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
-        writer.writerows(rows)
+        writer.writerows([exports.cell(value) for value in row] for row in rows)
