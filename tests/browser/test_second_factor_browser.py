@@ -82,7 +82,7 @@ def test_a_new_teacher_enrols_at_the_first_admin_login_and_gives_a_code_at_the_n
     page.get_by_role("link", name="已保存，继续").click()
     page.wait_for_url(portal.url("/admin/usage/"))  # on to the last page asked for
     page.goto(portal.url("/admin/"))
-    expect(page.locator("#staff-tools")).to_contain_text("使用情况")
+    expect(page.get_by_role("table", name="教师工具")).to_contain_text("使用情况")
     screenshot(page, "02-admin")
     page.goto(portal.url("/accounts/otp/backup-codes/"))  # shown once: now nothing but the way on
     page.wait_for_url(portal.url("/admin/"))
@@ -101,7 +101,7 @@ def test_a_new_teacher_enrols_at_the_first_admin_login_and_gives_a_code_at_the_n
     doc_screenshot(page, "teacher-otp-verify")
     page.get_by_label("验证码").fill(code_from_secret(secret, 1))
     page.get_by_role("button", name="验证").click()
-    expect(page.locator("#staff-tools")).to_contain_text("使用情况")
+    expect(page.get_by_role("table", name="教师工具")).to_contain_text("使用情况")
     screenshot(page, "03-admin-again")
 
 

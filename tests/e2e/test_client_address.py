@@ -106,8 +106,8 @@ def test_a_students_server_never_sees_the_proxys_secret_header(stack):
     username = flows.unique_username("headers")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HeaderPrinter)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    # Registered as the hub registers a student's running server: that user's route on the hub's host.
-    route = f"{HUB_HOST}/jupyter/user/{username}/"
+    # Registered as the hub registers a student's running server: that user's route on their own host.
+    route = f"{username}.{HUB_HOST}/jupyter/user/{username}/"
     api = f"http://127.0.0.1:{stack.env['PROXY_API_PORT']}/api/routes/{route}"
     token = {"Authorization": f"token {secret_file(stack.env, 'CONFIGPROXY_AUTH_TOKEN')}"}
     try:
@@ -117,7 +117,7 @@ def test_a_students_server_never_sees_the_proxys_secret_header(stack):
         assert added.status_code == HTTPStatus.CREATED, added.text
         with flows.new_client(stack) as browser:
             for sent in ({}, {"X-Cfps-Proxy": "guessed-secret"}):
-                answer = browser.get(f"/jupyter/user/{username}/api/status", headers=sent)
+                answer = browser.get(stack.user_url(username, "api/status"), headers=sent)
                 assert answer.status_code == HTTPStatus.OK, flows.explain(stack, answer.text[:500])
                 seen = answer.json()
                 assert not [name for name, value in seen if secret in value], flows.explain(
