@@ -35,7 +35,7 @@ def sites(tmp_path_factory):
         "PORT": str(free_port()),  # nothing listens on either: Nginx answers 502 itself
         "PORTAL_PORT": str(free_port()),
     }
-    cert, key = self_signed_certificate(tmp / "cert", PORTAL, HUB)
+    cert, key = self_signed_certificate(tmp / "cert", PORTAL, HUB, f"*.{HUB}")
     logs, nginxes = {}, []
     for name, args, ports in (
         ("http", ["--http-port", str(http_port)], [http_port]),

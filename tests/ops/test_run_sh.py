@@ -142,7 +142,7 @@ def test_run_sh_restarts_a_killed_hub_that_finds_the_students_server_and_ctrl_c_
     stack.look()
     stack.proc.send_signal(signal.SIGINT)
     assert stack.proc.wait(timeout=90) == 0, flows.explain(stack, "run.sh did not exit 0 after Ctrl-C")
-    assert "Stopping JupyterHub, then the portal (gunicorn)" in stack.stdout()
+    assert "Stopping the course worker, then JupyterHub, then the portal (gunicorn)" in stack.stdout()
     left = still_running(stack.seen.items())
     assert not left, "still running after Ctrl-C:\n" + "\n".join(f"  {pid} {command_line(pid)}" for pid in left)
     assert len(stack.seen) >= 5  # the portal, the hub, its proxy, the server and its kernel, at least
