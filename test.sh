@@ -65,10 +65,11 @@ fi
 failed=()
 # step NAME CMD...: run one check, remember it if it fails, and go on with the next one.
 step() {
-    local name=$1 rc=0
+    local name=$1 rc=0 started=$SECONDS
     shift
     printf '\n== %s ==\n' "$name"
     "$@" || rc=$?
+    printf '== %s: %d s ==\n' "$name" $((SECONDS - started))
     if [[ $rc -ne 0 ]]; then
         # pytest's exit code 5 means it collected no test: that is a failure too.
         [[ $rc -eq 5 && "$name" == "tests on"* ]] && name="$name (no tests ran)"
