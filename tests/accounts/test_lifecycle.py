@@ -16,7 +16,7 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 
 from accounts import hub
 from accounts.forms import SignupForm
-from accounts.models import PendingHubRemoval, RetiredUsername
+from accounts.models import PendingHubCall, RetiredUsername
 from tests.accounts import test_oauth
 from tests.accounts.test_oauth import TOKEN, USERINFO, full_login
 from tests.conftest import PASSWORD
@@ -49,7 +49,7 @@ def sessions_of(user):
 
 
 def pending(username):
-    return PendingHubRemoval.objects.filter(username=username).first()
+    return PendingHubCall.objects.filter(username=username, kind=PendingHubCall.Kind.REMOVE).first()
 
 
 # --- deactivation ----------------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def test_the_admin_action_deactivates_each_user_through_save(client, staff, stud
 
 def test_a_login_does_not_queue_anything(client, student):
     assert client.post(reverse("login"), {"username": student.username, "password": PASSWORD}).status_code == 302
-    assert not PendingHubRemoval.objects.exists()
+    assert not PendingHubCall.objects.filter(kind=PendingHubCall.Kind.REMOVE).exists()
 
 
 # --- deletion and renaming: retired names --------------------------------------------------------------
@@ -259,7 +259,7 @@ def test_retry_command_lists_with_dry_run_and_fails_while_the_hub_is_down(studen
 
 def test_retry_command_with_nothing_pending_says_so(db, capsys):
     call_command("retry_hub_removals")
-    assert "No pending hub removals" in capsys.readouterr().out
+    assert "No pending hub calls" in capsys.readouterr().out
 
 
 # --- credentials in /o/ URLs -------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_the_deactivate_command_ends_access_like_the_admin_and_reactivate_restor
     call_command("deactivate_users", student.username)
     student.refresh_from_db()
     assert not student.is_active
-    assert PendingHubRemoval.objects.filter(username=student.username).exists()
+    assert pending(student.username) is not None
     assert not Session.objects.exists()  # the student's portal session is gone
     call_command("deactivate_users", student.username)  # idempotent
     call_command("deactivate_users", "--reactivate", student.username)
