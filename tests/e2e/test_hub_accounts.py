@@ -120,3 +120,14 @@ def test_calls_the_hub_missed_while_down_are_made_when_it_is_back(stack):
     stack.manage("retry_hub_removals")  # as run.sh does once the hub answers; a portal request would too
     wait_for_hub_user(stack, username, groups=["class-a"], roles=["user"])
     assert username not in stack.manage("retry_hub_removals", "--dry-run").stdout
+
+
+def test_a_students_hub_token_cannot_use_the_portals_user_call_to_make_itself_staff(stack, client, student):
+    """The attack: a student with a hub API token of their own asks the hub to give them the staff role."""
+    from tests.e2e.test_lifecycle import mint_hub_token, with_token
+
+    flows.hub_login(stack, client, student)
+    token = mint_hub_token(stack, client, student)
+    attack = with_token(stack, token, "POST", f"/jupyter/hub/api/cfps/users/{student}", json={"staff": True})
+    assert attack.status_code == 403, flows.explain(stack, f"{attack.status_code} {attack.text}")
+    assert STAFF_ROLE not in hub_user(stack, student)["roles"]
