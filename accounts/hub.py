@@ -1,23 +1,34 @@
-"""The portal's narrow client for the JupyterHub REST API (as the hub service `portal`), and the queue of hub
-users the portal must remove.
+"""The portal's narrow client for the JupyterHub REST API (as the hub service `portal`), and the queue of calls
+the portal must make to the hub: remove a hub user, make or update one, start a server.
 
 Rules:
 - Deactivating, deleting or renaming an account, and changing its password, remove the person's hub user
   (`DELETE /users/<name>`, scope `delete:users`, after `DELETE /users/<name>/server`, scope `servers`). That
   stops their server and deletes every hub token they hold: the API tokens they made themselves, the ones of
   their server and of its browser sessions, and the hub cookie's identity. Their files stay (the Docker
-  volume or `var/users/<name>/`). Logging in again, with an active account, makes a fresh hub user: no old
-  token comes back.
-- The removal is written to `PendingHubRemoval` in the same transaction as the change (accounts.signals) and
-  carried out after the commit, in a background thread so that staff deactivating a class never wait for 30
-  servers to stop. Whatever the hub does not confirm (it is down, or a server is still stopping) stays in the
-  table and is retried, at most every RETRY_SECONDS (while only a slow server stop holds it up, the thread
-  itself tries again for a minute):
+  volume or `var/users/<name>/`).
+- Every active account has its hub user before its first login (issue 23): making an account (sign-up, roster
+  import, the admin, a command) or changing its classes, staff rights or active flag makes or updates the hub
+  user with the name, groups and staff role a login would give it (`hubconfig/users.py`, the hub's side, which
+  applies them as the login does), so the first hub login only logs in. A password change removes the hub user
+  (as above) and makes a fresh one, without the old tokens.
+- A student's portal login asks the hub to start their server (`queue_start`, START_SERVER_AT_LOGIN), always in
+  the background: the login never waits on the hub. A start not done within START_SECONDS (the hub was down)
+  is dropped: nobody wants a server they asked for an hour ago.
+- Each call is written to `PendingHubCall` in the same transaction as the change (accounts.signals) and
+  carried out after the commit, in a background thread so that staff changing a class never wait for 30
+  calls. For each user the removal goes first, then the hub user, then the start; while a removal is not
+  confirmed, the others wait. A removal wins: making a hub user or starting a server looks at the account
+  when it is carried out, and does neither for an account that is gone or inactive by then (and asks for the
+  removal again if the account went away during the call). Whatever the hub does not confirm (it is down, or
+  a server is still stopping) stays in the table and is retried, at most every RETRY_SECONDS (while only a slow
+  server stop holds it up, the thread itself tries again for a minute):
   - on the next request to the portal (`RetryHubRemovalsMiddleware`). A hub back from an outage asks the
     portal about every user it serves at least every HUB_AUTH_REFRESH_SECONDS (its auth refresh, on cookie
     and token requests alike), so the first use of a hub token soon triggers the retry;
   - by `manage.py retry_hub_removals` (run.sh runs it once the hub answers; cron or an operator may too).
-- Every step may be repeated: the hub answering 404 (no such user, no server) counts as done.
+- Every step may be repeated: the hub answering 404 (no such user, no server) counts as done for a removal,
+  a hub user made twice is updated, a start of a server that runs or starts is done.
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ from django.utils import timezone
 log = logging.getLogger(__name__)
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
 
-# A removal the hub did not confirm is tried again after this long (and never more often).
+# A call the hub did not confirm is tried again after this long (and never more often).
 RETRY_SECONDS = 10
 # While only a slow server stop holds a removal up, the background thread itself tries again this often.
 STOPPING_ROUNDS = 6
@@ -47,6 +58,12 @@ STOPPING_ROUNDS = 6
 CHECK_SECONDS = 5
 # The hub waits up to its slow_stop_timeout (10 s) for a server to stop before it answers.
 TIMEOUT_SECONDS = 20
+# A start at login that the hub has not taken within this long is dropped (module docstring).
+START_SECONDS = 300
+# The home page's state of the server: a hub that does not answer quickly means "unknown", not a slow page.
+STATE_TIMEOUT_SECONDS = 2
+# How long the queue waits for the hub's answer to a start (start_server).
+START_TIMEOUT_SECONDS = 3
 
 
 class HubError(Exception):
@@ -57,27 +74,34 @@ class StillStopping(HubError):
     """The hub is stopping the server (it answers before a slow stop ends); worth trying again soon."""
 
 
-def _request(method: str, path: str, timeout: float = TIMEOUT_SECONDS):
-    request = urllib.request.Request(
-        settings.HUB_API_URL + path,
-        method=method,
-        headers={"Authorization": f"token {settings.HUB_API_TOKEN}", "Accept": "application/json"},
-    )
+def _request(method: str, path: str, timeout: float = TIMEOUT_SECONDS, body: dict | None = None):
+    headers = {"Authorization": f"token {settings.HUB_API_TOKEN}", "Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(settings.HUB_API_URL + path, method=method, headers=headers, data=data)
     with _OPENER.open(request, timeout=timeout) as response:
         body = response.read()
         return response.status, json.loads(body) if body else None
 
 
-def _call(method: str, path: str, done: tuple[int, ...]) -> int:
+class _Unanswered(HubError):
+    """The request went out but no answer came in time."""
+
+
+def _call(method: str, path: str, done: tuple[int, ...], timeout: float = TIMEOUT_SECONDS) -> int:
     """One API call; returns the status when it is in `done` (404 always counts), else raises HubError."""
     try:
-        status, _ = _request(method, path)
+        status, _ = _request(method, path, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 404 or exc.code in done:
             return exc.code
         detail = exc.read(300).decode("utf-8", "replace").strip()
         error = StillStopping if "stopping" in detail else HubError  # DELETE /users during a slow stop: 400
         raise error(f"{method} {path}: HTTP {exc.code} {detail}"[:300]) from None
+    except TimeoutError:  # sent, not answered (a connection not made in time is a URLError)
+        raise _Unanswered(f"{method} {path}: no answer within {timeout:.0f} s") from None
     except (urllib.error.URLError, OSError) as exc:
         raise HubError(f"hub unreachable: {getattr(exc, 'reason', exc)}"[:300]) from None
     if status not in done:
@@ -104,49 +128,190 @@ def delete_hub_user(username: str) -> None:
     _call("DELETE", f"/users/{quoted}", done=(204,))
 
 
-# --- the queue -------------------------------------------------------------------------------------------
-def queue_removal(username: str, reason: str) -> None:
-    """Record that the hub user must go, in the caller's transaction; it is carried out after the commit."""
-    from accounts.models import PendingHubRemoval
+# --- the hub's side of a user: what a login would give it --------------------------------------------------
+def hub_groups(user) -> list[str]:
+    """The user's classes and teams as the hub knows them: the `groups` claim (accounts/oauth.py), never a role."""
+    return sorted(user.groups.filter(staff_role__isnull=True).values_list("name", flat=True))
 
-    PendingHubRemoval.objects.update_or_create(
+
+def hub_profile(user) -> dict:
+    """What the hub is told about a user, the same as their login's claims say: groups and the staff mark."""
+    from accounts import roles
+
+    return {"groups": hub_groups(user), "staff": roles.is_hub_admin(user)}
+
+
+def sync_hub_user(user) -> bool:
+    """Make or update the user's hub user (hubconfig/users.py); True if the hub made it. Raises HubError."""
+    path = f"/cfps/users/{urllib.parse.quote(user.username)}"
+    try:
+        status, body = _request("POST", path, body=hub_profile(user))
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(300).decode("utf-8", "replace").strip()
+        raise HubError(f"POST {path}: HTTP {exc.code} {detail}"[:300]) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise HubError(f"hub unreachable: {getattr(exc, 'reason', exc)}"[:300]) from None
+    return bool(body and body.get("created"))
+
+
+def start_server(username: str) -> int:
+    """Ask the hub to start the user's default server; 201/202 started or starting, 400 already running or
+    pending, 404 no such hub user. Raises HubError otherwise.
+
+    The hub answers a start only when the server is up or after its slow_spawn_timeout (10 s); the queue must not
+    wait that long per student, so a request that was sent and not answered within START_TIMEOUT_SECONDS counts
+    as asked (202): the hub goes on with a spawn whose caller went away."""
+    try:
+        return _call(
+            "POST", f"/users/{urllib.parse.quote(username)}/server", done=(201, 202, 400),
+            timeout=START_TIMEOUT_SECONDS,
+        )  # fmt: skip
+    except _Unanswered:
+        return 202
+
+
+def server_state(username: str) -> str:
+    """ "ready", "starting", "stopping" or "none" for the user's default server; raises HubError."""
+    try:
+        _, model = _request("GET", f"/users/{urllib.parse.quote(username)}/server", timeout=STATE_TIMEOUT_SECONDS)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # no hub user yet, or no server
+            return "none"
+        raise HubError(f"GET server: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise HubError(f"hub unreachable: {getattr(exc, 'reason', exc)}"[:300]) from None
+    model = model or {}
+    if model.get("ready"):
+        return "ready"
+    pending = model.get("pending")
+    if pending == "spawn":
+        return "starting"
+    if pending == "stop":
+        return "stopping"
+    return "none"
+
+
+# --- the queue -------------------------------------------------------------------------------------------
+# The order of a user's calls: a removal before the hub user is made again, the hub user before its server.
+_ORDER = {"remove": 0, "sync": 1, "start": 2}
+
+
+def _queue(username: str, kind: str, reason: str) -> None:
+    from accounts.models import PendingHubCall
+
+    PendingHubCall.objects.update_or_create(
         username=username,
-        defaults={"reason": reason, "requested_at": timezone.now(), "attempts": 0, "last_attempt_at": None},
-    )
+        kind=kind,
+        defaults={"reason": reason, "requested_at": timezone.now(), "attempts": 0, "last_attempt_at": None,
+                  "last_error": ""},
+    )  # fmt: skip
+
+
+def queue_removal(username: str, reason: str) -> None:
+    """Record that the hub user must go, in the caller's transaction; it is carried out after the commit. A start
+    still pending for the name is dropped: a removal wins."""
+    from accounts.models import PendingHubCall
+
+    _queue(username, PendingHubCall.Kind.REMOVE, reason)
+    PendingHubCall.objects.filter(username=username, kind=PendingHubCall.Kind.START).delete()
     transaction.on_commit(kick)
 
 
-def _due(now=None, force: bool = False):
-    from accounts.models import PendingHubRemoval
+def queue_sync(username: str, reason: str) -> None:
+    """Record that the hub user must exist with the account's groups and staff role (after the commit)."""
+    from accounts.models import PendingHubCall
 
-    rows = PendingHubRemoval.objects.all()
+    _queue(username, PendingHubCall.Kind.SYNC, reason)
+    transaction.on_commit(kick)
+
+
+def queue_start(username: str, reason: str = "login") -> None:
+    """Record that the user's server should start; carried out after the commit, always in the background."""
+    from accounts.models import PendingHubCall
+
+    _queue(username, PendingHubCall.Kind.START, reason)
+    transaction.on_commit(lambda: kick(background=True))
+
+
+def _due(now=None, force: bool = False):
+    from accounts.models import PendingHubCall
+
+    rows = PendingHubCall.objects.all()
     if not force:
         cutoff = (now or timezone.now()) - timedelta(seconds=RETRY_SECONDS)
         rows = rows.filter(Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=cutoff))
     return rows
 
 
-def process_pending(force: bool = False) -> tuple[list[str], list[tuple[str, HubError]]]:
-    """Carry out the due removals; returns (names removed, [(name, error)] still pending)."""
-    from accounts.models import PendingHubRemoval
+def _active_account(username: str):
+    """The active account that holds this name now, or None."""
+    from django.contrib.auth import get_user_model
 
-    removed, failed = [], []
-    for row in list(_due(force=force)):
+    return get_user_model().objects.filter(username=username, is_active=True).first()
+
+
+def _carry_out(row) -> str:
+    """Make one call; returns what was done (for the log) or raises HubError."""
+    from accounts.models import PendingHubCall
+
+    if row.kind == PendingHubCall.Kind.REMOVE:
+        delete_hub_user(row.username)
+        return "removed: server stopped, hub tokens deleted"
+    if row.kind == PendingHubCall.Kind.START and timezone.now() - row.requested_at > timedelta(seconds=START_SECONDS):
+        return "start dropped: asked too long ago"
+    user = _active_account(row.username)
+    if user is None:
+        return "nothing done: the account is gone or inactive"
+    if row.kind == PendingHubCall.Kind.SYNC:
+        done = "made" if sync_hub_user(user) else "updated"
+    elif start_server(row.username) == 404:  # the hub user was never made (the hub was down at the time)
+        sync_hub_user(user)
+        start_server(row.username)
+        done = "made, server started"
+    else:
+        done = "server started"
+    # Deactivated or deleted while the call was on its way: the removal may have run before it; ask again.
+    if _active_account(row.username) is None:
+        queue_removal(row.username, reason="inactive after a call")
+        return done + ", then removed again (the account went away meanwhile)"
+    return done
+
+
+def process_pending(force: bool = False) -> tuple[list[str], list[tuple[str, HubError]]]:
+    """Carry out the due calls, each user's in order (removal, hub user, start); returns (names done,
+    [(name, error)] still pending). A user's later calls wait while an earlier one fails."""
+    from accounts.models import PendingHubCall
+
+    done, failed, blocked = [], [], set()
+    rows = sorted(_due(force=force), key=lambda row: (row.requested_at, _ORDER.get(row.kind, 9)))
+    # A user's own calls in their order, wherever the first of them sits in the queue.
+    first = {}
+    for row in rows:
+        first.setdefault(row.username, row.requested_at)
+    rows.sort(key=lambda row: (first[row.username], row.username, _ORDER.get(row.kind, 9)))
+    for row in rows:
+        if row.username in blocked:
+            continue
+        if row.kind != PendingHubCall.Kind.REMOVE and (
+            PendingHubCall.objects.filter(username=row.username, kind=PendingHubCall.Kind.REMOVE).exists()
+        ):
+            continue  # a removal queued meanwhile (or not yet due) goes first
         attempted_at = timezone.now()
         try:
-            delete_hub_user(row.username)
+            what = _carry_out(row)
         except HubError as exc:
-            PendingHubRemoval.objects.filter(pk=row.pk, requested_at=row.requested_at).update(
+            PendingHubCall.objects.filter(pk=row.pk, requested_at=row.requested_at).update(
                 attempts=row.attempts + 1, last_attempt_at=attempted_at, last_error=str(exc)
             )
-            log.warning("hub user %s not removed yet (%s): %s", row.username, row.reason, exc)
+            log.warning("hub call %s for %s not done yet (%s): %s", row.kind, row.username, row.reason, exc)
             failed.append((row.username, exc))
+            blocked.add(row.username)
             continue
         # A request made again meanwhile (requested_at changed) stays for its own attempt.
-        PendingHubRemoval.objects.filter(pk=row.pk, requested_at=row.requested_at).delete()
-        log.info("removed hub user %s (%s): server stopped, hub tokens deleted", row.username, row.reason)
-        removed.append(row.username)
-    return removed, failed
+        PendingHubCall.objects.filter(pk=row.pk, requested_at=row.requested_at).delete()
+        log.info("hub user %s (%s, %s): %s", row.username, row.kind, row.reason, what)
+        done.append(row.username)
+    return done, failed
 
 
 # --- when: after a commit, on later requests -------------------------------------------------------------
@@ -167,7 +332,7 @@ def _work():
             _, failed = process_pending()
             stopping = any(isinstance(exc, StillStopping) for _, exc in failed)
         except Exception:  # a broken database must not kill the thread silently: say so, retry later
-            log.exception("processing pending hub removals failed")
+            log.exception("processing pending hub calls failed")
         finally:
             connections.close_all()  # this thread's own connections
         if stopping and rounds < STOPPING_ROUNDS:
@@ -181,18 +346,19 @@ def _work():
                 return
 
 
-def kick() -> None:
-    """Process the due removals now: in a background thread (one per process), or inline when
-    HUB_REMOVALS_IN_BACKGROUND is off (the test settings). Non-daemon, so `manage.py shell` waits for it."""
+def kick(background: bool = False) -> None:
+    """Process the due calls now: in a background thread (one per process), or inline when
+    HUB_REMOVALS_IN_BACKGROUND is off (the test settings) unless `background` (a login's start: the login never
+    waits on the hub). Non-daemon, so `manage.py shell` waits for it."""
     global _worker, _again
-    if not getattr(settings, "HUB_REMOVALS_IN_BACKGROUND", True):
+    if not background and not getattr(settings, "HUB_REMOVALS_IN_BACKGROUND", True):
         process_pending()
         return
     with _lock:
         if _worker is not None:
             _again = True  # the running pass may have read the table before this row was committed
             return
-        _worker = threading.Thread(target=_work, name="hub-removals", daemon=False)
+        _worker = threading.Thread(target=_work, name="hub-calls", daemon=False)
         _worker.start()
 
 
@@ -208,7 +374,7 @@ def kick_if_due() -> None:
 
 
 class RetryHubRemovalsMiddleware:
-    """Retries removals the hub did not confirm, on the portal's requests (see the module docstring)."""
+    """Retries calls the hub did not confirm, on the portal's requests (see the module docstring)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -218,5 +384,5 @@ class RetryHubRemovalsMiddleware:
         try:
             kick_if_due()
         except Exception:  # never fail a page because of the queue
-            log.exception("could not look for pending hub removals")
+            log.exception("could not look for pending hub calls")
         return response

@@ -1,13 +1,14 @@
-"""Admin pages for the account lifecycle: retired usernames and hub removals still waiting for the hub.
+"""Admin pages for the account lifecycle: retired usernames and calls to the hub still waiting for it (removals,
+hub users made before their first login, servers to start).
 
 Both are read-only: a retired name must never come back (the old owner's files are kept under it), and a
-pending removal is the portal's own bookkeeping (`manage.py retry_hub_removals` carries it out now), shown to
+pending call is the portal's own bookkeeping (`manage.py retry_hub_removals` carries it out now), shown to
 superusers only: nothing a teacher can act on.
 """
 
 from django.contrib import admin
 
-from accounts.models import PendingHubRemoval, RetiredUsername
+from accounts.models import PendingHubCall, RetiredUsername
 
 
 class SuperuserOnly:
@@ -48,8 +49,8 @@ class RetiredUsernameAdmin(ReadOnlyAdmin):
     search_fields = ("username",)
 
 
-@admin.register(PendingHubRemoval)
-class PendingHubRemovalAdmin(SuperuserOnly, ReadOnlyAdmin):
+@admin.register(PendingHubCall)
+class PendingHubCallAdmin(SuperuserOnly, ReadOnlyAdmin):
     list_display = ("username", "reason", "requested_at", "attempts", "last_attempt_at", "last_error")
     search_fields = ("username",)
 

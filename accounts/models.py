@@ -345,15 +345,23 @@ class RetiredUsername(models.Model):
         return self.username
 
 
-class PendingHubRemoval(models.Model):
-    """A hub user the portal must delete (with its server and every hub token), kept until the hub confirms.
+class PendingHubCall(models.Model):
+    """A call the portal must make to the hub (remove, make or update a hub user, start a server), kept until the
+    hub confirms it.
 
-    Written in the same transaction as the deactivation, deletion, rename or password change that needs it,
-    so an unreachable hub never loses the action; `accounts.hub` carries it out after the commit and retries
-    (see its docstring for when).
+    Written in the same transaction as the change that needs it (an account made, regrouped, deactivated,
+    deleted, renamed; a student's login), so an unreachable hub never loses it; `accounts.hub` carries it out
+    after the commit and retries (see its docstring for when and in which order). One row per user and kind:
+    asking again only renews the row.
     """
 
-    username = models.CharField(_("hub username"), max_length=150, unique=True)
+    class Kind(models.TextChoices):
+        REMOVE = "remove", _("remove hub user")
+        SYNC = "sync", _("create or update hub user")
+        START = "start", _("start server")
+
+    username = models.CharField(_("hub username"), max_length=150)
+    kind = models.CharField(_("call"), max_length=8, choices=Kind.choices, default=Kind.REMOVE)
     reason = models.CharField(_("reason"), max_length=32)
     requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
@@ -361,12 +369,13 @@ class PendingHubRemoval(models.Model):
     last_error = models.CharField(_("last error"), max_length=300, blank=True)
 
     class Meta:
-        verbose_name = _("pending hub removal")
-        verbose_name_plural = _("pending hub removals")
+        verbose_name = _("pending hub call")
+        verbose_name_plural = _("pending hub calls")
         ordering = ["requested_at"]
+        constraints = [models.UniqueConstraint(fields=["username", "kind"], name="one_pending_hub_call_per_kind")]
 
     def __str__(self):
-        return self.username
+        return f"{self.username} ({self.kind})"
 
 
 class Authenticator(TOTPDevice):

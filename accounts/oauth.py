@@ -38,7 +38,7 @@ from oauth2_provider import views as oauth2_views
 from oauth2_provider.models import get_grant_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
-from accounts import otp, roles, sessions
+from accounts import hub, otp, roles, sessions
 from accounts.middleware import password_change_required
 
 # The ID token the current token request saved (PortalOAuth2Validator._create_access_token sets it for the
@@ -73,9 +73,8 @@ class PortalOAuth2Validator(OAuth2Validator):
             "preferred_username": lambda request: request.user.username,
             "name": lambda request: request.user.get_full_name() or request.user.username,
             "email": lambda request: request.user.email,
-            "groups": lambda request: sorted(
-                request.user.groups.filter(staff_role__isnull=True).values_list("name", flat=True)
-            ),
+            # The same groups a hub user made before its first login gets (accounts/hub.py hub_profile).
+            "groups": lambda request: hub.hub_groups(request.user),
             "is_staff": lambda request: roles.is_hub_admin(request.user),
         }
 

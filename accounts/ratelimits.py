@@ -14,6 +14,7 @@ the rates table keys (portal/config/table.py, section "requests"):
 | set-password posts (a link, a reset mail)   | account; client address              | SET_PASSWORD_(IP_)RATE_LIMIT   |
 | admin uploads (roster, course material)     | staff account                        | ADMIN_UPLOAD_RATE_LIMIT        |
 | `/api/announcements/`                       | client address                       | ANNOUNCEMENTS_RATE_LIMIT       |
+| `/api/server/` (one's own server's state)   | account                              | SERVER_STATE_RATE_LIMIT        |
 
 Rules:
 - A class day is never refused: 200 students logging in through the hub within a minute make 200 token
@@ -91,6 +92,11 @@ def link_account(request) -> str | None:
         return None
 
 
+def account(request) -> str | None:
+    user = getattr(request, "user", None)
+    return f"user:{user.pk}" if user is not None and user.is_authenticated else None
+
+
 def staff_account(request) -> str | None:
     user = getattr(request, "user", None)
     return f"user:{user.pk}" if user is not None and user.is_authenticated else None
@@ -165,6 +171,9 @@ SET_PASSWORD = RequestLimit(
     "set-password", [(link_account, "SET_PASSWORD_RATE_LIMIT"), (client_address, "SET_PASSWORD_IP_RATE_LIMIT")]
 )
 ADMIN_UPLOADS = RequestLimit("admin-upload", [(staff_account, "ADMIN_UPLOAD_RATE_LIMIT")])
+# The home page asks every 2 s while a server starts, then every 10 s for a few minutes, then stops (a day's
+# class of logins stays far under the rate).
+SERVER_STATE = RequestLimit("server-state", [(account, "SERVER_STATE_RATE_LIMIT")], methods=("GET",), api=True)
 ANNOUNCEMENTS = RequestLimit(
     "announcements", [(client_address, "ANNOUNCEMENTS_RATE_LIMIT")], methods=("GET", "HEAD"), api=True
 )

@@ -4,18 +4,45 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import REDIRECT_FIELD_NAME, login
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.debug import sensitive_post_parameters
 
-from accounts import oauth, sessions, throttle
+from accounts import hub, oauth, ratelimits, sessions, throttle
 from accounts.forms import LoginForm, SignupForm, StaffLoginForm
 
 
 def home(request):
     return render(request, "home.html", {"jupyterhub_url": settings.JUPYTERHUB_URL})
+
+
+SERVER_STATES = {
+    "none": _lazy("Your server is not running. Opening JupyterLab starts it."),
+    "starting": _lazy("Your server is starting…"),
+    "ready": _lazy("Your server is ready."),
+    "stopping": _lazy("Your server is stopping."),
+    "unknown": _lazy("The state of your server is not known right now."),
+}
+
+
+@login_required
+@ratelimits.SERVER_STATE
+def server_state(request):
+    """The state of one's own server, for the home page's script (static/js/server-state.js): the hub is asked
+    as the portal's service, always about the logged-in user and no one else; a hub that does not answer within
+    two seconds gives "unknown" (accounts/hub.py server_state)."""
+    try:
+        state = hub.server_state(request.user.username)
+    except hub.HubError:
+        state = "unknown"
+    response = JsonResponse({"state": state, "label": str(SERVER_STATES[state])})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _safe_next(request):

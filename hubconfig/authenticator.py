@@ -198,9 +198,14 @@ class PortalOAuthenticator(PortalUnavailableMixin, GenericOAuthenticator):
         # JupyterHub's admin is never given (hubconfig/config.py says why); an explicit False also takes it
         # from an account that had it. The roles listed are exactly the user's: "user" for everyone.
         auth_model["admin"] = False
-        staff = bool(user_info.get(self.staff_claim)) and bool(self.staff_role.get("scopes"))
-        auth_model["roles"] = [user_role(), *([dict(self.staff_role)] if staff else [])]
+        auth_model["roles"] = self.roles_for(bool(user_info.get(self.staff_claim)))
         return auth_model
+
+    def roles_for(self, staff: bool) -> list[dict]:
+        """The roles a login gives: "user" for everyone, the staff role for staff when it holds any scope. Users
+        made before their first login get the same (hubconfig/users.py)."""
+        staff = staff and bool(self.staff_role.get("scopes"))
+        return [user_role(), *([dict(self.staff_role)] if staff else [])]
 
     async def load_managed_roles(self):
         # Defined at every start, so a change of its scopes (or none, on a shared origin) holds at once for

@@ -268,24 +268,40 @@ def update_auth(c, config: Config) -> None:
 
 
 def update_services(c, config: Config) -> None:
-    """The portal (removes hub users, stops servers, reads memory) and the idle culler, with their roles."""
-    from hubconfig import memory
+    """The portal (makes and removes hub users, starts and stops servers, reads memory) and the idle culler, with
+    their roles."""
+    from hubconfig import memory, users
 
     services = [{"name": "portal", "api_token": config.secrets.get("HUB_API_TOKEN")}]
-    # What the portal's token may do, and why (accounts/hub.py, staff/usage.py):
-    # - servers: stop a server (deactivation, the usage page's stop button) and read its state;
+    # What the portal's token may do, and why (accounts/hub.py, staff/usage.py). It is the identity provider,
+    # yet it may not mint a hub token for anyone (no `tokens`), read anyone's auth state or make anyone admin
+    # (no `admin:users`), nor change groups or roles other than by what a login would set:
+    # - servers (start:servers, delete:servers, read:servers): start a student's server when they log in to the
+    #   portal, show its state on the portal's home, stop it (deactivation, the usage page's stop button);
     # - delete:users: remove a deactivated, deleted or renamed person's hub user, which deletes every hub
     #   token they hold (their own API tokens included). Narrower than `tokens` or `admin:users`: it cannot
     #   create tokens, create users or grant admin rights;
+    # - the custom users scope: make or update a hub user before its first login with the groups and staff role
+    #   its login would give (hubconfig/users.py), and nothing else: the REST API has no narrower way (creating
+    #   users there needs admin:users; assigning a role, no REST call at all), and admin:groups/groups would let
+    #   the portal put anyone into any group outside a login's rules;
     # - read:users:name, list:users, read:users:activity: the staff usage page lists every user's servers;
     # - the custom memory scope: the same page's memory column, which the hub publishes (hubconfig/memory.py)
     #   because it holds the Docker socket and the portal does not.
-    portal_scopes = ["servers", "delete:users", "read:users:name", "list:users", "read:users:activity", memory.SCOPE]
+    portal_scopes = [
+        "servers",
+        "delete:users",
+        users.SCOPE,
+        "read:users:name",
+        "list:users",
+        "read:users:activity",
+        memory.SCOPE,
+    ]
     roles = [{"name": "portal", "scopes": portal_scopes, "services": ["portal"]}]
-    c.JupyterHub.custom_scopes = {memory.SCOPE: memory.SCOPE_DEFINITION}
+    c.JupyterHub.custom_scopes = {memory.SCOPE: memory.SCOPE_DEFINITION, users.SCOPE: users.SCOPE_DEFINITION}
     # (JupyterHub calls extra_handlers deprecated in favour of services and logs so at start; a service would
-    # need a process, a port and the socket of its own for one small read-only endpoint.)
-    c.JupyterHub.extra_handlers = [(memory.URL, memory.MemoryHandler)]
+    # need a process, a port and the socket of its own for two small endpoints.)
+    c.JupyterHub.extra_handlers = [(memory.URL, memory.MemoryHandler), (users.URL, users.SyncUserHandler)]
     hub = config.hub
     if hub.idle_timeout_seconds > 0:
         culler = [

@@ -56,6 +56,7 @@ urlpatterns = [
     path("admin/classes/<int:group_pk>/grades.csv", course_admin.grades_export, name="course_grades_export"),
     path("admin/", admin.site.urls),
     path("api/announcements/", staff_views.announcements_json, name="announcements_json"),
+    path("api/server/", views.server_state, name="server_state"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("course.urls")),
     path("", include("deploy.urls")),

@@ -46,6 +46,7 @@ class Hub:
     active_server_limit: int
     concurrent_spawn_limit: int
     spawn_timeout_seconds: int
+    start_server_at_login: bool  # a student's portal login starts their server (accounts/signals.py)
 
 
 def hub_from_env(env: Env) -> Hub:
@@ -68,6 +69,7 @@ def hub_from_env(env: Env) -> Hub:
         active_server_limit=_at_least(env, "HUB_ACTIVE_SERVER_LIMIT", 0),
         concurrent_spawn_limit=_at_least(env, "HUB_CONCURRENT_SPAWN_LIMIT", 0),
         spawn_timeout_seconds=_at_least(env, "HUB_SPAWN_TIMEOUT_SECONDS", 1),
+        start_server_at_login=env.bool("START_SERVER_AT_LOGIN"),
     )
 
 
@@ -135,6 +137,7 @@ class Limits:
     set_password_ip_rate: str
     admin_upload_rate: str
     announcements_rate: str
+    server_state_rate: str
 
 
 def limits_from_env(env: Env) -> Limits:
@@ -152,6 +155,7 @@ def limits_from_env(env: Env) -> Limits:
         set_password_ip_rate=rate(env, "SET_PASSWORD_IP_RATE_LIMIT"),
         admin_upload_rate=rate(env, "ADMIN_UPLOAD_RATE_LIMIT"),
         announcements_rate=rate(env, "ANNOUNCEMENTS_RATE_LIMIT"),
+        server_state_rate=rate(env, "SERVER_STATE_RATE_LIMIT"),
     )
 
 

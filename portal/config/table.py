@@ -149,6 +149,8 @@ KEYS: tuple[Key, ...] = (
        "address: a class of 200 behind one NAT address setting passwords from their slips at once, a few tries each."),
     _k("ADMIN_UPLOAD_RATE_LIMIT", "requests", "rate", "100/h", "Uploads per staff account: the roster import's "
        "steps and the posts of the course material and assignment forms."),
+    _k("SERVER_STATE_RATE_LIMIT", "requests", "rate", "60/m", "Requests per account to /api/server/, the state of "
+       "one's own server that the portal's home page asks every few seconds while it starts."),
     _k("ANNOUNCEMENTS_RATE_LIMIT", "requests", "rate", "60/m", "Requests to /api/announcements/ per client address "
        "(the hub reads it every 15 s from 127.0.0.1; nothing else needs it)."),
     # --- accounts ---
@@ -208,6 +210,9 @@ KEYS: tuple[Key, ...] = (
     _k("HUB_ACTIVE_SERVER_LIMIT", "hub", "int", "0", "Most user servers running at once; 0: no limit."),
     _k("HUB_CONCURRENT_SPAWN_LIMIT", "hub", "int", "20", "Most servers starting at once (others are asked to retry)."),
     _k("HUB_SPAWN_TIMEOUT_SECONDS", "hub", "int", "120", "Seconds a server may take to start before the hub gives up."),
+    _k("START_SERVER_AT_LOGIN", "hub", "bool", "true", "A student's portal login asks the hub to start their server "
+       "in the background, so it is up when they open JupyterLab (not for staff; the login never waits for the "
+       "hub). Off: the server starts when they open JupyterLab."),
     # --- secrets ---
     _k("SECRET_KEY", "secrets", "secret", "", "Signs sessions and CSRF tokens. Generate: python3 -c 'import "
        "secrets; print(secrets.token_urlsafe(50))'.", secret=True, generated=True, needed_by=("portal",),

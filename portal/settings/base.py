@@ -67,7 +67,7 @@ MIDDLEWARE = [
     "accounts.otp.StaffVerificationMiddleware",  # a staff session without its second factor reaches nothing
     "accounts.middleware.PasswordChangeRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "accounts.hub.RetryHubRemovalsMiddleware",  # hub users the hub has not confirmed removing yet
+    "accounts.hub.RetryHubRemovalsMiddleware",  # calls to the hub it has not confirmed yet (accounts/hub.py)
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -198,6 +198,8 @@ SET_PASSWORD_IP_RATE_LIMIT = LIMITS.set_password_ip_rate
 ADMIN_UPLOAD_RATE_LIMIT = LIMITS.admin_upload_rate
 # /api/announcements/ per client address.
 ANNOUNCEMENTS_RATE_LIMIT = LIMITS.announcements_rate
+# The home page's state of one's own server, per account (accounts/views.py server_state).
+SERVER_STATE_RATE_LIMIT = LIMITS.server_state_rate
 
 # --- The record of who did what (audit/; superusers read it in the admin) ------------------------------------
 # Entries older than this are deleted once a day by the course worker (audit/retention.py).
@@ -287,6 +289,8 @@ HUB_API_TOKEN = _secret("HUB_API_TOKEN")
 # (accounts/throttle.py client_ip).
 PROXY_SECRET = _secret("PROXY_SECRET")
 HUB_API_URL = TOPOLOGY.hub_api_url
+# A student's portal login starts their server in the background (accounts/signals.py, accounts/hub.py).
+START_SERVER_AT_LOGIN = HUB.start_server_at_login
 
 
 def _oidc_private_key() -> str:

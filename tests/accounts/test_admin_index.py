@@ -1,5 +1,5 @@
 """The admin's index for staff: one 教师工具 section (usage page, announcements, failed e-mails, the course's
-pages); the OAuth provider's models and pending hub removals are for superusers only, under Chinese names, and
+pages); the OAuth provider's models and pending hub calls are for superusers only, under Chinese names, and
 a teacher or TA who types their address gets a 403."""
 
 from http import HTTPStatus
@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from accounts.models import PendingHubRemoval
+from accounts.models import PendingHubCall
 
 User = get_user_model()
 pytestmark = pytest.mark.django_db
@@ -20,7 +20,7 @@ SUPERUSER_ONLY = [
     "admin:oauth2_provider_refreshtoken_changelist",
     "admin:oauth2_provider_grant_changelist",
     "admin:oauth2_provider_idtoken_changelist",
-    "admin:accounts_pendinghubremoval_changelist",
+    "admin:accounts_pendinghubcall_changelist",
 ]
 
 
@@ -62,7 +62,7 @@ def test_a_superuser_sees_the_oauth_models_and_hub_removals_under_chinese_names(
     client.force_login(staff)
     found = sections(client.get(reverse("admin:index")))
     assert found["OAuth 提供方（Hub 登录）"] == ["ID 令牌", "OAuth 应用", "刷新令牌", "授权码", "访问令牌"]
-    assert "待执行的 Hub 账号移除" in found["账号与邀请"]
+    assert "待执行的 Hub 操作" in found["账号与邀请"]
     for name in SUPERUSER_ONLY:
         assert client.get(reverse(name)).status_code == HTTPStatus.OK, name
 
@@ -77,11 +77,11 @@ def test_teachers_and_tas_cannot_reach_them(client, make_staff, role, name):
 def test_not_even_a_permission_given_by_hand_opens_them(client, make_staff):
     teacher = make_staff("wang", "teacher")
     teacher.user_permissions.add(*Permission.objects.filter(content_type__app_label="oauth2_provider"))
-    removal = PendingHubRemoval.objects.create(username="gone", reason="deleted")
+    removal = PendingHubCall.objects.create(username="gone", reason="deleted")
     client.force_login(teacher)
-    assert teacher.has_perm("oauth2_provider.view_accesstoken") and teacher.has_perm("accounts.view_pendinghubremoval")
+    assert teacher.has_perm("oauth2_provider.view_accesstoken") and teacher.has_perm("accounts.view_pendinghubcall")
     for name in SUPERUSER_ONLY:
         assert client.get(reverse(name)).status_code == HTTPStatus.FORBIDDEN, name
-    change = reverse("admin:accounts_pendinghubremoval_change", args=[removal.pk])
+    change = reverse("admin:accounts_pendinghubcall_change", args=[removal.pk])
     assert client.get(change).status_code == HTTPStatus.FORBIDDEN
     assert "OAuth" not in client.get(reverse("admin:index")).content.decode()

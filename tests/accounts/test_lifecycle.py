@@ -16,7 +16,7 @@ from oauth2_provider.models import get_access_token_model, get_refresh_token_mod
 
 from accounts import hub
 from accounts.forms import SignupForm
-from accounts.models import PendingHubRemoval, RetiredUsername
+from accounts.models import PendingHubCall, RetiredUsername
 from tests.accounts import test_oauth
 from tests.accounts.test_oauth import TOKEN, USERINFO, full_login
 from tests.conftest import PASSWORD
@@ -49,7 +49,7 @@ def sessions_of(user):
 
 
 def pending(username):
-    return PendingHubRemoval.objects.filter(username=username).first()
+    return PendingHubCall.objects.filter(username=username, kind=PendingHubCall.Kind.REMOVE).first()
 
 
 # --- deactivation ----------------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def test_the_admin_action_deactivates_each_user_through_save(client, staff, stud
 
 def test_a_login_does_not_queue_anything(client, student):
     assert client.post(reverse("login"), {"username": student.username, "password": PASSWORD}).status_code == 302
-    assert not PendingHubRemoval.objects.exists()
+    assert not PendingHubCall.objects.filter(kind=PendingHubCall.Kind.REMOVE).exists()
 
 
 # --- deletion and renaming: retired names --------------------------------------------------------------
@@ -259,7 +259,7 @@ def test_retry_command_lists_with_dry_run_and_fails_while_the_hub_is_down(studen
 
 def test_retry_command_with_nothing_pending_says_so(db, capsys):
     call_command("retry_hub_removals")
-    assert "No pending hub removals" in capsys.readouterr().out
+    assert "No pending hub calls" in capsys.readouterr().out
 
 
 # --- credentials in /o/ URLs -------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_the_deactivate_command_ends_access_like_the_admin_and_reactivate_restor
     call_command("deactivate_users", student.username)
     student.refresh_from_db()
     assert not student.is_active
-    assert PendingHubRemoval.objects.filter(username=student.username).exists()
+    assert pending(student.username) is not None
     assert not Session.objects.exists()  # the student's portal session is gone
     call_command("deactivate_users", student.username)  # idempotent
     call_command("deactivate_users", "--reactivate", student.username)
@@ -324,3 +324,34 @@ def test_the_deactivate_command_takes_a_group_and_dry_run_changes_nothing(studen
 def test_the_deactivate_command_refuses_unknown_names_in_one_line(db, args, named):
     with pytest.raises(CommandError, match=named):
         call_command("deactivate_users", *args)
+
+
+# --- hub users made before the first login, servers at login (issue 23) --------------------------------------
+def calls(username):
+    return sorted(PendingHubCall.objects.filter(username=username).values_list("kind", flat=True))
+
+
+def test_a_new_account_queues_its_hub_user_and_a_students_login_its_server(client, student, hub_down, settings):
+    assert calls("student9") == ["sync"]
+    settings.START_SERVER_AT_LOGIN = True
+    assert client.post(reverse("login"), {"username": "student9", "password": PASSWORD}).status_code == 302
+    assert calls("student9") == ["start", "sync"]
+
+
+def test_a_removal_wins_over_a_pending_start_and_an_inactive_account_is_never_made(student, hub_down):
+    hub.queue_start("student9")
+    student.is_active = False
+    student.save()
+    assert calls("student9") == ["remove", "sync"]  # the start is gone with the deactivation
+    PendingHubCall.objects.filter(kind=PendingHubCall.Kind.REMOVE).delete()  # as if the hub had confirmed it
+    hub.queue_start("student9")  # e.g. left over from a login
+    done, failed = hub.process_pending()
+    # Neither call reached the (unreachable) hub: the account is inactive, so both are simply dropped.
+    assert failed == [] and sorted(done) == ["student9", "student9"] and calls("student9") == []
+
+
+def test_staff_logins_start_no_server(client, db, hub_down, settings):
+    settings.START_SERVER_AT_LOGIN = True
+    User.objects.create_user(username="teacher1", password=PASSWORD, is_staff=True)
+    client.post(reverse("login"), {"username": "teacher1", "password": PASSWORD})
+    assert "start" not in calls("teacher1")

@@ -138,7 +138,7 @@ def test_a_deactivation_while_the_hub_is_unreachable_is_carried_out_once_the_por
     assert flows.wait_until(gone, timeout=LOCKOUT_SECONDS, interval=1), explain(
         stack, f"the token still works {time.monotonic() - started:.0f} s after the portal got requests again"
     )
-    assert "No pending hub removals." in stack.manage("retry_hub_removals").stdout
+    assert "No pending hub calls." in stack.manage("retry_hub_removals").stdout
 
 
 # --- 2. deletion -------------------------------------------------------------------------------------
