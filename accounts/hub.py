@@ -57,11 +57,12 @@ class StillStopping(HubError):
     """The hub is stopping the server (it answers before a slow stop ends); worth trying again soon."""
 
 
-def _request(method: str, path: str, timeout: float = TIMEOUT_SECONDS):
+def _request(method: str, path: str, timeout: float = TIMEOUT_SECONDS, body=None):
     request = urllib.request.Request(
         settings.HUB_API_URL + path,
         method=method,
         headers={"Authorization": f"token {settings.HUB_API_TOKEN}", "Accept": "application/json"},
+        data=None if body is None else json.dumps(body).encode(),
     )
     with _OPENER.open(request, timeout=timeout) as response:
         body = response.read()
@@ -102,6 +103,32 @@ def delete_hub_user(username: str) -> None:
     if _call("DELETE", f"/users/{quoted}/server", done=(202, 204, 400)) == 202:
         raise StillStopping("the server is still stopping; the hub user is removed at the next attempt")
     _call("DELETE", f"/users/{quoted}", done=(204,))
+
+
+# --- warm-ups (course/warmup.py) ---------------------------------------------------------------------------
+def api(method: str, path: str, body=None, timeout: float = TIMEOUT_SECONDS):
+    """One call of the hub's API as the portal; returns (status, JSON body or None), raises HubError when the hub
+    cannot be asked. HTTP errors are returned as their status with the hub's message ({"message": ...})."""
+    try:
+        return _request(method, path, timeout=timeout, body=body)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(300).decode("utf-8", "replace").strip()
+        try:
+            return exc.code, json.loads(detail)
+        except ValueError:
+            return exc.code, {"message": detail}
+    except (urllib.error.URLError, OSError) as exc:
+        raise HubError(f"hub unreachable: {getattr(exc, 'reason', exc)}"[:300]) from None
+
+
+def start_server(username: str) -> int:
+    """Ask the hub to start the user's default server, through its normal spawn (the same spawner, volumes,
+    limits and groups as a start from the browser). 201: started, 202: starting, 400: already running or
+    pending; raises HubError otherwise."""
+    status, body = api("POST", f"/users/{urllib.parse.quote(username)}/server", body={})
+    if status in (201, 202, 400):
+        return status
+    raise HubError(f"POST /users/{username}/server: HTTP {status} {(body or {}).get('message', '')}"[:300])
 
 
 # --- the queue -------------------------------------------------------------------------------------------

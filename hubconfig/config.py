@@ -280,7 +280,15 @@ def update_services(c, config: Config) -> None:
     # - read:users:name, list:users, read:users:activity: the staff usage page lists every user's servers;
     # - the custom memory scope: the same page's memory column, which the hub publishes (hubconfig/memory.py)
     #   because it holds the Docker socket and the portal does not.
-    portal_scopes = ["servers", "delete:users", "read:users:name", "list:users", "read:users:activity", memory.SCOPE]
+    # - admin:users, admin:groups: a warm-up (course/warmup.py) makes the hub user of a student who never logged
+    #   in to the hub, in the groups the login would give (the team volumes), and sets its server's activity so
+    #   the culler grants the grace (users:activity, within admin:users). JupyterHub has no narrower scope that
+    #   creates users. Neither mints a token for anyone (`tokens` is not held) nor makes an admin (only an
+    #   admin may, and the service is none).
+    portal_scopes = [
+        "servers", "delete:users", "read:users:name", "list:users", "read:users:activity", memory.SCOPE,
+        "admin:users", "admin:groups",
+    ]  # fmt: skip
     roles = [{"name": "portal", "scopes": portal_scopes, "services": ["portal"]}]
     c.JupyterHub.custom_scopes = {memory.SCOPE: memory.SCOPE_DEFINITION}
     # (JupyterHub calls extra_handlers deprecated in favour of services and logs so at start; a service would

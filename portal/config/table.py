@@ -318,6 +318,12 @@ KEYS: tuple[Key, ...] = (
     _k("COURSE_HELPER_BATCH", "course", "int", "20", "How many homes one helper container serves in a row when a "
        "hand-out or a due-time collection reaches many students: one container start for them all instead of one "
        "each. 1: a helper container per home."),
+    # Measured on a 2-core machine (tests/bench/warm.py --concurrency-sweep): 10 servers took 16.4 s one at a time,
+    # 10.0 s two, 8.9 s four and 9.3 s eight at once; beyond the cores the starts only queue for the CPU.
+    _k("WARMUP_CONCURRENCY", "course", "int", "4", "Most servers a warm-up (预热服务器) starts at once. Measured on "
+       "2 cores: 10 servers in 8.9 s at 4 (16.4 s one at a time, 9.3 s at 8); about twice the cores."),
+    _k("WARMUP_GRACE_MINUTES", "course", "int", "30", "The idle culler leaves a warmed server alone for this long "
+       "after its warm-up, then culls it as usual (at most HUB_IDLE_TIMEOUT_SECONDS/60 + 55)."),
 )  # fmt: skip
 
 BY_NAME: dict[str, Key] = {key.name: key for key in KEYS}
