@@ -328,7 +328,7 @@ def _grades_export(request, group_pk):
 def _warm_up(request, group_pk):
     _require(request, "course.view_assignment", "course.warm_up")
     group = get_object_or_404(roles.class_groups(), pk=group_pk)
-    form = WarmUpForm(request.POST or None)
+    form = WarmUpForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             job = warmup.warm_up(group, by=request.user, run_at=form.cleaned_data["run_at"])
