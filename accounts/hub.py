@@ -141,6 +141,22 @@ def hub_profile(user) -> dict:
     return {"groups": hub_groups(user), "staff": roles.is_hub_admin(user)}
 
 
+def api(method: str, path: str, body=None, timeout: float = TIMEOUT_SECONDS):
+    """One call of the hub's API as the portal (the warm-ups', course/warmup.py); returns (status, JSON body or
+    None), raises HubError when the hub cannot be asked. HTTP errors come back as their status with the hub's
+    message ({"message": ...})."""
+    try:
+        return _request(method, path, timeout=timeout, body=body)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(300).decode("utf-8", "replace").strip()
+        try:
+            return exc.code, json.loads(detail)
+        except ValueError:
+            return exc.code, {"message": detail}
+    except (urllib.error.URLError, OSError) as exc:
+        raise HubError(f"hub unreachable: {getattr(exc, 'reason', exc)}"[:300]) from None
+
+
 def sync_hub_user(user) -> bool:
     """Make or update the user's hub user (hubconfig/users.py); True if the hub made it. Raises HubError."""
     path = f"/cfps/users/{urllib.parse.quote(user.username)}"

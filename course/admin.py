@@ -150,11 +150,11 @@ class JobItemInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("pk", "kind", "handout", "run_at", "status", "progress", "shown", "created_by")
+    list_display = ("pk", "kind", "handout", "group", "run_at", "status", "progress", "shown", "created_by")
     list_filter = ("kind", "status")
     search_fields = ("handout__title", "items__username")
     readonly_fields = (
-        "kind", "handout", "version", "run_at", "priority", "status", "progress", "shown", "expanded", "created_at",
+        "kind", "handout", "version", "group", "run_at", "priority", "status", "progress", "shown", "expanded", "created_at",
         "created_by", "started_at", "finished_at",
     )  # fmt: skip
     fields = readonly_fields
@@ -162,7 +162,7 @@ class JobAdmin(admin.ModelAdmin):
     actions = ["retry_failed", "cancel"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("handout", "created_by")
+        return super().get_queryset(request).select_related("handout", "group", "created_by")
 
     def has_add_permission(self, request):
         return False

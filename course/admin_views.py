@@ -1,13 +1,14 @@
 """Staff pages of the course in the admin: an assignment's table of students (scores and comments in place),
-its hand-ins as one zip, a notebook's read-only preview, scores from a CSV, returning it, and a group's
-page (班级概览) with its grade export. Thin views: the rules are in course/handins.py, grades.py, preview.py
-and overview.py.
+its hand-ins as one zip, a notebook's read-only preview, scores from a CSV, returning it, a group's
+page (班级概览) with its grade export, and warming up the group's servers (预热服务器) with its progress. Thin
+views: the rules are in course/handins.py, grades.py, preview.py, overview.py and warmup.py.
 
 Permissions, checked here on every request (a hidden button is never the only wall):
 - seeing an assignment's table, a group's page: `course.view_assignment`;
 - downloading hand-ins and previewing them: `course.view_submission`;
 - exporting grades, the scores template: `course.view_grade`;
-- saving scores and comments (table or CSV), returning: `course.change_grade` and `course.add_grade`.
+- saving scores and comments (table or CSV), returning: `course.change_grade` and `course.add_grade`;
+- warming up a group: `course.warm_up`; following a warm-up: `course.view_job`.
 Teachers hold all of them, TAs the view ones (accounts/roles.py); anyone else gets 403.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
@@ -28,9 +30,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from accounts import roles
-from course import grades, handins, jobs, overview, preview
-from course.forms import ReturnForm, ScoresConfirmForm, ScoresUploadForm
-from course.models import Assignment, Job, Submission
+from course import grades, handins, jobs, overview, preview, warmup
+from course.forms import ReturnForm, ScoresConfirmForm, ScoresUploadForm, WarmUpForm
+from course.models import Assignment, Job, JobItem, Submission
 
 GRADE_CHANGE = ("course.change_grade", "course.add_grade")
 
@@ -303,6 +305,7 @@ def _overview(request, group_pk):
         "encodings": grades.ENCODINGS,
         "may_export": request.user.has_perm("course.view_grade"),
         "may_add": request.user.has_perm("course.add_assignment"),
+        "may_warm_up": request.user.has_perm("course.warm_up"),
         **data,
     }
     return render(request, "admin/course/overview.html", context)
@@ -321,6 +324,68 @@ def _grades_export(request, group_pk):
     return response
 
 
+# --- warming up a group's servers ------------------------------------------------------------------------------
+def _warm_up(request, group_pk):
+    _require(request, "course.view_assignment", "course.warm_up")
+    group = get_object_or_404(roles.class_groups(), pk=group_pk)
+    form = WarmUpForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = warmup.warm_up(group, by=request.user, run_at=form.cleaned_data["run_at"])
+        except warmup.WarmupRefused as refused:
+            form.add_error(None, str(refused))
+        else:
+            return redirect("course_warm_up_progress", job.pk)
+    capacity = warmup.capacity(group)
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Warm up servers: %(group)s") % {"group": group.name},
+        "group": group,
+        "form": form,
+        "capacity": capacity,
+        "members": group.user_set.count(),
+        "grace": settings.COURSE.warmup_grace_minutes,
+        "concurrency": settings.COURSE.warmup_concurrency,
+        "earlier": list(Job.objects.filter(kind=Job.Kind.WARM_UP, group=group).order_by("-created_at")[:5]),
+    }
+    return render(request, "admin/course/warm_up.html", context)
+
+
+def _warm_up_progress(request, job_pk):
+    _require(request, "course.view_job")
+    job = get_object_or_404(Job.objects.select_related("group", "created_by"), pk=job_pk, kind=Job.Kind.WARM_UP)
+    items = list(job.items.select_related("student").order_by("username"))
+    counts = job.progress()
+    total = sum(counts.values())
+    finished = counts["done"] + counts["skipped"] + counts["failed"]
+    rows = []
+    for item in items:
+        if item.status == JobItem.Status.DONE:
+            result = _("already running") if item.result.get("state") == "already running" else _("started")
+        elif item.status == JobItem.Status.RUNNING:
+            result = _("starting")
+        else:
+            result = item.get_status_display()
+        rows.append((item, result, "" if item.status == JobItem.Status.DONE and not item.result.get("seconds")
+                     else item.shown_message))  # fmt: skip
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Warm-up: %(group)s") % {"group": job.group.name if job.group else "—"},
+        "job": job,
+        "rows": rows,
+        "counts": counts,
+        "total": total,
+        "finished": finished,
+        "percent": round(100 * finished / total) if total else (100 if job.expanded else 0),
+        "live": job.status in (Job.Status.PENDING, Job.Status.RUNNING),
+        "started": sum(1 for item in items if item.result.get("state") == "started"),
+        "already": sum(1 for item in items if item.result.get("state") == "already running"),
+    }
+    return render(request, "admin/course/warm_up_progress.html", context)
+
+
+warm_up_page = admin.site.admin_view(_warm_up)
+warm_up_progress = admin.site.admin_view(_warm_up_progress)
 overview_index = admin.site.admin_view(_overview_index)
 overview_page = admin.site.admin_view(_overview)
 grades_export = admin.site.admin_view(_grades_export)

@@ -9,8 +9,12 @@ Rules:
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from course import bundles
@@ -183,3 +187,20 @@ class ReturnForm(forms.Form):
             return cleaned
         self.files_by_student = {self.matched[folder]: bundle for folder, bundle in stored.items()}
         return cleaned
+
+
+class WarmUpForm(forms.Form):
+    """When to warm up a group's servers: now (empty), or at a time, in the portal's time zone (Beijing)."""
+
+    run_at = forms.SplitDateTimeField(
+        label=_("at"),
+        required=False,
+        widget=AdminSplitDateTime,
+        help_text=_("Empty: now. A time, e.g. 08:00 on the day of the class (Beijing time)."),
+    )
+
+    def clean_run_at(self):
+        run_at = self.cleaned_data.get("run_at")
+        if run_at is not None and run_at < timezone.now() - dt.timedelta(minutes=1):
+            raise ValidationError(_("This time has passed; leave it empty to warm up now."))
+        return run_at

@@ -173,16 +173,29 @@ def expand(job: Job) -> int:
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.expanded:
         return job.items.count()
-    students = list(job.handout.students()) if job.handout else []
+    if job.kind == Job.Kind.WARM_UP:
+        from course import warmup
+
+        refusal = warmup.check_when_due(job) if job.group_id else ""
+        # Every member, so that a deactivated one shows as skipped; warmup.warm_item decides at the start.
+        students = list(job.group.user_set.order_by("username")) if job.group_id and not refusal else []
+    else:
+        refusal = ""
+        students = list(job.handout.students()) if job.handout else []
     JobItem.objects.bulk_create(
         [JobItem(job=job, student=student, username=student.username) for student in students],
         ignore_conflicts=True,
     )
     job.expanded, job.started_at = True, timezone.now()
-    if not students:
+    if refusal:
+        job.status, job.finished_at, job.message = Job.Status.DONE, job.started_at, refusal
+    elif not students and job.kind == Job.Kind.WARM_UP:
+        job.status, job.finished_at = Job.Status.DONE, job.started_at
+        job.message = note(N_("Nobody to do it for: the group has no members."))
+    elif not students:
         job.status, job.finished_at = Job.Status.DONE, job.started_at
         job.message = note(
-            N_("Nobody to do it for: the groups have no active members (students who join later get it).")
+            N_("Nothing to do it for: the groups have no active members (students who join later get it).")
         )
     else:
         job.status = Job.Status.RUNNING
@@ -198,7 +211,7 @@ def finish_job_if_done(job_id: int) -> None:
     if open_items.exists():
         Job.objects.filter(pk=job_id).exclude(status=Job.Status.CANCELLED).update(status=Job.Status.RUNNING)
     elif Job.objects.filter(pk=job_id, finished_at__isnull=True).update(status=Job.Status.DONE, finished_at=now):
-        record_finished(Job.objects.select_related("handout").get(pk=job_id))
+        record_finished(Job.objects.select_related("handout", "group").get(pk=job_id))
 
 
 def record_finished(job: Job) -> None:
@@ -209,6 +222,7 @@ def record_finished(job: Job) -> None:
         job_kind=job.kind,
         status=job.status,
         handout=job.handout.title if job.handout_id else None,
+        group=job.group.name if job.group_id else None,
         **{f"items_{status}": count for status, count in job.progress().items() if count},
     )
 
@@ -228,7 +242,8 @@ def run_item(item: JobItem, homes) -> JobItem:
     try:
         student = item.student
         if student is None:
-            raise _Outcome(JobItem.Status.FAILED, note(N_("The account was deleted.")))
+            gone = JobItem.Status.SKIPPED if job.kind == Job.Kind.WARM_UP else JobItem.Status.FAILED
+            raise _Outcome(gone, note(N_("The account was deleted.")))
         if not student.is_active:
             raise _Outcome(JobItem.Status.SKIPPED, note(N_("The account is deactivated.")))
         handler = {
@@ -236,6 +251,7 @@ def run_item(item: JobItem, homes) -> JobItem:
             Job.Kind.COLLECT: _collect_item,
             Job.Kind.AUTO_COLLECT: _auto_collect_item,
             Job.Kind.RETURN: _return_item,
+            Job.Kind.WARM_UP: _warm_up_item,
         }[job.kind]
         result, message = handler(item, student, homes)
         _record(item, JobItem.Status.DONE, message, result)
@@ -345,6 +361,15 @@ def _hand_out_item(item, student, homes):
     if newer.exists():
         raise _Outcome(JobItem.Status.SKIPPED, note(N_("A newer version is already there.")))
     return _deliver(item, student, homes, handout, handout.home_path, version.bundle, version)
+
+
+def _warm_up_item(item, student, homes):
+    from course import warmup
+
+    try:
+        return warmup.warm_item(item)
+    except warmup.Outcome as outcome:
+        raise _Outcome(outcome.status, str(outcome)) from None
 
 
 def _return_item(item, student, homes):

@@ -408,13 +408,15 @@ class Grade(models.Model):
 
 
 class Job(models.Model):
-    """Work for the worker: hand out a version, collect hand-ins, return feedback; one item per student."""
+    """Work for the worker: hand out a version, collect hand-ins, return feedback, warm up a group's servers;
+    one item per student."""
 
     class Kind(models.TextChoices):
         HAND_OUT = "hand_out", _("hand out")
         COLLECT = "collect", _("hand-in")
         AUTO_COLLECT = "auto_collect", _("collect at the due time")
         RETURN = "return", _("return feedback")
+        WARM_UP = "warm_up", _("warm up servers")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("waiting to run")
@@ -428,6 +430,10 @@ class Job(models.Model):
     )
     version = models.ForeignKey(
         Version, verbose_name=_("version"), null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    # A warm-up's class (course/warmup.py); its members are listed when the job runs.
+    group = models.ForeignKey(
+        "auth.Group", verbose_name=_("group"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     run_at = models.DateTimeField(_("runs at"), default=timezone.now)
     # Higher first: a student waiting for a hand-in goes before a class's hand-out.
@@ -449,9 +455,12 @@ class Job(models.Model):
         verbose_name_plural = _("jobs")
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["status", "run_at"])]
+        # Teachers hold it (accounts/roles.py gives them course.*), TAs do not: a warm-up spends the machine's
+        # memory for everyone, a decision like handing out, which TAs only watch (course/warmup.py).
+        permissions = [("warm_up", _("Can warm up a group's servers"))]
 
     def __str__(self):
-        return f"{self.get_kind_display()}: {self.handout or ''}"
+        return f"{self.get_kind_display()}: {self.handout or self.group or ''}"
 
     @property
     def shown_message(self) -> str:

@@ -20,6 +20,10 @@ Rules:
   while one helper container serves all their homes (userspace/homes.py Homes.batch). An item counts as started (its `attempts`) only when
   its turn comes, so a batch cut short by a crash charges only the item it was on; on SIGTERM, or when the engine
   goes away, the items whose turn has not come are put back at once.
+- Warm-ups (course/warmup.py): the items of a warm-up are claimed one by one and run in threads, at most
+  WARMUP_CONCURRENCY at once (each mostly waits for the hub); a new one starts as soon as one ends. The worker
+  stays on that warm-up until its last item is claimed (a hand-in asked meanwhile waits for it: a warm-up of
+  200 takes a few minutes), keeps beating, and on SIGTERM claims no more and lets the started ones end.
 - Homes that did not exist: every WAITING_CHECK seconds, waiting items whose home exists now are done.
 - An engine that does not answer leaves the item to do, pauses the work for ENGINE_PAUSE seconds and says so
   on the job; the job's message goes once an item of it runs again.
@@ -39,10 +43,12 @@ import signal
 import socket
 import time
 import uuid
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from contextlib import nullcontext
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection, connections
 from django.db.models import F
 from django.utils import timezone
 
@@ -198,7 +204,10 @@ class CourseWorker:
         items = self.claim(now)
         if not items:
             return False
-        self.run_batch(items)
+        if items[0].job.kind == Job.Kind.WARM_UP:
+            self.run_warm_up(items[0])
+        else:
+            self.run_batch(items)
         return True
 
     def claim(self, now) -> list[JobItem]:
@@ -265,6 +274,43 @@ class CourseWorker:
             self.pause(job, away)
         finally:
             self.release(items[done:])
+
+    def run_warm_up(self, first: JobItem) -> None:
+        """A warm-up's items, up to WARMUP_CONCURRENCY at once (module rules)."""
+        size = settings.COURSE.warmup_concurrency
+        if size < 2:  # one at a time, in this thread
+            self.run_item(first)
+            while not self.stopping and (item := self._claim_of(first.job_id)):
+                self.beat()
+                self.run_item(item)
+            return
+        with ThreadPoolExecutor(max_workers=size, thread_name_prefix="warm-up") as pool:
+            running = {pool.submit(self._in_thread, first)}
+            while running:
+                while len(running) < size and not self.stopping and (item := self._claim_of(first.job_id)):
+                    running.add(pool.submit(self._in_thread, item))
+                _, running = wait_for(running, timeout=HEARTBEAT, return_when=FIRST_COMPLETED)
+                self.beat()
+
+    def _claim_of(self, job_id: int) -> JobItem | None:
+        """The next item of this job to do, claimed for this worker, or None."""
+        for pk in (
+            JobItem.objects.filter(job_id=job_id, status=JobItem.Status.PENDING)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:5]
+        ):
+            taken = JobItem.objects.filter(pk=pk, status=JobItem.Status.PENDING).update(
+                status=JobItem.Status.RUNNING, worker=self.name, started_at=timezone.now(), attempts=F("attempts") + 1
+            )
+            if taken:
+                return JobItem.objects.select_related("job", "student").get(pk=pk)
+        return None
+
+    def _in_thread(self, item: JobItem) -> None:
+        try:
+            self.run_item(item)
+        finally:
+            connections.close_all()  # this thread's own connections
 
     def run_item(self, item: JobItem) -> None:
         job = item.job

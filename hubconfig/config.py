@@ -286,6 +286,8 @@ def update_services(c, config: Config) -> None:
     #   users there needs admin:users; assigning a role, no REST call at all), and admin:groups/groups would let
     #   the portal put anyone into any group outside a login's rules;
     # - read:users:name, list:users, read:users:activity: the staff usage page lists every user's servers;
+    # - users:activity: a warm-up (course/warmup.py) stamps its server's activity so the idle culler grants the
+    #   grace (WARMUP_GRACE_MINUTES), the only way to hold off jupyterhub-idle-culler for one user;
     # - the custom memory scope: the same page's memory column, which the hub publishes (hubconfig/memory.py)
     #   because it holds the Docker socket and the portal does not.
     portal_scopes = [
@@ -295,6 +297,7 @@ def update_services(c, config: Config) -> None:
         "read:users:name",
         "list:users",
         "read:users:activity",
+        "users:activity",
         memory.SCOPE,
     ]
     roles = [{"name": "portal", "scopes": portal_scopes, "services": ["portal"]}]

@@ -54,6 +54,8 @@ urlpatterns = [
     path("admin/classes/", course_admin.overview_index, name="course_overview_index"),
     path("admin/classes/<int:group_pk>/", course_admin.overview_page, name="course_overview"),
     path("admin/classes/<int:group_pk>/grades.csv", course_admin.grades_export, name="course_grades_export"),
+    path("admin/classes/<int:group_pk>/warm-up/", course_admin.warm_up_page, name="course_warm_up"),
+    path("admin/classes/warm-ups/<int:job_pk>/", course_admin.warm_up_progress, name="course_warm_up_progress"),
     path("admin/", admin.site.urls),
     path("api/announcements/", staff_views.announcements_json, name="announcements_json"),
     path("api/server/", views.server_state, name="server_state"),

@@ -4,7 +4,8 @@ Read by the portal (limits on uploads and hand-ins, `settings.COURSE`) and by th
 (`python manage.py course_worker`, the only process that touches students' homes; userspace/homes.py).
 
 Keys (.env; declared with their defaults in portal/config/table.py): COURSE_ROOT, COURSE_HANDIN_LIMIT,
-COURSE_HANDIN_MAX_FILES, COURSE_UPLOAD_LIMIT, COURSE_UPLOAD_MAX_FILES, COURSE_HOME_ACCESS, COURSE_HELPER_BATCH.
+COURSE_HANDIN_MAX_FILES, COURSE_UPLOAD_LIMIT, COURSE_UPLOAD_MAX_FILES, COURSE_HOME_ACCESS, COURSE_HELPER_BATCH,
+WARMUP_CONCURRENCY, WARMUP_GRACE_MINUTES (warm-ups, course/warmup.py: the worker runs them too).
 
 This module imports nothing from Django so that `userspace/` can use it too.
 """
@@ -30,6 +31,8 @@ class Course:
     upload_max_files: int
     home_access: str
     helper_batch: int  # homes per helper container (userspace/homes.py Homes.batch)
+    warmup_concurrency: int = 4  # servers a warm-up starts at once
+    warmup_grace_minutes: int = 30  # the culler leaves a warmed server alone this long
 
     @property
     def bundles_dir(self) -> Path:
@@ -65,4 +68,24 @@ def from_env(env: Env) -> Course:
         upload_max_files=_positive(env, "COURSE_UPLOAD_MAX_FILES"),
         home_access=access,
         helper_batch=_positive(env, "COURSE_HELPER_BATCH"),
+        warmup_concurrency=_positive(env, "WARMUP_CONCURRENCY"),
+        warmup_grace_minutes=_grace(env),
     )
+
+
+# JupyterHub refuses activity stamped more than 59 minutes ahead (apihandlers/users.py _parse_timestamp); the
+# grace is given to the culler as a server's last activity that far ahead at most (course/warmup.py).
+MOST_MINUTES_AHEAD = 55
+
+
+def _grace(env: Env) -> int:
+    grace = env.int("WARMUP_GRACE_MINUTES")
+    if grace is None or grace < 0:
+        raise EnvError(f"WARMUP_GRACE_MINUTES must be 0 or more, not {grace}")
+    idle = env.int("HUB_IDLE_TIMEOUT_SECONDS") or 0
+    if idle and grace > idle // 60 + MOST_MINUTES_AHEAD:
+        raise EnvError(
+            f"WARMUP_GRACE_MINUTES={grace} is more than HUB_IDLE_TIMEOUT_SECONDS/60 + {MOST_MINUTES_AHEAD} "
+            f"({idle // 60 + MOST_MINUTES_AHEAD}): the hub takes a server's activity at most an hour ahead"
+        )
+    return grace

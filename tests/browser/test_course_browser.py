@@ -331,3 +331,40 @@ def test_a_teacher_grades_from_the_table_and_a_csv_returns_files_and_the_student
     table_page = page
     table_page.goto(stack.url(f"/admin/course/assignment/{pk}/students/"))
     expect(table_page.locator('tr[data-username="ann"]')).to_contain_text("1 个文件")
+
+
+def test_a_teacher_warms_up_a_class_and_watches_its_progress(stack, new_context, screenshot, doc_screenshot):
+    """预热服务器 on the class's page (the local spawner: warm-ups need no Docker): kim and lee get their servers,
+    max, deactivated, is skipped; the progress page shows the bar and each student's result."""
+    shell(
+        stack,
+        "from django.contrib.auth.models import Group\nfrom accounts.models import StaffRole, User\n"
+        "g = Group.objects.get_or_create(name='class-w')[0]\n"
+        "for name, full, active in (('kim', '金', True), ('lee', '李', True), ('max', '马', False)):\n"
+        f"    u = User.objects.create_user(username=name, password={flows.PASSWORD!r}, first_name=full, is_active=active)\n"
+        "    u.groups.add(g)\n"
+        "t = User.objects.create_user(username='wei', password=" + repr(flows.PASSWORD) + ", is_staff=True)\n"
+        "t.groups.add(StaffRole.objects.get(key='teacher').group)\nprint(g.pk)",
+    )
+    page = new_context(viewport={"width": 1280, "height": 900}).new_page()
+    log_in(page, stack, "wei", flows.PASSWORD)
+    page.goto(stack.url("/admin/"))
+    page.get_by_role("link", name="班级概览").click()
+    page.get_by_role("link", name="class-w").click()
+    page.get_by_role("link", name="预热服务器").click()
+    expect(page.get_by_test_id("members")).to_have_text("3")
+    expect(page.get_by_test_id("to-start")).to_have_text("2")  # max is deactivated
+    screenshot(page, "warm-up-form")
+    page.get_by_role("button", name="预热服务器").click()
+    expect(page.get_by_role("heading", name="预热：class-w")).to_be_visible()
+    expect(page.get_by_test_id("progress-text")).to_have_text("3 / 3", timeout=60_000)
+    expect(page.get_by_test_id("started")).to_have_text("2")
+    expect(page.get_by_test_id("skipped")).to_have_text("1")
+    expect(page.locator('tr[data-username="kim"]')).to_contain_text("已启动")
+    expect(page.locator('tr[data-username="max"]')).to_contain_text("该账号已停用")
+    expect(page.locator("#warm-up-progress")).to_have_attribute("value", "3")
+    doc_screenshot(page, "teacher-warm-up")
+    for name in ("kim", "lee"):
+        state = flows.hub_api(stack, f"/users/{name}").json()["servers"][""]
+        assert state["ready"] is True
+    assert flows.hub_api(stack, "/users/max").status_code == 404

@@ -217,11 +217,18 @@ def test_idle_timeout_zero_turns_the_culler_off():
     assert [s["name"] for s in c.JupyterHub.services] == ["portal"]
 
 
-def test_portal_service_may_only_stop_servers():
+def test_portal_service_may_start_stop_and_make_users_but_never_mint_tokens_or_act_as_them():
+    from jupyterhub.scopes import _expand_scope
+
     c = configured()
     role = next(r for r in c.JupyterHub.load_roles if r["name"] == "portal")
     assert role["services"] == ["portal"]
-    assert not any(scope.startswith("admin") for scope in role["scopes"])
+    # Hub users are made through the narrow custom call (hubconfig/users.py), warm-ups included: no admin scope.
+    assert not {s for s in role["scopes"] if s.startswith("admin")}
+    assert "users:activity" in role["scopes"]  # a warm-up's culler grace
+    held = set().union(*(_expand_scope(scope) for scope in role["scopes"] if not scope.startswith("custom:")))
+    for never in ("tokens", "read:tokens", "access:servers", "admin:server_state", "admin-ui", "shutdown", "proxy"):
+        assert never not in held, never
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,320 @@
+"""Warm-up benchmarks (issue 23): servers started before the class clicks, on the real stack with the Docker spawner.
+
+    .venv/bin/python tests/bench/warm.py                      # N=200 students, arrivals over 120 s
+    .venv/bin/python tests/bench/warm.py --students 40 --sweep
+
+Not a test: one line per figure. What it measures, on one stack (SPAWNER=docker, host network, the course
+worker run as `manage.py course_worker --until-idle`, as the worker does it):
+
+- sweep (`--sweep`): a warm-up of 10 servers at WARMUP_CONCURRENCY 1, 2, 4 and 8, the job's own start to end
+  (median of `--rounds`); the figures behind WARMUP_CONCURRENCY's default;
+- warm-up: N students of one group warmed from nothing (no hub user yet) at the configured concurrency: wall
+  time, servers a minute, and so the largest class this machine warms within 5 minutes;
+- memory: an idle warmed server's RSS (docker stats, median of 5), the machine's used memory with N warmed
+  (MemTotal - MemAvailable) against before;
+- warm: each of the N students, already logged in to the portal (not timed), clicks 打开 JupyterLab: the time
+  from the click (the hub's login URL, through the OAuth round trip, to the server's own login) to JupyterLab's
+  page, and then its API answering; arrivals on a fixed schedule, one every `--arrival-seconds`/N seconds;
+  p50/p95/max; goal p95 <= 1 s. The CPU of those clicks, split portal / hub / proxy, per click: a login with
+  the hub user made beforehand, beyond the password hash (the portal session exists, no hash is checked);
+- cold: N other students' first starts (hub users made beforehand, servers started through the hub's API and
+  awaited on its progress stream, then /api through the proxy) against N bare `docker run`s of the same image
+  with the same limits, each on the same arrival schedule; p50/p95 and the ratio of the p95s (goal <= 1.3).
+
+Everything talks to 127.0.0.1 / localhost only; containers use the host network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.bench import classday  # noqa: E402
+from tests.bench.classday import CpuMeter, bulk_users, percentile, say  # noqa: E402
+from tests.e2e import flows  # noqa: E402
+from tests.live import free_port  # noqa: E402
+
+RUN = secrets.token_hex(3)
+MB = 1024**2
+
+
+def meminfo() -> dict[str, int]:
+    out = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        key, value = line.split(":", 1)
+        out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def used_mb() -> float:
+    info = meminfo()
+    return (info["MemTotal"] - info["MemAvailable"]) / MB
+
+
+def on_schedule(work, items: list, spread: float) -> list:
+    """`work(item)` for each item, item i starting at i * spread / len(items) seconds (a fixed schedule)."""
+    started = time.perf_counter()
+    step = spread / max(len(items), 1)
+    results: list = [None] * len(items)
+
+    def one(i: int):
+        delay = started + i * step - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        results[i] = work(items[i])
+
+    with ThreadPoolExecutor(max_workers=min(len(items), 256) or 1) as pool:
+        list(pool.map(one, range(len(items))))
+    return results
+
+
+def figures(values: list[float]) -> str:
+    return f"p50 {percentile(values, 50):.2f} s, p95 {percentile(values, 95):.2f} s, max {max(values):.2f} s"
+
+
+# --- the stack's side ----------------------------------------------------------------------------------
+def shell(stack, script: str) -> str:
+    return stack.manage("shell", "-c", script).stdout.strip().splitlines()[-1]
+
+
+def put_in_group(stack, names: list[str], group: str) -> None:
+    shell(
+        stack,
+        "from django.contrib.auth.models import Group\nfrom accounts.models import User\n"
+        f"g = Group.objects.get_or_create(name={group!r})[0]\n"
+        f"g.user_set.add(*User.objects.filter(username__in={names!r}))\nprint('ok')",
+    )
+
+
+def warm_up(stack, group: str, concurrency: int) -> tuple[float, dict]:
+    """Queue a warm-up of `group` and run the worker until it is done; (the job's seconds, its counts)."""
+    job = shell(
+        stack,
+        "from django.contrib.auth.models import Group\nfrom course import warmup\n"
+        f"print(warmup.warm_up(Group.objects.get(name={group!r})).pk)",
+    )
+    env = {**stack.env, "WARMUP_CONCURRENCY": str(concurrency)}
+    subprocess.run(
+        [sys.executable, "manage.py", "course_worker", "--until-idle", "--verbosity", "0"],
+        cwd=REPO, env=env, check=True, capture_output=True, timeout=3600,
+    )  # fmt: skip
+    out = shell(
+        stack,
+        "import json\nfrom course.models import Job\n"
+        f"j = Job.objects.get(pk={job})\n"
+        "print(json.dumps([(j.finished_at - j.started_at).total_seconds(), j.progress(), j.message]))",
+    )
+    seconds, counts, message = json.loads(out)
+    if counts.get("failed") or message:
+        say("warm-up: problems", f"{counts} {message}")
+    return seconds, counts
+
+
+def stop_all(stack, names: list[str]) -> None:
+    token = stack.hub_admin_token()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(
+            pool.map(
+                lambda n: httpx.delete(f"{stack.hub_api_url}/users/{n}/server",
+                                       headers={"Authorization": f"token {token}"}, trust_env=False, timeout=120),
+                names,
+            )
+        )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if not classday._docker("ps", "-q", "--filter", f"name=jupyter-w{RUN}", check=False):
+            return
+        time.sleep(1)
+
+
+def make_hub_users(stack, names: list[str]) -> None:
+    token = stack.hub_admin_token()
+    response = httpx.post(f"{stack.hub_api_url}/users", json={"usernames": names},
+                          headers={"Authorization": f"token {token}"}, trust_env=False, timeout=120)  # fmt: skip
+    if response.status_code not in (201, 409):
+        raise RuntimeError(f"POST /users: {response.status_code} {response.text[:300]}")
+
+
+# --- the students' side --------------------------------------------------------------------------------
+def click(stack, client: httpx.Client, name: str) -> float:
+    """打开 JupyterLab, for a student logged in to the portal: until the lab page and its API answer."""
+    started = time.perf_counter()
+    response = client.get("/jupyter/hub/login")
+    if not str(response.url).endswith(f"/jupyter/user/{name}/lab") or response.status_code != 200:
+        flows.wait_for_lab(stack, client, name, response)  # not warm after all: the spawn page
+    api = client.get(f"/jupyter/user/{name}/api/status")
+    if api.status_code != 200:
+        raise RuntimeError(f"{name}: /api/status {api.status_code}")
+    return time.perf_counter() - started
+
+
+def cold_start(stack, name: str) -> float:
+    token = stack.hub_admin_token()
+    started = time.perf_counter()
+    response = httpx.post(f"{stack.hub_api_url}/users/{name}/server", headers={"Authorization": f"token {token}"},
+                          trust_env=False, timeout=300)  # fmt: skip
+    if response.status_code not in (201, 202):
+        raise RuntimeError(f"spawn of {name}: HTTP {response.status_code} {response.text[:300]}")
+    classday._wait_ready(stack, name, token, timeout=600)
+    classday._wait_api(stack.url(f"/jupyter/user/{name}/api"), timeout=600)
+    return time.perf_counter() - started
+
+
+def bare_start(image: str, mem: str, cpus: str, name: str) -> float:
+    from hubconfig.docker import WITHOUT_IRI_GRAMMAR
+
+    port = free_port()
+    started = time.perf_counter()
+    lab = ["python", "-c", f"{WITHOUT_IRI_GRAMMAR}; from jupyterlab.labapp import main; sys.exit(main())"]
+    classday._docker("run", "-d", "--rm", "--name", name, "--network", "host", "--memory", mem, "--cpus", cpus,
+                     image, *lab, "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+                     "--IdentityProvider.token=", "--ServerApp.password=")  # fmt: skip
+    classday._wait_api(f"http://127.0.0.1:{port}/api", timeout=600)
+    return time.perf_counter() - started
+
+
+# --- the benchmark -------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=200, help="N students warmed, and N cold starts (200)")
+    parser.add_argument("--arrival-seconds", type=float, default=120, help="arrivals spread over this (120)")
+    parser.add_argument("--concurrency", type=int, default=None, help="WARMUP_CONCURRENCY (the table's default)")
+    parser.add_argument("--sweep", action="store_true", help="also 10 servers at concurrency 1, 2, 4, 8")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of the sweep (median)")
+    parser.add_argument(
+        "--mem",
+        help="MEM_LIMIT of the servers and the bare containers (default: 512M, or less so "
+        "that N of them fit in 80%% of the available memory: the warm-up refuses more)",
+    )
+    parser.add_argument("--no-cold", action="store_true", help="leave out the cold starts")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a .env key for the stack")
+    args = parser.parse_args()
+    os.environ.setdefault("CFPS_ENV_FILE", "/dev/null")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.test")
+    from portal.config.table import BY_NAME
+
+    image = BY_NAME["DOCKER_IMAGE"].default_for("dev")
+    concurrency = args.concurrency or int(BY_NAME["WARMUP_CONCURRENCY"].default_for("dev"))
+    cpus = "1.0"
+    n = args.students
+    fit = int(meminfo()["MemAvailable"] * 0.8 / max(n, 1) / MB)
+    args.mem = args.mem or f"{min(512, fit)}M"
+    env = {
+        "SPAWNER": "docker",
+        "DOCKER_NETWORK": "host",
+        "DOCKER_IMAGE": image,
+        "DOCKER_DATA_VOLUME": f"cfps-bench-{RUN}-data",
+        "DOCKER_TEAM_VOLUME": f"cfps-bench-{RUN}-team",
+        "MEM_LIMIT": args.mem,
+        "CPU_LIMIT": cpus,
+        "HUB_IDLE_TIMEOUT_SECONDS": "0",
+        "HUB_CONCURRENT_SPAWN_LIMIT": "0",
+        "HUB_ACTIVE_SERVER_LIMIT": "0",
+        **dict(item.split("=", 1) for item in args.env),
+    }
+    say("machine", f"{classday.CORES} cores, {meminfo()['MemTotal'] / 1024**3:.1f} GB, load {classday.load_average()}")
+    say("servers' memory limit (MEM_LIMIT, bare containers alike)", args.mem)
+    say("schedule", f"{n} arrivals, one every {args.arrival_seconds / n:.2f} s over {args.arrival_seconds:.0f} s")
+    with tempfile.TemporaryDirectory(prefix="cfps-bench-warm-") as tmp:
+        stack = classday.new_stack(Path(tmp), "python", env)
+        stack.manage("setup_volumes")
+        try:
+            stack.start()
+            if args.sweep:
+                sweep = bulk_users(stack, f"w{RUN}s", 10, sep="u")
+                put_in_group(stack, sweep, f"sweep-{RUN}")
+                for c in (1, 2, 4, 8):
+                    times = []
+                    for _ in range(args.rounds):
+                        seconds, _counts = warm_up(stack, f"sweep-{RUN}", c)
+                        times.append(seconds)
+                        stop_all(stack, sweep)
+                    say(f"sweep: warm-up of 10 servers at concurrency {c}", f"{statistics.median(times):.1f} s")
+
+            # --- warm-up of N, memory -----------------------------------------------------------------
+            names = bulk_users(stack, f"w{RUN}c", n, sep="u")
+            put_in_group(stack, names, f"class-{RUN}")
+            before = used_mb()
+            seconds, counts = warm_up(stack, f"class-{RUN}", concurrency)
+            say(f"warm-up: {n} servers from nothing at concurrency {concurrency}", f"{seconds:.1f} s "
+                f"({counts.get('done', 0)} started, {counts.get('failed', 0)} failed)")  # fmt: skip
+            rate = counts.get("done", 0) / seconds * 60 if seconds else 0
+            say("warm-up: servers a minute; largest class warmed within 5 min", f"{rate:.0f}; {int(rate * 5)}")
+            time.sleep(10)
+            sizes = [mb for name in names[:5] if (mb := classday._container_mb(f"jupyter-{name}")) is not None]
+            if sizes:
+                say("memory: one idle warmed server (docker stats, median of 5)", f"{statistics.median(sizes):.0f} MB"
+                    " (goal <= 75 MB)")  # fmt: skip
+            after = used_mb()
+            say(f"memory: machine used, before / with {n} warmed", f"{before:.0f} MB / {after:.0f} MB "
+                f"(+{(after - before) / max(n, 1):.0f} MB a server)")  # fmt: skip
+
+            # --- warm: the clicks ---------------------------------------------------------------------
+            clients = {}
+
+            def portal_login(name: str) -> None:
+                client = flows.new_client(stack)
+                flows.portal_login(stack, client, name)
+                clients[name] = client
+
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(portal_login, names))
+            meter = CpuMeter(stack).start()
+            latencies = on_schedule(lambda name: click(stack, clients[name], name), names, args.arrival_seconds)
+            cpu = meter.stop()
+            for client in clients.values():
+                client.close()
+            say(f"warm: click to JupyterLab's page and API, {n} students", figures(latencies) + " (goal p95 <= 1 s)")
+            per = {role: cpu.get(role, 0) / n * 1000 for role in ("portal", "hub", "proxy")}
+            say(
+                "login CPU per click, hub user made beforehand, no hash",
+                f"{sum(per.values()):.0f} ms (portal {per['portal']:.0f}, hub {per['hub']:.0f}, proxy "
+                f"{per['proxy']:.0f}; goal <= 40 ms)",
+            )
+            stop_all(stack, names)
+
+            # --- cold: first starts against bare docker runs --------------------------------------------
+            if not args.no_cold:
+                cold = bulk_users(stack, f"w{RUN}k", n, sep="u")
+                make_hub_users(stack, cold)
+                hub_times = on_schedule(lambda name: cold_start(stack, name), cold, args.arrival_seconds)
+                stop_all(stack, cold)
+                bare_names = [f"cfps-bench-{RUN}-bare-{i}" for i in range(n)]
+                try:
+                    bare_times = on_schedule(lambda name: bare_start(image, args.mem, cpus, name), bare_names,
+                                             args.arrival_seconds)  # fmt: skip
+                finally:
+                    classday._docker("rm", "-f", *bare_names, check=False)
+                say(f"cold: {n} first starts through the hub", figures(hub_times))
+                say(f"cold: {n} bare docker runs, same arrivals", figures(bare_times))
+                ratio = percentile(hub_times, 95) / percentile(bare_times, 95)
+                say("cold: p95 hub / bare", f"{ratio:.2f}x (goal <= 1.3)")
+        finally:
+            stack.stop()
+            left = classday._docker("ps", "-aq", "--filter", f"name={RUN}", check=False).split()
+            if left:
+                classday._docker("rm", "-f", *left, check=False)
+            volumes = classday._docker("volume", "ls", "-q", "--filter", f"name={RUN}", check=False).split()
+            if volumes:
+                classday._docker("volume", "rm", "-f", *volumes, check=False)
+
+
+if __name__ == "__main__":
+    threading.excepthook = lambda info: print(f"thread failed: {info.exc_value}", file=sys.stderr)
+    main()
