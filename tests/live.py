@@ -59,15 +59,12 @@ def in_ci() -> bool:
 
 
 def require_chromium() -> str:
-    """Path of Debian's Chromium; fails in CI, skips elsewhere, when it is not installed."""
+    """Path of Debian's Chromium; skips (a failure in CI: tests/conftest.py) when it is not installed."""
     import pytest
 
     if CHROMIUM.exists():
         return str(CHROMIUM)
-    message = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium fonts-noto-cjk`"
-    if in_ci():
-        pytest.fail(f"CI=true but {message}", pytrace=False)
-    pytest.skip(message)
+    pytest.skip(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium fonts-noto-cjk`")
 
 
 def check_cjk_font() -> None:
@@ -90,7 +87,7 @@ def check_cjk_font() -> None:
     if found:
         return
     message = "no Chinese font found by `fc-list :lang=zh-cn`: install fonts-noto-cjk"
-    if in_ci():
+    if in_ci():  # outside CI this only warns, no skip: so the skip-to-failure hook cannot see it
         pytest.fail(f"CI=true but {message}", pytrace=False)
     warnings.warn(message + "; screenshots will show boxes instead of Chinese", stacklevel=2)
 

@@ -10,8 +10,8 @@ server, one wildcard test certificate; prod refuses plain http and its cookies a
 `*.localhost` names to loopback themselves; the tests' clients connect to 127.0.0.1 with the name as Host and
 SNI (tests/e2e/flows.py BrowserTransport).
 
-A missing service (MariaDB, Redis, the Node proxy, nginx, openssl) skips, or fails when CI=true, through
-pytest's outcomes; the benchmark catches `pytest.skip.Exception` and says so.
+A missing service (MariaDB, Redis, the Node proxy, nginx, openssl) skips (a failure when CI=true:
+tests/conftest.py); the benchmark catches `pytest.skip.Exception` and says so.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pytest
 from tests.deploy.conftest import BehindNginx, Nginx, self_signed_certificate
 from tests.e2e import flows
 from tests.e2e.conftest import require_node_proxy
-from tests.live import Stack, free_port, in_ci
+from tests.live import Stack, free_port
 
 # The hub's name: each student's server is <name>.HUB_HOST, covered by the run's wildcard certificate.
 HUB_HOST = "hub.cfps.localhost"
@@ -40,8 +40,6 @@ def mariadb_root():
         return MySQLdb.connect(host="127.0.0.1", port=3306, user="root", password="", connect_timeout=5)
     except MySQLdb.Error as exc:
         message = f"MariaDB on 127.0.0.1:3306 (root, no password) is needed for the prod stack: {exc}"
-        if in_ci():
-            pytest.fail(f"CI=true but {message}", pytrace=False)
         pytest.skip(message)
 
 
@@ -52,8 +50,6 @@ def require_redis(redis_url: str) -> None:
         redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
         message = f"Redis on 127.0.0.1:6379 is needed for the prod stack: {exc}"
-        if in_ci():
-            pytest.fail(f"CI=true but {message}", pytrace=False)
         pytest.skip(message)
 
 
