@@ -20,6 +20,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 from django.template import Context, Engine
 
+from portal.commands import SayMixin
 from portal.config.env import BASE_DIR
 
 DEPLOY_DIR = BASE_DIR / "deploy"
@@ -85,19 +86,11 @@ def write(command, path: Path, text: str, *, dry_run: bool, mode: int = 0o644) -
     return True
 
 
-class GeneratorCommand:
+class GeneratorCommand(SayMixin):
     """Mixin for the gen_* commands: no system checks or database, `say` obeys --verbosity."""
 
     requires_system_checks: list = []
     requires_migrations_checks = False
-
-    def say(self, message: str) -> None:
-        if self.verbosity >= 1:
-            self.stdout.write(message)
-
-    def execute(self, *args, **options):
-        self.verbosity = options.get("verbosity", 1)
-        return super().execute(*args, **options)
 
     def emit(self, text: str, output, *, dry_run: bool, then: str, what: str = "file is") -> None:
         """Print `text`, or write it owner-only to `output` and say `then` (the next step), for the one-file

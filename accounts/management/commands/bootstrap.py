@@ -22,9 +22,10 @@ from django.db import transaction
 
 from accounts import roles, usernames
 from accounts.models import InviteCode, normalize_code, record_invites_made
+from portal.commands import SayMixin
 
 
-class Command(BaseCommand):
+class Command(SayMixin, BaseCommand):
     help = "Create the admin account and the invite codes listed in .env (idempotent)."
 
     def add_arguments(self, parser):
@@ -34,11 +35,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, dry_run=False, **options):
-        verbose = options["verbosity"] >= 1
         with transaction.atomic():
-            self.ensure_admin(dry_run, verbose)
-            self.ensure_invites(dry_run, verbose)
-            self.ensure_roles(verbose)
+            self.ensure_admin(dry_run)
+            self.ensure_invites(dry_run)
+            self.ensure_roles()
             call_command(
                 "ensure_hub_client",
                 dry_run=dry_run,
@@ -48,9 +48,9 @@ class Command(BaseCommand):
             )
             if dry_run:
                 transaction.set_rollback(True)
-        self.tighten_var(dry_run, verbose)
+        self.tighten_var(dry_run)
 
-    def tighten_var(self, dry_run, verbose):
+    def tighten_var(self, dry_run):
         from portal.config import filemodes
         from portal.config.env import var_dir
 
@@ -59,9 +59,9 @@ class Command(BaseCommand):
         changed = filemodes.tighten(var_dir(), exclude=shared, dry_run=dry_run)
         if changed:
             verb = "would make" if dry_run else "made"
-            self.say(verbose, f"{var_dir()}: {verb} {len(changed)} file(s) and folder(s) owner-only.")
+            self.say(f"{var_dir()}: {verb} {len(changed)} file(s) and folder(s) owner-only.")
 
-    def ensure_admin(self, dry_run, verbose):
+    def ensure_admin(self, dry_run):
         User = get_user_model()
         username = User.normalize_username(settings.ADMIN_USERNAME)
         try:
@@ -80,9 +80,9 @@ class Command(BaseCommand):
             if not (user.is_staff and user.is_superuser and user.is_active):
                 user.is_staff = user.is_superuser = user.is_active = True
                 user.save(update_fields=["is_staff", "is_superuser", "is_active"])
-                self.say(verbose, f"Admin account {username}: restored staff rights.")
+                self.say(f"Admin account {username}: restored staff rights.")
             else:
-                self.say(verbose, f"Admin account {username}: exists, unchanged.")
+                self.say(f"Admin account {username}: exists, unchanged.")
             return
         try:
             usernames.check_not_retired(username)
@@ -100,14 +100,14 @@ class Command(BaseCommand):
                 f"  Change it at /accounts/password_change/ or with: python manage.py changepassword {username}"
             )
 
-    def ensure_roles(self, verbose):
+    def ensure_roles(self):
         try:
             for line in roles.ensure_roles():
-                self.say(verbose, line)
+                self.say(line)
         except roles.RoleError as exc:
             raise CommandError(str(exc)) from None
 
-    def ensure_invites(self, dry_run, verbose):
+    def ensure_invites(self, dry_run):
         made = []
         for raw in settings.INVITE_CODES:
             code = normalize_code(raw)
@@ -122,9 +122,5 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS(f"Invite code {code}: created."))
                 made.append(invite)
             else:
-                self.say(verbose, f"Invite code {code}: exists ({invite.use_count} used), unchanged.")
+                self.say(f"Invite code {code}: exists ({invite.use_count} used), unchanged.")
         record_invites_made(made)
-
-    def say(self, verbose, message):
-        if verbose:
-            self.stdout.write(message)

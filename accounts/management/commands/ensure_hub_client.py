@@ -16,12 +16,13 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from oauth2_provider.models import get_application_model
 
+from portal.commands import SayMixin
 from portal.config import topology as topology_module
 
 Application = get_application_model()
 
 
-class Command(BaseCommand):
+class Command(SayMixin, BaseCommand):
     help = "Create or update the OAuth client (Application) that JupyterHub logs in with."
 
     def add_arguments(self, parser):
@@ -58,7 +59,7 @@ class Command(BaseCommand):
         if not secret_ok:
             changes.append("client_secret")
         if not changes:
-            self.say(options, f"Hub OAuth client {app.client_id}: up to date ({topology.hub_callback_url}).")
+            self.say(f"Hub OAuth client {app.client_id}: up to date ({topology.hub_callback_url}).")
             return
         for field, value in wanted.items():
             setattr(app, field, value)
@@ -74,7 +75,3 @@ class Command(BaseCommand):
             app.save()
         action = "created" if created else f"updated ({', '.join(changes)})"
         self.stdout.write(self.style.SUCCESS(f"Hub OAuth client {app.client_id}: {verb}{action}."))
-
-    def say(self, options, message):
-        if options["verbosity"] >= 1:
-            self.stdout.write(message)

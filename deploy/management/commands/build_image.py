@@ -12,9 +12,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from deploy.imagebuild import Builder, BuildError
+from portal.commands import SayMixin
 
 
-class Command(BaseCommand):
+class Command(SayMixin, BaseCommand):
     help = "Build the notebook image (DOCKER_IMAGE) from a Debian mirror and a PyPI index, without Docker Hub."
 
     def add_arguments(self, parser):
@@ -29,16 +30,11 @@ class Command(BaseCommand):
         verbosity = options["verbosity"]
         config = settings.CONTAINERS
 
-        def say(line: str) -> None:
-            if verbosity >= 1:
-                self.stdout.write(line)
-                self.stdout.flush()
-
         builder = Builder(
             image=config.image,
             mirror=config.debian_mirror,
             index_url=config.pip_index_url,
-            say=say,
+            say=self.say,
             verbosity=verbosity,
             force=force,
             dry_run=dry_run,
