@@ -22,6 +22,7 @@ from accounts.models import InviteCode, InviteRedemption, User, record_invites_m
 from accounts.password_forms import AdminPasswordChangeForm
 from audit.kinds import Kind
 from audit.records import record
+from portal.admin_site import CreatedByStaffMixin
 
 
 class RedemptionInline(admin.StackedInline):
@@ -167,7 +168,7 @@ class InviteStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(InviteCode)
-class InviteCodeAdmin(admin.ModelAdmin):
+class InviteCodeAdmin(CreatedByStaffMixin, admin.ModelAdmin):
     list_display = ("code", "uses", "expires_at", "is_active", "status", "group", "note", "created_by", "created_at")
     list_filter = (InviteStatusFilter, "is_active", "needs_approval", "group")
     search_fields = ("code", "note")
@@ -202,8 +203,6 @@ class InviteCodeAdmin(admin.ModelAdmin):
         return {"inactive": _("Deactivated"), "expired": _("Expired"), "used_up": _("Used up")}[problem.code]
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
         super().save_model(request, obj, form, change)
         if not change:
             record_invites_made([obj], by=request.user)

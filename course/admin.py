@@ -14,6 +14,7 @@ from course import jobs
 from course.forms import AssignmentForm, MaterialForm
 from course.messages import N_, note
 from course.models import Assignment, Grade, Job, JobItem, Material, Submission, Version
+from portal.admin_site import CreatedByStaffMixin
 
 
 class VersionInline(admin.TabularInline):
@@ -27,7 +28,7 @@ class VersionInline(admin.TabularInline):
         return False
 
 
-class HandoutAdmin(admin.ModelAdmin):
+class HandoutAdmin(CreatedByStaffMixin, admin.ModelAdmin):
     list_display = ("title", "home_path", "group_names", "for_everyone", "release_at", "version", "progress")
     list_filter = ("groups", "for_everyone")
     search_fields = ("title", "folder")
@@ -51,18 +52,14 @@ class HandoutAdmin(admin.ModelAdmin):
         return job_progress(job) if job else "-"
 
     def get_readonly_fields(self, request, obj=None):
-        return ("folder",) if obj is not None and obj.handed_out else ()
+        fields = super().get_readonly_fields(request, obj)
+        return (*fields, "folder") if obj is not None and obj.handed_out else fields
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # A post may carry an upload (a zip unpacked and hashed): limited per staff account.
         if refused := ratelimits.ADMIN_UPLOADS.refusal(request):
             return refused
         return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

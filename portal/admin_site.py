@@ -25,6 +25,24 @@ TOOL_PAGES = [
 ]
 
 
+class CreatedByStaffMixin:
+    """For a ModelAdmin of a model with `created_by`: the staff member who adds an object is its creator, set on
+    creation and never a field to pick; a saved object's page shows it read-only."""
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if obj is None or "created_by" in fields else (*fields, "created_by")
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        return fields if obj is None or "created_by" in fields else [*fields, "created_by"]
+
+
 class AdminSite(otp.AdminSite):
     """accounts.otp's site (only staff sessions that gave their second factor get in), with the tools section."""
 

@@ -5,11 +5,12 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from accounts.expiry import SplitExpiryField
+from portal.admin_site import CreatedByStaffMixin
 from staff.models import Announcement, MailFailure
 
 
 @admin.register(Announcement)
-class AnnouncementAdmin(admin.ModelAdmin):
+class AnnouncementAdmin(CreatedByStaffMixin, admin.ModelAdmin):
     list_display = ("message", "level", "is_active", "expires_at", "showing", "created_by", "created_at")
     list_filter = ("is_active", "level")
     fields = ("message", "level", "expires_at", "is_active")
@@ -19,11 +20,6 @@ class AnnouncementAdmin(admin.ModelAdmin):
     @admin.display(description=_("showing now"), boolean=True)
     def showing(self, obj):
         return obj.is_current
-
-    def save_model(self, request, obj, form, change):
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
 
 
 @admin.register(MailFailure)
