@@ -256,6 +256,11 @@ def update_auth(c, config: Config) -> None:
     # Staff get the role `staff_role` (above), never JupyterHub's admin: no admin_users, and the admin role's
     # members are exactly none at every start, so an account made admin before this rule loses it at once.
     auth.manage_roles = True
+    # The staff role's holders are kept across a hub restart either way (the role names no users); without the
+    # reset, JupyterHub 5/6 cannot start again once anyone holds a role a login gave (KeyError 'users' in
+    # init_role_assignment, tests/e2e/test_hub_accounts.py), and with it a role the authenticator no longer
+    # names is dropped at start, as it should be.
+    auth.reset_managed_roles_on_startup = True
     auth.staff_role = staff_role(topo)
     auth.admin_users = set()
     auth.refresh_pre_spawn = True

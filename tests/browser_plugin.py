@@ -13,6 +13,7 @@ Screenshots go to <repo>/test-results/<test name>/ (git-ignored) so a person can
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from urllib.parse import urlsplit
@@ -59,6 +60,11 @@ def live_portal(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
+    # Playwright's sync API keeps an event loop running in this thread for the whole session, and Django then
+    # refuses to open a database connection here ("SynchronousOnlyOperation") for any later test of the same
+    # process that needs one anew (a parallel worker runs the folders in any order). The tests' own Django code
+    # is synchronous, so the check has nothing to protect: Playwright's docs for Django say the same.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     executable = require_chromium()
     check_cjk_font()
     from playwright.sync_api import sync_playwright

@@ -89,8 +89,47 @@ def leftover_processes(folder: str) -> list[tuple[int, str]]:
     return found
 
 
+# Markers, put on by where a test lives and what it uses (pyproject.toml describes each):
+# - live: starts processes of its own (a portal, a hub, Nginx, a browser, containers); `./test.sh --fast` runs
+#   everything else (`-m "not live"`);
+# - docker: needs the Docker engine; browser: drives Chromium; mariadb: a MariaDB server (the machine's, or one
+#   it starts), or the whole run is on MariaDB; root: needs root (iptables, network namespaces,
+#   an engine or a database server of its own, files given to another owner);
+# - serial: changes the machine's Docker engine for everyone (it joins a swarm), so ./test.sh runs it after the
+#   parallel pass, alone.
+SERIAL = ("tests/docker/test_swarm.py", "tests/docker/test_course_swarm.py")
+ROOT = ("tests/deploy/test_firewall.py", "tests/ops/", "tests/course/test_merge_rules.py")
+MARIADB = ("tests/dataset/", "tests/ops/test_backup_mariadb.py", "tests/ops/test_faults.py")  # a MariaDB server
+DOCKER_FIXTURES = {"docker_client", "notebook_image", "own_docker_engine"}
+BROWSER_FIXTURES = {"browser", "page", "phone_page", "new_context"}
+TESTS = Path(__file__).resolve().parent
+
+
+def markers_of(item) -> set[str]:
+    where = "tests/" + item.path.resolve().relative_to(TESTS).as_posix()
+    fixtures = set(getattr(item, "fixturenames", ()))
+    marks = set()
+    if item.path.parent.name in LIVE_DIRS:
+        marks.add("live")
+    if where.startswith("tests/docker/") or fixtures & DOCKER_FIXTURES:
+        marks |= {"live", "docker"}
+    if where.startswith("tests/browser/") or item.path.stem.endswith("_browser") or fixtures & BROWSER_FIXTURES:
+        marks |= {"live", "browser"}
+    if where.startswith(ROOT):
+        marks.add("root")
+    if where.startswith(MARIADB) or on_mariadb():
+        marks.add("mariadb")
+    if where in SERIAL:
+        marks |= {"serial", "docker", "root"}
+    return marks
+
+
 def pytest_collection_modifyitems(config, items):
-    """The live tests' processes always use their own SQLite, so a MariaDB pass would only repeat them."""
+    """Put on the markers above; on MariaDB leave out the live tests: their processes always use their own
+    SQLite, so a MariaDB pass would only repeat them."""
+    for item in items:
+        for name in sorted(markers_of(item)):
+            item.add_marker(name)
     if not on_mariadb():
         return
     live = [item for item in items if item.path.parent.name in LIVE_DIRS]

@@ -386,6 +386,10 @@ class Stack:
             "HUB_PORT": str(free_port()),
             "PROXY_API_PORT": str(free_port()),
             "SPAWNER": "local",
+            # Off unless a test is about it (the shipped default is on): most tests log students in and then
+            # look at a server they start themselves, or at none (tests/browser/test_server_state_browser.py
+            # turns it on).
+            "START_SERVER_AT_LOGIN": "false",
             **(extra_env or {}),
         }
         self.supervisor = new_supervisor()

@@ -6,7 +6,7 @@
   login; the start goes through once the hub answers again.
 - A student deactivated before the queued start is carried out never gets a server, whether the deactivation
   went through `save()` (the start is dropped with the removal) or round it (the start looks at the account).
-One stack for the module (START_SERVER_AT_LOGIN is on by default; the shared e2e stack turns it off).
+One stack for the module, with START_SERVER_AT_LOGIN on (the shipped default; tests/live.py's stacks turn it off).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ READY_TIMEOUT = 60_000
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("stack"), proxy="python", extra_env={"INVITE_CODES": flows.INVITE_CODE}) as s:
+    with Stack(tmp_path_factory.mktemp("stack"), proxy="python", extra_env={"INVITE_CODES": flows.INVITE_CODE, "START_SERVER_AT_LOGIN": "true"}) as s:
         yield s
 
 

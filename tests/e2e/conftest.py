@@ -31,9 +31,6 @@ STACK_ENV = {
     # `bootstrap` creates this invite code (unlimited uses) for the sign-up form.
     "INVITE_CODES": flows.INVITE_CODE,
     "HUB_AUTH_REFRESH_SECONDS": str(AUTH_REFRESH_SECONDS),
-    # The shared stack's many logins would each start a server (local processes, a core's work for seconds):
-    # the tests of the login-time start have a stack of their own (tests/browser/test_server_state_browser.py).
-    "START_SERVER_AT_LOGIN": "false",
 }
 
 

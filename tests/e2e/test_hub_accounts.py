@@ -9,6 +9,8 @@ Run with the Python proxy only: the proxy plays no part in the portal's calls to
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 
@@ -132,3 +134,25 @@ def test_a_students_hub_token_cannot_use_the_portals_user_call_to_make_itself_st
     attack = with_token(stack, token, "POST", f"/jupyter/hub/api/cfps/users/{student}", json={"staff": True})
     assert attack.status_code == 403, flows.explain(stack, f"{attack.status_code} {attack.text}")
     assert STAFF_ROLE not in hub_user(stack, student)["roles"]
+
+
+def test_the_hub_starts_again_while_a_teacher_holds_the_staff_role(stack):
+    """The hub killed and started again once a role a login gives is held: JupyterHub 6 refused to start
+    (KeyError 'users' in init_role_assignment, again at every restart) until hubconfig/config.py reset the
+    authenticator's roles on start-up. The teacher keeps the role."""
+    username = flows.unique_username("tch")
+    flows.create_user(stack, username)
+    shell(
+        stack,
+        "from accounts.models import StaffRole, User\n"
+        f"u = User.objects.get(username={username!r})\n"
+        "u.is_staff = True\nu.save()\nu.groups.add(StaffRole.objects.get(key='teacher').group)\n",
+    )
+    wait_for_hub_user(stack, username, roles=[STAFF_ROLE, "user"])
+
+    killed = stack.hub_proc
+    stack.supervisor.remember()  # what the hub started (its proxy, the culler), as run.sh's supervisor notes it
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=10)
+    stack.restart_hub()
+    assert hub_user(stack, username)["roles"] == [STAFF_ROLE, "user"]
