@@ -29,7 +29,11 @@ READY_TIMEOUT = 60_000
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("stack"), proxy="python", extra_env={"INVITE_CODES": flows.INVITE_CODE, "START_SERVER_AT_LOGIN": "true"}) as s:
+    with Stack(
+        tmp_path_factory.mktemp("stack"),
+        proxy="python",
+        extra_env={"INVITE_CODES": flows.INVITE_CODE, "START_SERVER_AT_LOGIN": "true"},
+    ) as s:
         yield s
 
 
