@@ -1,12 +1,39 @@
 #!/usr/bin/env bash
-# Run every check: ruff, missing migrations, translations, then pytest on SQLite and on MariaDB (with a real
-# browser for the browser tests). Arguments go to both pytest runs: ./test.sh -k invite
-# Installs what is missing (also Node.js and node_modules/, so the end-to-end tests can run the hub behind
-# both proxies) and starts MariaDB if it is not running. Exits non-zero if any step fails.
+# Run every check: ruff, import contracts, missing migrations, translations, the docs, then pytest on SQLite and
+# on MariaDB (with a real browser, a real hub and real containers). Arguments go to every pytest run:
+# ./test.sh -k invite
+#   ./test.sh --fast    the quick loop while coding: ruff, the contracts, migrations and the tests that start no
+#                       process of their own (`-m "not live"`, unit and Django tests on SQLite), in about 2 min
+# The SQLite pass runs files on TEST_WORKERS parallel workers (default 3; 0 for one process), then the tests
+# that change the machine's Docker engine (`serial`) alone. Installs what is missing (also Node.js and
+# node_modules/, so the end-to-end tests can run the hub behind both proxies) and starts MariaDB if it is not
+# running. Exits non-zero if any step fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 # shellcheck source=deploy/lib.sh
 . deploy/lib.sh
+
+fast=false
+if [[ "${1:-}" == "--fast" ]]; then
+    fast=true
+    shift
+fi
+workers=${TEST_WORKERS:-3}
+parallel=()
+[[ "$workers" != "0" ]] && parallel=(-n "$workers" --dist loadfile)
+
+if $fast; then
+    ensure_apt_packages "${BASE_PACKAGES[@]}"
+    ensure_venv
+    export CFPS_ENV_FILE=/dev/null DJANGO_SETTINGS_MODULE=portal.settings.test
+    unset DATABASE_URL
+    ensure_secrets
+    rc=0
+    ruff check . && ruff format --check . && lint-imports --no-cache && python manage.py makemigrations --check --dry-run \
+        && python -m pytest -n 2 -m "not live" "$@" || rc=$?
+    [[ $rc -eq 0 ]] && echo "test.sh --fast: all passed (the live tests did not run: ./test.sh runs everything)"
+    exit $rc
+fi
 
 ensure_apt_packages "${BASE_PACKAGES[@]}" mariadb-server mariadb-client chromium fonts-noto-cjk
 # The real tools that check the generated deploy files (tests/deploy): nginx -t and a live nginx on 127.0.0.1,
@@ -94,9 +121,19 @@ elif [[ "${CI:-}" == "true" ]]; then
 else
     warn "the Docker engine cannot be used; the container tests (tests/docker) will be SKIPPED"
 fi
-step "tests on SQLite" python -m pytest "$@"
+# The durations show which tests to make faster next (docs/development.md).
+step "tests on SQLite" python -m pytest "${parallel[@]}" -m "not serial" --durations=25 "$@"
+# Alone: these join the machine's Docker engine to a swarm for a while. With a -k or a file that selects none of
+# them, pytest's "no tests ran" (exit 5) is no failure here.
+serial_tests() {
+    local rc=0
+    python -m pytest -m serial "$@" || rc=$?
+    [[ $rc -eq 5 && $# -gt 0 ]] && return 0
+    return $rc
+}
+step "tests on SQLite, alone on the Docker engine" serial_tests "$@"
 if [[ -n "$mariadb_url" ]]; then
-    step "tests on MariaDB" env DATABASE_URL="$mariadb_url" python -m pytest "$@"
+    step "tests on MariaDB" env DATABASE_URL="$mariadb_url" python -m pytest "${parallel[@]}" "$@"
 else
     printf '\n== tests on MariaDB ==\nSKIPPED: MariaDB is not reachable\n'
 fi

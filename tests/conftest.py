@@ -124,12 +124,23 @@ def markers_of(item) -> set[str]:
     return marks
 
 
+# The slowest folders first (a file's tests keep their order): ./test.sh's parallel workers (pytest-xdist,
+# --dist loadfile) take files in this order, so the run does not end with one worker alone on a long file.
+FIRST = ("ops", "docker", "e2e", "browser", "dataset", "deploy", "docs")
+
+
+def _rank(item) -> int:
+    folder = item.path.parent.name
+    return FIRST.index(folder) if folder in FIRST else len(FIRST)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Put on the markers above; on MariaDB leave out the live tests: their processes always use their own
-    SQLite, so a MariaDB pass would only repeat them."""
+    """Put on the markers above, slowest folders first; on MariaDB leave out the live tests: their processes
+    always use their own SQLite, so a MariaDB pass would only repeat them."""
     for item in items:
         for name in sorted(markers_of(item)):
             item.add_marker(name)
+    items.sort(key=_rank)
     if not on_mariadb():
         return
     live = [item for item in items if item.path.parent.name in LIVE_DIRS]
