@@ -17,8 +17,14 @@ Rules:
   is dropped: nobody wants a server they asked for an hour ago.
 - Each call is written to `PendingHubCall` in the same transaction as the change (accounts.signals) and
   carried out after the commit, in a background thread so that staff changing a class never wait for 30
-  calls. For each user the removal goes first, then the hub user, then the start; while a removal is not
-  confirmed, the others wait. A removal wins: making a hub user or starting a server looks at the account
+  calls. For each user the removal goes first, then the hub user, then the start, one after another; while an
+  earlier one is not confirmed, the later ones wait. Different users' calls run at once, WARMUP_CONCURRENCY of
+  them per process (`process_pending`'s pool, whose threads end with each pass): a start waits up to
+  START_TIMEOUT_SECONDS for the hub, and a class logging in within a minute must not queue for minutes.
+- One process carries out a call: it claims the row with one conditional UPDATE (`_claim`, atomic on SQLite and
+  MariaDB), and the other processes (gunicorn workers, the retry command) leave that user's calls alone while
+  the claim holds (CLAIM_SECONDS, longer than any call; a process that died lets them go after it). A removal
+  wins: making a hub user or starting a server looks at the account
   when it is carried out, and does neither for an account that is gone or inactive by then (and asks for the
   removal again if the account went away during the call). Whatever the hub does not confirm (it is down, or
   a server is still stopping) stays in the table and is retried, at most every RETRY_SECONDS (while only a slow
