@@ -340,6 +340,11 @@ def _carry_out_user(rows) -> tuple[list[str], list[tuple[str, HubError]]]:
             log.warning("hub call %s for %s not done yet (%s): %s", row.kind, row.username, row.reason, exc)
             failed.append((row.username, exc))
             break
+        except Exception as exc:  # a bug: the row is no longer under way (`_due`), and the pass says so
+            PendingHubCall.objects.filter(pk=row.pk, requested_at=row.requested_at).update(
+                last_error=f"{type(exc).__name__}: {exc}"[:300]
+            )
+            raise
         # A request made again meanwhile (requested_at changed) stays for its own attempt.
         PendingHubCall.objects.filter(pk=row.pk, requested_at=row.requested_at).delete()
         log.info("hub user %s (%s, %s): %s", row.username, row.kind, row.reason, what)
