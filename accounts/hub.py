@@ -17,8 +17,14 @@ Rules:
   is dropped: nobody wants a server they asked for an hour ago.
 - Each call is written to `PendingHubCall` in the same transaction as the change (accounts.signals) and
   carried out after the commit, in a background thread so that staff changing a class never wait for 30
-  calls. For each user the removal goes first, then the hub user, then the start; while a removal is not
-  confirmed, the others wait. A removal wins: making a hub user or starting a server looks at the account
+  calls. For each user the removal goes first, then the hub user, then the start, one after another; while an
+  earlier one is not confirmed, the later ones wait. Different users' calls run at once, WARMUP_CONCURRENCY of
+  them per process (`process_pending`'s pool, whose threads end with each pass): a start waits up to
+  START_TIMEOUT_SECONDS for the hub, and a class logging in within a minute must not queue for minutes.
+- One process carries out a call: it claims the row with one conditional UPDATE (`_claim`, atomic on SQLite and
+  MariaDB), and the other processes (gunicorn workers, the retry command) leave that user's calls alone while
+  the claim holds (CLAIM_SECONDS, longer than any call; a process that died lets them go after it). A removal
+  wins: making a hub user or starting a server looks at the account
   when it is carried out, and does neither for an account that is gone or inactive by then (and asks for the
   removal again if the account went away during the call). Whatever the hub does not confirm (it is down, or
   a server is still stopping) stays in the table and is retried, at most every RETRY_SECONDS (while only a slow
@@ -40,6 +46,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -64,6 +71,9 @@ START_SECONDS = 300
 STATE_TIMEOUT_SECONDS = 2
 # How long the queue waits for the hub's answer to a start (start_server).
 START_TIMEOUT_SECONDS = 3
+# A claimed call (`_claim`) is another process's for this long: more than the longest call (a removal's two
+# requests, or a start that makes the hub user); a process that died while carrying it out lets it go after that.
+CLAIM_SECONDS = 3 * TIMEOUT_SECONDS
 
 
 class HubError(Exception):
@@ -250,13 +260,32 @@ def queue_start(username: str, reason: str = "login") -> None:
 
 
 def _due(now=None, force: bool = False):
+    """The calls to carry out now: not tried within RETRY_SECONDS (any time with `force`), and none of a user
+    one of whose calls a portal process has claimed and is still carrying out (`_claim`)."""
     from accounts.models import PendingHubCall
 
-    rows = PendingHubCall.objects.all()
+    now = now or timezone.now()
+    claimed = PendingHubCall.objects.filter(last_error="", last_attempt_at__gt=now - timedelta(seconds=CLAIM_SECONDS))
+    rows = PendingHubCall.objects.exclude(username__in=claimed.values("username"))
     if not force:
-        cutoff = (now or timezone.now()) - timedelta(seconds=RETRY_SECONDS)
+        cutoff = now - timedelta(seconds=RETRY_SECONDS)
         rows = rows.filter(Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lte=cutoff))
     return rows
+
+
+def _claim(row) -> bool:
+    """Take the row for this attempt, or False when another process (a gunicorn worker, a command) took it first.
+
+    One conditional UPDATE on the row as it was read, atomic on SQLite and MariaDB alike: of two processes that
+    found the same due row only one changes it. It counts the attempt and marks the row as under way (attempted,
+    no error yet), which `_due` leaves alone for CLAIM_SECONDS; a failure then writes its error."""
+    from accounts.models import PendingHubCall
+
+    return bool(
+        PendingHubCall.objects.filter(
+            pk=row.pk, requested_at=row.requested_at, attempts=row.attempts, last_attempt_at=row.last_attempt_at
+        ).update(attempts=row.attempts + 1, last_attempt_at=timezone.now(), last_error="")
+    )
 
 
 def _active_account(username: str):
@@ -293,40 +322,58 @@ def _carry_out(row) -> str:
     return done
 
 
-def process_pending(force: bool = False) -> tuple[list[str], list[tuple[str, HubError]]]:
-    """Carry out the due calls, each user's in order (removal, hub user, start); returns (names done,
-    [(name, error)] still pending). A user's later calls wait while an earlier one fails."""
+def _carry_out_user(rows) -> tuple[list[str], list[tuple[str, HubError]]]:
+    """One user's due calls, in their order, one after another; stops at the first that is not done."""
     from accounts.models import PendingHubCall
 
-    done, failed, blocked = [], [], set()
-    rows = sorted(_due(force=force), key=lambda row: (row.requested_at, _ORDER.get(row.kind, 9)))
-    # A user's own calls in their order, wherever the first of them sits in the queue.
-    first = {}
+    done, failed = [], []
     for row in rows:
-        first.setdefault(row.username, row.requested_at)
-    rows.sort(key=lambda row: (first[row.username], row.username, _ORDER.get(row.kind, 9)))
-    for row in rows:
-        if row.username in blocked:
-            continue
-        if row.kind != PendingHubCall.Kind.REMOVE and (
-            PendingHubCall.objects.filter(username=row.username, kind=PendingHubCall.Kind.REMOVE).exists()
-        ):
-            continue  # a removal queued meanwhile (or not yet due) goes first
-        attempted_at = timezone.now()
+        earlier = [kind for kind, order in _ORDER.items() if order < _ORDER[row.kind]]
+        if PendingHubCall.objects.filter(username=row.username, kind__in=earlier).exists():
+            break  # an earlier call goes first: queued meanwhile, not due yet, or another process's
+        if not _claim(row):
+            break  # another process carries this user's calls out now
         try:
             what = _carry_out(row)
         except HubError as exc:
-            PendingHubCall.objects.filter(pk=row.pk, requested_at=row.requested_at).update(
-                attempts=row.attempts + 1, last_attempt_at=attempted_at, last_error=str(exc)
-            )
+            PendingHubCall.objects.filter(pk=row.pk, requested_at=row.requested_at).update(last_error=str(exc))
             log.warning("hub call %s for %s not done yet (%s): %s", row.kind, row.username, row.reason, exc)
             failed.append((row.username, exc))
-            blocked.add(row.username)
-            continue
+            break
+        except Exception as exc:  # a bug: the row is no longer under way (`_due`), and the pass says so
+            PendingHubCall.objects.filter(pk=row.pk, requested_at=row.requested_at).update(
+                last_error=f"{type(exc).__name__}: {exc}"[:300]
+            )
+            raise
         # A request made again meanwhile (requested_at changed) stays for its own attempt.
         PendingHubCall.objects.filter(pk=row.pk, requested_at=row.requested_at).delete()
         log.info("hub user %s (%s, %s): %s", row.username, row.kind, row.reason, what)
         done.append(row.username)
+    return done, failed
+
+
+def _carry_out_in_thread(rows):
+    try:
+        return _carry_out_user(rows)
+    finally:
+        connections.close_all()  # this pool thread's own connections
+
+
+def process_pending(force: bool = False, workers: int = 1) -> tuple[list[str], list[tuple[str, HubError]]]:
+    """Carry out the due calls; returns (names done, [(name, error)] still pending). Each user's calls run one
+    after another in their order (removal, hub user, start), a later one waiting while an earlier one fails; with
+    `workers` > 1, that many users' calls run at once, in threads that end with the pass."""
+    by_user: dict[str, list] = {}  # users in the order of their first request
+    for row in sorted(_due(force=force), key=lambda row: row.requested_at):
+        by_user.setdefault(row.username, []).append(row)
+    groups = [sorted(rows, key=lambda row: _ORDER[row.kind]) for rows in by_user.values()]
+    if workers > 1 and len(groups) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(groups)), thread_name_prefix="hub-call") as pool:
+            outcomes = list(pool.map(_carry_out_in_thread, groups))
+    else:
+        outcomes = [_carry_out_user(rows) for rows in groups]
+    done = [name for names, _ in outcomes for name in names]
+    failed = [failure for _, failures in outcomes for failure in failures]
     return done, failed
 
 
@@ -345,7 +392,7 @@ def _work():
             _again = False
         stopping = False
         try:
-            _, failed = process_pending()
+            _, failed = process_pending(workers=settings.COURSE.warmup_concurrency)
             stopping = any(isinstance(exc, StillStopping) for _, exc in failed)
         except Exception:  # a broken database must not kill the thread silently: say so, retry later
             log.exception("processing pending hub calls failed")

@@ -326,8 +326,9 @@ KEYS: tuple[Key, ...] = (
     # Measured on the 2-core machine (tests/bench/warm.py --sweep, 2026-12-06, medians of 2 rounds, load 3 to 4): 10
     # servers warmed in 14.8 s one at a time, 6.2 s two, 5.4 s four and 8.2 s eight at once; beyond about twice the
     # cores the starts only queue for the CPU and the engine.
-    _k("WARMUP_CONCURRENCY", "course", "int", "4", "Most servers a warm-up (预热服务器) starts at once. Measured on "
-       "2 cores: 10 servers in 5.4 s at 4 (14.8 s one at a time, 6.2 s at 2, 8.2 s at 8): about twice the cores."),
+    _k("WARMUP_CONCURRENCY", "course", "int", "4", "Most servers a warm-up (预热服务器) starts at once, and most "
+       "users' hub calls (starts at login, hub users) each portal process makes at once. Measured on 2 cores: 10 "
+       "servers in 5.4 s at 4 (14.8 s one at a time, 6.2 s at 2, 8.2 s at 8): about twice the cores."),
     _k("WARMUP_GRACE_MINUTES", "course", "int", "30", "The idle culler leaves a warmed server alone for this long "
        "after its warm-up, then culls it as usual (at most HUB_IDLE_TIMEOUT_SECONDS/60 + 55)."),
 )  # fmt: skip

@@ -355,3 +355,25 @@ def test_staff_logins_start_no_server(client, db, hub_down, settings):
     User.objects.create_user(username="teacher1", password=PASSWORD, is_staff=True)
     client.post(reverse("login"), {"username": "teacher1", "password": PASSWORD})
     assert "start" not in calls("teacher1")
+
+
+def test_a_users_start_waits_while_the_hub_user_is_not_made(student, hub_down):
+    hub.queue_start("student9")
+    done, failed = hub.process_pending()
+    assert done == [] and [name for name, _ in failed] == ["student9"]  # the sync failed, the start was not tried
+    start = PendingHubCall.objects.get(username="student9", kind=PendingHubCall.Kind.START)
+    assert start.attempts == 0 and start.last_attempt_at is None
+
+
+def test_two_processes_that_read_the_same_due_call_carry_it_out_once(student, hub_down):
+    """Two portal processes (gunicorn workers, or one and the retry command) find the same due rows: the
+    conditional update lets one of them take each row, and the other leaves the whole user alone meanwhile."""
+    mine, theirs = list(hub._due()), list(hub._due())
+    assert [row.kind for row in mine] == [row.kind for row in theirs] == ["sync"]
+    assert hub._claim(mine[0]) and not hub._claim(theirs[0])
+    hub.queue_start("student9")
+    assert not hub._due(force=True).filter(username="student9").exists()  # under way: not even the command's
+    assert hub.process_pending(force=True) == ([], [])
+    # The process that took it failed (the hub is down): the user's calls are due again, in their order.
+    PendingHubCall.objects.filter(pk=mine[0].pk).update(last_error="hub unreachable")
+    assert sorted(row.kind for row in hub._due(force=True)) == ["start", "sync"]
