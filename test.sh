@@ -4,8 +4,8 @@
 # ./test.sh -k invite
 #   ./test.sh --fast    the quick loop while coding: ruff, the contracts, migrations and the tests that start no
 #                       process of their own (`-m "not live"`, unit and Django tests on SQLite), in about 2 min
-# The SQLite pass runs files on TEST_WORKERS parallel workers (default 3; 0 for one process), then the tests
-# that change the machine's Docker engine (`serial`) alone. Installs what is missing (also Node.js and
+# The SQLite pass runs files on TEST_WORKERS parallel workers (default 4; 0 for one process), then the tests
+# that change the machine's Docker engine (`serial`) alone, beside the MariaDB pass. Installs what is missing (also Node.js and
 # node_modules/, so the end-to-end tests can run the hub behind both proxies) and starts MariaDB if it is not
 # running. Exits non-zero if any step fails.
 set -euo pipefail
@@ -18,9 +18,12 @@ if [[ "${1:-}" == "--fast" ]]; then
     fast=true
     shift
 fi
-workers=${TEST_WORKERS:-3}
-parallel=()
-[[ "$workers" != "0" ]] && parallel=(-n "$workers" --dist loadfile)
+workers=${TEST_WORKERS:-4}
+parallel=() cpu_parallel=()
+if [[ "$workers" != "0" ]]; then
+    parallel=(-n "$workers" --dist loadfile)
+    cpu_parallel=(-n 2) # the MariaDB pass's tests compute rather than wait: a worker a core
+fi
 
 if $fast; then
     ensure_apt_packages "${BASE_PACKAGES[@]}"
@@ -131,12 +134,24 @@ serial_tests() {
     [[ $rc -eq 5 && $# -gt 0 ]] && return 0
     return $rc
 }
-step "tests on SQLite, alone on the Docker engine" serial_tests "$@"
+# They wait on the engine more than they work, so the MariaDB pass (no engine, no process of its own) runs
+# beside them; their output follows it.
+serial_log=$(mktemp)
+serial_started=$SECONDS
+serial_tests "$@" >"$serial_log" 2>&1 &
+serial_pid=$!
 if [[ -n "$mariadb_url" ]]; then
-    step "tests on MariaDB" env DATABASE_URL="$mariadb_url" python -m pytest "${parallel[@]}" "$@"
+    step "tests on MariaDB" env DATABASE_URL="$mariadb_url" python -m pytest "${cpu_parallel[@]}" "$@"
 else
     printf '\n== tests on MariaDB ==\nSKIPPED: MariaDB is not reachable\n'
 fi
+serial_rc=0
+wait "$serial_pid" || serial_rc=$?
+printf '\n== tests on SQLite, alone on the Docker engine (beside the MariaDB pass) ==\n'
+cat "$serial_log"
+rm -f "$serial_log"
+printf '== tests on SQLite, alone on the Docker engine: %d s ==\n' $((SECONDS - serial_started))
+[[ $serial_rc -ne 0 ]] && failed+=("tests on SQLite, alone on the Docker engine (exit $serial_rc)")
 
 echo
 if [[ ${#failed[@]} -gt 0 ]]; then

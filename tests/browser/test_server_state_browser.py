@@ -12,6 +12,7 @@ One stack for the module, with START_SERVER_AT_LOGIN on (the shipped default; te
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -52,9 +53,10 @@ def test_the_home_page_shows_the_server_starting_and_then_ready_without_a_reload
     loaded = list(documents)
     state = page.locator("#server-state")
     with step(stack, "waiting for the state line to show the server starting or ready"):
-        expect(state).to_have_attribute("data-state", "starting", timeout=NAVIGATION_TIMEOUT)
+        # (a local server may be up between two polls, 2 s apart: then the line goes from none to ready at once)
+        expect(state).to_have_attribute("data-state", re.compile("^(starting|ready)$"), timeout=NAVIGATION_TIMEOUT)
         screenshot(page, "01-starting")
-        expect(state).to_contain_text("正在启动")
+        expect(state).to_contain_text(re.compile("正在启动|已就绪"))
     with step(stack, "waiting for 你的服务器已就绪 without a reload"):
         expect(state).to_have_attribute("data-state", "ready", timeout=READY_TIMEOUT)
         expect(state).to_have_text("你的服务器已就绪。")
