@@ -125,7 +125,8 @@ def markers_of(item) -> set[str]:
 
 
 # The slowest folders first (a file's tests keep their order): ./test.sh's parallel workers (pytest-xdist,
-# --dist loadfile) take files in this order, so the run does not end with one worker alone on a long file.
+# --dist loadfile --no-loadscope-reorder, which keeps this order instead of putting the files with the most tests
+# first) take files in this order, so the run does not end with one worker alone on a long file.
 FIRST = ("ops", "docker", "e2e", "browser", "dataset", "deploy", "docs")
 
 
