@@ -124,11 +124,11 @@ def markers_of(item) -> set[str]:
     return marks
 
 
-# The order of the folders: the end-to-end tests first (their shared stacks are the longest group). ./test.sh's
-# parallel workers (pytest-xdist, --dist loadgroup) then take the groups with the most tests first, which mixes
-# the live files with the unit tests' large files; sending all live files first instead left two cores with four
-# workers' hubs and browsers at once (slower, and timeouts), measured.
-FIRST = ("e2e", "ops", "docker", "browser", "dataset", "deploy", "docs")
+# The live folders first in a run of one process. ./test.sh's parallel workers (pytest-xdist, --dist loadfile)
+# take the files with the most tests first, which mixes the live files with the unit tests' large files. Measured
+# on 2 cores: sending all live files first left four workers' hubs and browsers on two cores at once, and putting
+# every test of the shared end-to-end stacks on one worker made that worker the run's tail; both were slower.
+FIRST = ("ops", "docker", "e2e", "browser", "dataset", "deploy", "docs")
 
 
 def _rank(item) -> int:
@@ -136,24 +136,12 @@ def _rank(item) -> int:
     return FIRST.index(folder) if folder in FIRST else len(FIRST)
 
 
-def xdist_group_of(item) -> str:
-    """The parallel worker's unit of work (./test.sh: --dist loadgroup): a test file, so that its module fixtures
-    start once; every test of the shared end-to-end stacks (tests/e2e/conftest.py `stack`, session-wide) on one
-    worker, which then starts each stack once instead of twice per file."""
-    where = "tests/" + item.path.resolve().relative_to(TESTS).as_posix()
-    if where.startswith("tests/e2e/") and "stack" in getattr(item, "fixturenames", ()):
-        return "e2e-shared-stacks"
-    return where
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Put on the markers above and the worker groups, slowest folders first; on MariaDB leave out the live
-    tests: their processes always use their own SQLite, so a MariaDB pass would only repeat them."""
+    """Put on the markers above, the live folders first; on MariaDB leave out the live tests: their processes
+    always use their own SQLite, so a MariaDB pass would only repeat them."""
     for item in items:
         for name in sorted(markers_of(item)):
             item.add_marker(name)
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
     items.sort(key=_rank)
     if not on_mariadb():
         return
