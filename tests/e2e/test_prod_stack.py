@@ -57,6 +57,16 @@ def test_the_production_profile_runs_the_login_loop_behind_tls(site):
         assert str(logged_out.url) == site.url("/") and flows.logged_in_as(logged_out.text) is None
 
 
+def gone(container) -> bool:
+    import docker
+
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return True
+    return False
+
+
 def remove_server(site, username: str) -> None:
     """Stop the student's container (the hub keeps containers across its own restarts) and drop their home."""
     import docker
@@ -77,6 +87,10 @@ def remove_server(site, username: str) -> None:
                 container.remove(force=True)
             except docker.errors.NotFound:
                 pass
+            except docker.errors.APIError as exc:  # 409: the hub's removal is under way; its volume waits for it
+                if exc.status_code != 409:
+                    raise
+                assert flows.wait_until(lambda: gone(container), timeout=60), f"{container.name} is never removed"
         for volume in client.volumes.list(filters={"name": f"jupyterhub-user-{escaped}"}):
             volume.remove(force=True)
     finally:
