@@ -48,12 +48,22 @@ def hub_user(stack, username: str) -> dict | None:
     }
 
 
-def wait_for_hub_user(stack, username: str, **expected) -> dict:
-    """The hub user once it matches `expected` (the portal's call runs in its background thread)."""
+def pending_calls(stack) -> str:
+    """The portal's queue of hub calls, for a failure's message."""
+    code = "from accounts.models import PendingHubCall as P\nfor row in P.objects.values():\n    print(row)\n"
+    return stack.manage("shell", "-c", code).stdout or "(none)"
+
+
+def wait_for_hub_user(stack, username: str, changed=None, **expected) -> dict:
+    """The hub user once it matches `expected` (the portal's call runs in its background thread); `changed`: the
+    shell run that made the change, whose output a failure shows."""
     found = flows.wait_until(
         lambda: (u := hub_user(stack, username)) and all(u[k] == v for k, v in expected.items()) and u, timeout=10
     )
-    assert found, flows.explain(stack, f"hub user {username}: {hub_user(stack, username)}, expected {expected}")
+    if not found:
+        said = f"\n--- the change's output ---\n{changed.stdout}{changed.stderr}" if changed else ""
+        message = f"hub user {username}: {hub_user(stack, username)}, expected {expected}{said}"
+        raise AssertionError(flows.explain(stack, f"{message}\n--- pending hub calls ---\n{pending_calls(stack)}"))
     return found
 
 
@@ -78,29 +88,29 @@ def test_later_changes_reach_the_hub_user_without_a_login(stack):
     flows.create_user(stack, username, groups=("class-a",))
     first = wait_for_hub_user(stack, username, groups=["class-a"])
 
-    shell(
+    changed = shell(
         stack,
         "from django.contrib.auth.models import Group\nfrom accounts.models import User\n"
         f"u = User.objects.get(username={username!r})\n"
         "u.groups.set([Group.objects.get_or_create(name='class-b')[0]])\n",
     )
-    wait_for_hub_user(stack, username, groups=["class-b"], roles=["user"])
+    wait_for_hub_user(stack, username, changed, groups=["class-b"], roles=["user"])
 
     # Made a teacher (a role is a group on the portal, never one on the hub): the staff role, no new group.
-    shell(
+    changed = shell(
         stack,
         "from accounts.models import StaffRole, User\n"
         f"u = User.objects.get(username={username!r})\n"
         "u.is_staff = True\nu.save()\nu.groups.add(StaffRole.objects.get(key='teacher').group)\n",
     )
-    wait_for_hub_user(stack, username, groups=["class-b"], roles=[STAFF_ROLE, "user"], admin=False)
+    wait_for_hub_user(stack, username, changed, groups=["class-b"], roles=[STAFF_ROLE, "user"], admin=False)
 
     set_active(stack, username, False)
     assert flows.wait_until(lambda: hub_user(stack, username) is None, timeout=10), flows.explain(
         stack, "a deactivated account's hub user is still there"
     )
-    set_active(stack, username, True)
-    again = wait_for_hub_user(stack, username, groups=["class-b"], roles=[STAFF_ROLE, "user"])
+    changed = set_active(stack, username, True)
+    again = wait_for_hub_user(stack, username, changed, groups=["class-b"], roles=[STAFF_ROLE, "user"])
     # (the row id may come back: SQLite reuses the highest one once it is deleted; the creation time does not)
     assert again["created"] != first["created"], "re-activation makes a fresh hub user (no old token comes back)"
 

@@ -71,8 +71,8 @@ def shell(stack, code: str, **env: str) -> subprocess.CompletedProcess:
     return result
 
 
-def set_active(stack, username: str, active: bool, **env: str) -> None:
-    shell(
+def set_active(stack, username: str, active: bool, **env: str) -> subprocess.CompletedProcess:
+    return shell(
         stack,
         "from accounts.models import User\n"
         f"u = User.objects.get(username={username!r})\n"
