@@ -21,7 +21,7 @@ fi
 workers=${TEST_WORKERS:-4}
 parallel=() cpu_parallel=()
 if [[ "$workers" != "0" ]]; then
-    parallel=(-n "$workers" --dist loadfile)
+    parallel=(-n "$workers" --dist loadfile) # files, e2e by proxy: tests/conftest.py work_unit
     cpu_parallel=(-n 2) # the MariaDB pass's tests compute rather than wait: a worker a core
 fi
 

@@ -124,10 +124,9 @@ def markers_of(item) -> set[str]:
     return marks
 
 
-# The live folders first in a run of one process. ./test.sh's parallel workers (pytest-xdist, --dist loadfile)
-# take the files with the most tests first, which mixes the live files with the unit tests' large files. Measured
-# on 2 cores: sending all live files first left four workers' hubs and browsers on two cores at once, and putting
-# every test of the shared end-to-end stacks on one worker made that worker the run's tail; both were slower.
+# The live folders first in a run of one process. ./test.sh's parallel workers (pytest-xdist) take the work units
+# (`work_unit`) with the most tests first, which mixes the live files with the unit tests' large files. Measured on
+# 2 cores: sending all live files first left four workers' hubs and browsers on two cores at once, slower.
 FIRST = ("ops", "docker", "e2e", "browser", "dataset", "deploy", "docs")
 
 
@@ -136,12 +135,56 @@ def _rank(item) -> int:
     return FIRST.index(folder) if folder in FIRST else len(FIRST)
 
 
+def work_unit(nodeid: str) -> str:
+    """What one parallel worker runs together (./test.sh: `--dist loadfile`, with the scheduler below): a whole
+    file, so that its module fixtures start once, except the tests on tests/e2e's shared stacks (the session
+    fixture `stack`, whose parameter is the first part of the test's id), which go by proxy. By file, a worker
+    started a python and a node stack again for every e2e file it took (the parameter changed twice a file); by
+    proxy, one worker runs every test on the python stack and another every test on the node stack, each stack
+    started once. Works from the test's id alone: the scheduler sees no more."""
+    path, _, name = nodeid.partition("::")
+    if path.startswith("tests/e2e/") and name.endswith("]"):
+        first = name[name.rindex("[") + 1 : -1].split("-")[0]
+        if first in STACK_PROXIES:
+            return f"e2e-stack-{first}"
+    return path
+
+
+STACK_PROXIES = ("python", "node")  # tests/e2e/conftest.py `stack`
+
+
+class _WorkUnits:
+    """Hands `--dist loadfile` the units of `work_unit` (pytest-xdist's own `--dist loadgroup` cannot: it marks a
+    group in the test's id, which pytest 9 no longer lets it change)."""
+
+    @staticmethod
+    def pytest_xdist_make_scheduler(config, log):
+        if config.getoption("dist") != "loadfile":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class WorkUnitScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return work_unit(nodeid)
+
+        return WorkUnitScheduling(config, log)
+
+
+def pytest_configure(config):
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_WorkUnits(), "cfps-work-units")
+
+
 def pytest_collection_modifyitems(config, items):
     """Put on the markers above, the live folders first; on MariaDB leave out the live tests: their processes
     always use their own SQLite, so a MariaDB pass would only repeat them."""
     for item in items:
         for name in sorted(markers_of(item)):
             item.add_marker(name)
+        callspec = getattr(item, "callspec", None)
+        on_stack = callspec is not None and item.path.parent.name == "e2e" and "stack" in callspec.params
+        if on_stack != work_unit(item.nodeid).startswith("e2e-stack-"):  # the id rule must match the fixture
+            raise pytest.UsageError(f"{item.nodeid}: work_unit() mistakes whether it runs on the shared stack")
     items.sort(key=_rank)
     if not on_mariadb():
         return
