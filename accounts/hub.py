@@ -46,7 +46,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -352,11 +351,36 @@ def _carry_out_user(rows) -> tuple[list[str], list[tuple[str, HubError]]]:
     return done, failed
 
 
-def _carry_out_in_thread(rows):
-    try:
-        return _carry_out_user(rows)
-    finally:
-        connections.close_all()  # this pool thread's own connections
+def _carry_out_in_threads(groups: list[list], workers: int) -> list:
+    """Each group of rows (one user's) through `_carry_out_user`, `workers` groups at once, in plain threads that
+    end with the pass. Not a concurrent.futures pool: it refuses new work once the interpreter has begun to shut
+    down, which is when a command that queued calls and ended at once is still carrying them out. A bug in one
+    group is raised here once every thread has ended."""
+    waiting = list(reversed(groups))
+    outcomes, errors = [], []
+
+    def run():
+        try:
+            while True:
+                try:
+                    rows = waiting.pop()  # atomic under the GIL
+                except IndexError:
+                    return
+                try:
+                    outcomes.append(_carry_out_user(rows))
+                except Exception as exc:  # noqa: BLE001 - raised again below, in the pass's own thread
+                    errors.append(exc)
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    threads = [threading.Thread(target=run, name=f"hub-call-{n}") for n in range(min(workers, len(groups)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return outcomes
 
 
 def process_pending(force: bool = False, workers: int = 1) -> tuple[list[str], list[tuple[str, HubError]]]:
@@ -368,8 +392,7 @@ def process_pending(force: bool = False, workers: int = 1) -> tuple[list[str], l
         by_user.setdefault(row.username, []).append(row)
     groups = [sorted(rows, key=lambda row: _ORDER[row.kind]) for rows in by_user.values()]
     if workers > 1 and len(groups) > 1:
-        with ThreadPoolExecutor(max_workers=min(workers, len(groups)), thread_name_prefix="hub-call") as pool:
-            outcomes = list(pool.map(_carry_out_in_thread, groups))
+        outcomes = _carry_out_in_threads(groups, workers)
     else:
         outcomes = [_carry_out_user(rows) for rows in groups]
     done = [name for names, _ in outcomes for name in names]
