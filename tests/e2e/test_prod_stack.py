@@ -90,7 +90,7 @@ def remove_server(site, username: str) -> None:
             except docker.errors.APIError as exc:  # 409: the hub's removal is under way; its volume waits for it
                 if exc.status_code != 409:
                     raise
-                assert flows.wait_until(lambda: gone(container), timeout=60), f"{container.name} is never removed"
+                assert flows.wait_until(lambda c=container: gone(c), timeout=60), f"{container.name} is never removed"
         for volume in client.volumes.list(filters={"name": f"jupyterhub-user-{escaped}"}):
             volume.remove(force=True)
     finally:
