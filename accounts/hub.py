@@ -19,7 +19,7 @@ Rules:
   carried out after the commit, in a background thread so that staff changing a class never wait for 30
   calls. For each user the removal goes first, then the hub user, then the start, one after another; while an
   earlier one is not confirmed, the later ones wait. Different users' calls run at once, WARMUP_CONCURRENCY of
-  them per process (`process_pending`'s pool, whose threads end with each pass): a start waits up to
+  them per process (`process_pending`'s threads, which end with each pass): a start waits up to
   START_TIMEOUT_SECONDS for the hub, and a class logging in within a minute must not queue for minutes.
 - One process carries out a call: it claims the row with one conditional UPDATE (`_claim`, atomic on SQLite and
   MariaDB), and the other processes (gunicorn workers, the retry command) leave that user's calls alone while
