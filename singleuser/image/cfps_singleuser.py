@@ -23,16 +23,26 @@ never runs:
   (the lazy ORM above, a student's kernel is another process anyway) gets the real package.
 - jsonschema's checker for the "iri" format imports rfc3987_syntax, which compiles a grammar: about 1 s of CPU
   and 17 MB per server, for a format no Jupyter schema uses (hubconfig/hub.py does the same for the hub).
-The hub's OAuth, activity reports and everything else of jupyterhub.singleuser are unchanged
-(tests/docker/ logs in through it and watches the idle culler use its activity).
+- jupyterhub.httpclient imports aiohttp (about 0.15 s of CPU, and memory for the server's life) for the
+  server's few requests to the hub: a version check before it listens, its OAuth token exchange and user
+  lookups, activity reports. They go through Tornado's HTTP client instead, which the server has loaded anyway:
+  the same requests, the same answers to the callers (status, headers, text, json), connection errors raise as
+  aiohttp's do. A request with any other option goes through JupyterHub's own client, loaded then.
+Everything else of jupyterhub.singleuser is unchanged (tests/docker/ logs in through it and watches the idle
+culler use its activity).
 """
 
+import importlib
 import importlib.machinery
 import importlib.util
+import json
 import sys
 import types
 
-LAZY = ("jupyterhub.orm", "jupyterhub.roles")
+LAZY = ("jupyterhub.orm", "jupyterhub.roles", "aiohttp")
+# What the server's requests to the hub pass to jupyterhub.httpclient.fetch (JupyterHub 6: its HubOAuth, the
+# version check, activity reports); _fetch sends those through Tornado.
+TORNADO_OPTIONS = {"headers", "data", "ssl"}
 
 
 class _LazyFinder:
@@ -61,7 +71,10 @@ def import_singleuser():
     sqlalchemy_exc.SQLAlchemyError = type(
         "SQLAlchemyError", (Exception,), {"__doc__": "SQLAlchemy's, in name only: no database here."}
     )
+    httpclient = types.ModuleType("jupyterhub.httpclient")
+    httpclient.fetch = _fetch
     stand_ins = {
+        "jupyterhub.httpclient": httpclient,
         "jupyterhub.handlers": handlers,
         "jupyterhub.handlers.pages": pages,
         "sqlalchemy": sqlalchemy,
@@ -77,6 +90,58 @@ def import_singleuser():
             if sys.modules.get(name) is module:
                 del sys.modules[name]
     return main
+
+
+class _Response:
+    """What the server's callers read of aiohttp's response (status, headers, text, json), from Tornado's."""
+
+    def __init__(self, response):
+        self.status = response.code
+        self.reason = response.reason
+        self.headers = response.headers  # case-insensitive, as aiohttp's
+        self._body = response.body or b""
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
+
+    async def text(self) -> str:
+        return self._body.decode("utf-8", "replace")
+
+    async def json(self):
+        return json.loads(self._body)
+
+    def raise_for_status(self) -> None:
+        if not self.ok:
+            from tornado.httpclient import HTTPClientError
+
+            raise HTTPClientError(self.status, self.reason)
+
+    def release(self) -> None:
+        pass
+
+
+async def _fetch(url, *, method="GET", raise_for_status=True, **kwargs):
+    """jupyterhub.httpclient.fetch for the server's requests to the hub, through Tornado's HTTP client (module
+    docstring); a request with other options than these goes through JupyterHub's own, loaded then."""
+    if not set(kwargs) <= TORNADO_OPTIONS:
+        real = importlib.import_module("jupyterhub.httpclient")
+        return await real.fetch(url, method=method, raise_for_status=raise_for_status, **kwargs)
+    from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+    request = HTTPRequest(
+        url,
+        method=method,
+        headers=kwargs.get("headers"),
+        body=kwargs.get("data"),
+        ssl_options=kwargs.get("ssl"),
+        allow_nonstandard_methods=True,  # as aiohttp: a POST without a body, a method Tornado does not list
+    )
+    # Connection errors and timeouts raise, as aiohttp's do; an HTTP error status only if asked to.
+    response = _Response(await AsyncHTTPClient().fetch(request, raise_error=False))
+    if raise_for_status:
+        response.raise_for_status()
+    return response
 
 
 if __name__ == "__main__":
