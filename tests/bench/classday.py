@@ -246,6 +246,19 @@ def bulk_users(stack: Stack, prefix: str, count: int, sep: str = "-") -> list[st
     return names
 
 
+def make_hub_users(stack: Stack, names: list[str]) -> None:
+    """The hub users of `names` made as the product makes them before a first login (the portal's queued calls,
+    accounts.hub): the portal's hub token may not create users through the REST API."""
+    queue = f"from accounts import hub\nfor name in {names!r}:\n    hub.queue_sync(name, reason='benchmark')\n"
+    stack.manage("shell", "-c", queue)  # the process ends once its background pass has carried them out
+    left = stack.manage(
+        "shell", "-c", "from accounts.models import PendingHubCall as P\n"
+        f"print(list(P.objects.filter(username__in={names!r}).values_list('username', 'last_error')))\n",
+    ).stdout.strip().splitlines()[-1]  # fmt: skip
+    if left != "[]":
+        raise RuntimeError(f"hub users not made: {left[:300]}")
+
+
 def hash_cpu_seconds(rounds: int = 5) -> float:
     """CPU-seconds of one password check with the portal's hasher (Django's PBKDF2-SHA256), median of rounds."""
     from django.contrib.auth.hashers import PBKDF2PasswordHasher
@@ -349,11 +362,17 @@ def signup_burst(stack: Stack, students: int, concurrency: int) -> None:
     say("sign-up burst: portal CPU per sign-up", f"{cpu['portal'] / students * 1000:.0f} ms")
 
 
-def login_burst(stack: Stack, students: int, concurrency: int, hash_seconds: float) -> dict:
+def login_burst(
+    stack: Stack, students: int, concurrency: int, hash_seconds: float, hub_users_first: bool = False
+) -> dict:
     """`hash_seconds`: CPU of one check on a quiet moment (for the limit); the split uses the cost measured
-    alongside the burst, under the same contention."""
+    alongside the burst, under the same contention. `hub_users_first`: the students' hub users are made
+    before the burst (as sign-ups, roster imports and warm-ups make them), so a login only logs in."""
     workers = max(1, len(roles(stack)["portal"]) - 1)  # gunicorn's, without its master
-    warm, names = split_at(bulk_users(stack, f"li-{RUN}", 2 * workers + students), 2 * workers)
+    everyone = bulk_users(stack, f"li-{RUN}", 2 * workers + students)
+    if hub_users_first:
+        make_hub_users(stack, everyone)
+    warm, names = split_at(everyone, 2 * workers)
 
     def one(name: str) -> bool:
         with flows.new_client(stack) as client:
@@ -468,14 +487,16 @@ def _bare_starts(image: str, count: int, mem: str, cpus: str) -> float:
     return wall
 
 
-def _wait_ready(stack: Stack, name: str, token: str, timeout: float = 180) -> None:
+def _wait_ready(stack: Stack, name: str, token: str, timeout: float = 180, client: httpx.Client | None = None) -> None:
     """Until the hub says `name`'s server is ready, learnt as the spawn page learns it: from the progress event
     stream, one request. (Polling /jupyter/user/<name>/api meanwhile had the hub answer every poll for a
     server not yet routed, ~4000 redirects for 10 servers: hub and proxy CPU that bare starts never pay,
-    since nothing answers on a bare container's port before it is up.)"""
+    since nothing answers on a bare container's port before it is up.) `client`: a client kept open, as a
+    browser keeps its connections (a new one costs this process an SSL context, on the same cores)."""
     url = f"{stack.hub_api_url}/users/{name}/server/progress"
     headers = {"Authorization": f"token {token}", "Accept": "text/event-stream"}
-    with httpx.stream("GET", url, headers=headers, trust_env=False, timeout=timeout) as response:
+    request = (client or httpx).stream
+    with request("GET", url, headers=headers, timeout=timeout, **({} if client else {"trust_env": False})) as response:
         response.raise_for_status()
         for line in response.iter_lines():
             if line.startswith("data:"):

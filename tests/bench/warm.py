@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/bench/warm.py                      # N=200 students, arrivals over 120 s
     .venv/bin/python tests/bench/warm.py --students 40 --sweep
+    .venv/bin/python tests/bench/warm.py --only cold          # one phase (warm, login, cold; repeatable)
 
 Not a test: one line per figure. What it measures, on one stack (SPAWNER=docker, host network, the course
 worker run as `manage.py course_worker --until-idle`, as the worker does it):
@@ -15,8 +16,13 @@ worker run as `manage.py course_worker --until-idle`, as the worker does it):
 - warm: each of the N students, already logged in to the portal (not timed), clicks 打开 JupyterLab: the time
   from the click (the hub's login URL, through the OAuth round trip, to the server's own login) to JupyterLab's
   page, and then its API answering; arrivals on a fixed schedule, one every `--arrival-seconds`/N seconds;
-  p50/p95/max; goal p95 <= 1 s. The CPU of those clicks, split portal / hub / proxy, per click: a login with
-  the hub user made beforehand, beyond the password hash (the portal session exists, no hash is checked);
+  p50/p95/max; goal p95 <= 1 s. The CPU of those clicks, split portal / hub / proxy, per click (the hub's
+  login without a hash, the server's own OAuth login, the lab page and its API);
+- login: the issue's login figure, on a stack of its own with START_SERVER_AT_LOGIN off (a login then only
+  logs in): N full logins, password at the portal and then the hub's OAuth login, with the hub users made
+  beforehand, 20 at once (`--login-concurrency`); CPU per login beyond the password hash, split portal /
+  hub / proxy (goal <= 40 ms), and the burst against `cores / CPU of one hash` (goal >= 0.8x); the figures
+  of classday.login_burst;
 - cold: N other students' first starts (hub users made beforehand, servers started through the hub's API and
   awaited on its progress stream, then /api through the proxy) against N bare `docker run`s of the same image
   with the same limits, each on the same arrival schedule; p50/p95 and the ratio of the p95s (goal <= 1.3).
@@ -143,19 +149,6 @@ def stop_all(stack, names: list[str]) -> None:
         time.sleep(1)
 
 
-def make_hub_users(stack, names: list[str]) -> None:
-    """The hub users made as the product makes them (the portal's queued calls, accounts.hub): the portal's hub
-    token may not create users through the REST API."""
-    queue = f"from accounts import hub\nfor name in {names!r}:\n    hub.queue_sync(name, reason='benchmark')\n"
-    stack.manage("shell", "-c", queue)  # the process ends once its background pass has carried them out
-    left = stack.manage(
-        "shell", "-c", "from accounts.models import PendingHubCall as P\n"
-        f"print(list(P.objects.filter(username__in={names!r}).values_list('username', 'last_error')))\n",
-    ).stdout.strip().splitlines()[-1]  # fmt: skip
-    if left != "[]":
-        raise RuntimeError(f"hub users not made: {left[:300]}")
-
-
 # --- the students' side --------------------------------------------------------------------------------
 def click(stack, client: httpx.Client, name: str) -> float:
     """打开 JupyterLab, for a student logged in to the portal: until the lab page and its API answer."""
@@ -169,14 +162,15 @@ def click(stack, client: httpx.Client, name: str) -> float:
     return time.perf_counter() - started
 
 
-def cold_start(stack, name: str) -> float:
-    token = stack.hub_admin_token()
+def cold_start(stack, client: httpx.Client, token: str, name: str) -> float:
+    """A first start through the hub's API (`client`: one kept open for every start, as the bare starts' docker
+    CLI makes no client of ours), until its progress stream says ready and its /api answers through the proxy."""
     started = time.perf_counter()
-    response = httpx.post(f"{stack.hub_api_url}/users/{name}/server", headers={"Authorization": f"token {token}"},
-                          trust_env=False, timeout=300)  # fmt: skip
+    response = client.post(f"{stack.hub_api_url}/users/{name}/server", headers={"Authorization": f"token {token}"},
+                           timeout=300)  # fmt: skip
     if response.status_code not in (201, 202):
         raise RuntimeError(f"spawn of {name}: HTTP {response.status_code} {response.text[:300]}")
-    classday._wait_ready(stack, name, token, timeout=600)
+    classday._wait_ready(stack, name, token, timeout=600, client=client)
     classday._wait_api(stack.url(f"/jupyter/user/{name}/api"), timeout=600)
     return time.perf_counter() - started
 
@@ -195,6 +189,104 @@ def bare_start(image: str, mem: str, cpus: str, name: str) -> float:
 
 
 # --- the benchmark -------------------------------------------------------------------------------------
+def warm_phase(stack, args, concurrency: int) -> None:
+    """The warm-up of N from nothing, memory, and the N students' clicks on warmed servers."""
+    n = args.students
+    names = bulk_users(stack, f"w{RUN}c", n, sep="u")
+    put_in_group(stack, names, f"class-{RUN}")
+    before = used_mb()
+    seconds, counts = warm_up(stack, f"class-{RUN}", concurrency)
+    say(f"warm-up: {n} servers from nothing at concurrency {concurrency}", f"{seconds:.1f} s "
+        f"({counts.get('done', 0)} started, {counts.get('failed', 0)} failed)")  # fmt: skip
+    rate = counts.get("done", 0) / seconds * 60 if seconds else 0
+    say("warm-up: servers a minute; largest class warmed within 5 min", f"{rate:.0f}; {int(rate * 5)}")
+    time.sleep(10)
+    sizes = [mb for name in names[:5] if (mb := classday._container_mb(f"jupyter-{name}")) is not None]
+    if sizes:
+        say("memory: one idle warmed server (docker stats, median of 5)", f"{statistics.median(sizes):.0f} MB"
+            " (goal <= 75 MB)")  # fmt: skip
+    after = used_mb()
+    say(f"memory: machine used, before / with {n} warmed", f"{before:.0f} MB / {after:.0f} MB "
+        f"(+{(after - before) / max(n, 1):.0f} MB a server)")  # fmt: skip
+
+    clients = {}
+
+    def portal_login(name: str) -> None:
+        client = flows.new_client(stack)
+        flows.portal_login(stack, client, name)
+        clients[name] = client
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(portal_login, names))
+    meter = CpuMeter(stack).start()
+    latencies = on_schedule(lambda name: click(stack, clients[name], name), names, args.arrival_seconds)
+    cpu = meter.stop()
+    for client in clients.values():
+        client.close()
+    say(f"warm: click to JupyterLab's page and API, {n} students", figures(latencies) + " (goal p95 <= 1 s)")
+    per = {role: cpu.get(role, 0) / n * 1000 for role in ("portal", "hub", "proxy")}
+    say(
+        "warm: CPU per click (hub login, the server's own login, lab page and API; no hash)",
+        f"{sum(per.values()):.0f} ms (portal {per['portal']:.0f}, hub {per['hub']:.0f}, proxy {per['proxy']:.0f})",
+    )
+    stop_all(stack, names)
+
+
+def cold_phase(tmp: Path, env: dict[str, str], args, image: str, cpus: str) -> None:
+    """N first starts through the hub against N bare `docker run`s, on the same arrival schedule, on a stack of
+    its own: both with MEM_LIMIT `--cold-mem` (512M), not the warm-up's fit. No memory check stands before these
+    starts, and a server near its limit while it starts (about 75 MB at 92M) reclaims its own page cache and
+    reads its files again and again: at 92M, 200 starts in two minutes had a p95 of 27 s (2026-12-06)."""
+    n = args.students
+    volumes = {key: f"{env[key]}-cold" for key in ("DOCKER_DATA_VOLUME", "DOCKER_TEAM_VOLUME")}  # its own data folder
+    stack = classday.new_stack(tmp / "cold", "python", {**env, **volumes, "MEM_LIMIT": args.cold_mem})
+    stack.manage("setup_volumes")
+    with stack:
+        hub_times, bare_times = cold_starts(stack, n, args, image, cpus)
+    say(f"cold: {n} first starts through the hub (MEM_LIMIT {args.cold_mem})", figures(hub_times))
+    say(f"cold: {n} bare docker runs, same arrivals and limit", figures(bare_times))
+    ratio = percentile(hub_times, 95) / percentile(bare_times, 95)
+    say("cold: p95 hub / bare", f"{ratio:.2f}x (goal <= 1.3)")
+
+
+def cold_starts(stack, n: int, args, image: str, cpus: str) -> tuple[list[float], list[float]]:
+    cold = bulk_users(stack, f"w{RUN}k", n, sep="u")
+    classday.make_hub_users(stack, cold)
+    token = stack.hub_admin_token()
+    with httpx.Client(trust_env=False, limits=httpx.Limits(max_connections=None)) as client:
+        hub_times = on_schedule(lambda name: cold_start(stack, client, token, name), cold, args.arrival_seconds)
+    stop_all(stack, cold)
+    bare_names = [f"cfps-bench-{RUN}-bare-{i}" for i in range(n)]
+    try:
+        bare_times = on_schedule(lambda name: bare_start(image, args.cold_mem, cpus, name), bare_names,
+                                 args.arrival_seconds)  # fmt: skip
+    finally:
+        classday._docker("rm", "-f", *bare_names, check=False)
+    return hub_times, bare_times
+
+
+def login_phase(tmp: Path, env: dict[str, str], args) -> None:
+    """The issue's login figure: N full logins (password at the portal, then the hub's OAuth login) with the hub
+    users made beforehand, on a stack of its own with START_SERVER_AT_LOGIN off, so that a login only logs in
+    (a start's CPU is the warm-up's and the cold starts' figure). classday.login_burst: CPU beyond the hash split
+    portal / hub / proxy, and the burst against the hash-bound limit `cores / CPU of one hash`."""
+    stack = classday.new_stack(tmp / "login", "python", {**env, "START_SERVER_AT_LOGIN": "false"})
+    with stack:
+        hash_seconds = classday.hash_cpu_seconds()
+        figures_ = classday.login_burst(
+            stack, args.students, args.login_concurrency, hash_seconds, hub_users_first=True
+        )
+    beyond = figures_["beyond"]
+    say(
+        "login: CPU of a first hub login beyond the hash, hub user made beforehand",
+        f"{sum(beyond.values()) * 1000:.0f} ms (goal <= 40 ms); burst {figures_['rate'] / figures_['limit']:.2f}x "
+        "of cores / hash (goal >= 0.8)",
+    )
+
+
+PHASES = ("warm", "login", "cold")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=200, help="N students warmed, and N cold starts (200)")
@@ -202,14 +294,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None, help="WARMUP_CONCURRENCY (the table's default)")
     parser.add_argument("--sweep", action="store_true", help="also 10 servers at concurrency 1, 2, 4, 8")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of the sweep (median)")
+    parser.add_argument("--login-concurrency", type=int, default=20, help="logins at once in the login burst (20)")
     parser.add_argument(
         "--mem",
         help="MEM_LIMIT of the servers and the bare containers (default: 512M, or less so "
         "that N of them fit in 80%% of the available memory: the warm-up refuses more)",
     )
+    parser.add_argument("--cold-mem", default="512M", help="MEM_LIMIT of the cold starts, hub's and bare (512M)")
+    parser.add_argument("--only", action="append", choices=PHASES, help="run this phase (repeatable; default: all)")
     parser.add_argument("--no-cold", action="store_true", help="leave out the cold starts")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a .env key for the stack")
     args = parser.parse_args()
+    phases = set(args.only or PHASES) - ({"cold"} if args.no_cold else set())
     os.environ.setdefault("CFPS_ENV_FILE", "/dev/null")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.test")
     from portal.config.table import BY_NAME
@@ -234,13 +330,14 @@ def main() -> None:
         **dict(item.split("=", 1) for item in args.env),
     }
     say("machine", f"{classday.CORES} cores, {meminfo()['MemTotal'] / 1024**3:.1f} GB, load {classday.load_average()}")
-    say("servers' memory limit (MEM_LIMIT, bare containers alike)", args.mem)
+    say("warmed servers' memory limit (MEM_LIMIT)", args.mem)
     say("schedule", f"{n} arrivals, one every {args.arrival_seconds / n:.2f} s over {args.arrival_seconds:.0f} s")
     with tempfile.TemporaryDirectory(prefix="cfps-bench-warm-") as tmp:
         stack = classday.new_stack(Path(tmp), "python", env)
         stack.manage("setup_volumes")
         try:
-            stack.start()
+            if "warm" in phases or args.sweep:
+                stack.start()
             if args.sweep:
                 sweep = bulk_users(stack, f"w{RUN}s", 10, sep="u")
                 put_in_group(stack, sweep, f"sweep-{RUN}")
@@ -251,70 +348,19 @@ def main() -> None:
                         times.append(seconds)
                         stop_all(stack, sweep)
                     say(f"sweep: warm-up of 10 servers at concurrency {c}", f"{statistics.median(times):.1f} s")
-
-            # --- warm-up of N, memory -----------------------------------------------------------------
-            names = bulk_users(stack, f"w{RUN}c", n, sep="u")
-            put_in_group(stack, names, f"class-{RUN}")
-            before = used_mb()
-            seconds, counts = warm_up(stack, f"class-{RUN}", concurrency)
-            say(f"warm-up: {n} servers from nothing at concurrency {concurrency}", f"{seconds:.1f} s "
-                f"({counts.get('done', 0)} started, {counts.get('failed', 0)} failed)")  # fmt: skip
-            rate = counts.get("done", 0) / seconds * 60 if seconds else 0
-            say("warm-up: servers a minute; largest class warmed within 5 min", f"{rate:.0f}; {int(rate * 5)}")
-            time.sleep(10)
-            sizes = [mb for name in names[:5] if (mb := classday._container_mb(f"jupyter-{name}")) is not None]
-            if sizes:
-                say("memory: one idle warmed server (docker stats, median of 5)", f"{statistics.median(sizes):.0f} MB"
-                    " (goal <= 75 MB)")  # fmt: skip
-            after = used_mb()
-            say(f"memory: machine used, before / with {n} warmed", f"{before:.0f} MB / {after:.0f} MB "
-                f"(+{(after - before) / max(n, 1):.0f} MB a server)")  # fmt: skip
-
-            # --- warm: the clicks ---------------------------------------------------------------------
-            clients = {}
-
-            def portal_login(name: str) -> None:
-                client = flows.new_client(stack)
-                flows.portal_login(stack, client, name)
-                clients[name] = client
-
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                list(pool.map(portal_login, names))
-            meter = CpuMeter(stack).start()
-            latencies = on_schedule(lambda name: click(stack, clients[name], name), names, args.arrival_seconds)
-            cpu = meter.stop()
-            for client in clients.values():
-                client.close()
-            say(f"warm: click to JupyterLab's page and API, {n} students", figures(latencies) + " (goal p95 <= 1 s)")
-            per = {role: cpu.get(role, 0) / n * 1000 for role in ("portal", "hub", "proxy")}
-            say(
-                "login CPU per click, hub user made beforehand, no hash",
-                f"{sum(per.values()):.0f} ms (portal {per['portal']:.0f}, hub {per['hub']:.0f}, proxy "
-                f"{per['proxy']:.0f}; goal <= 40 ms)",
-            )
-            stop_all(stack, names)
-
-            # --- cold: first starts against bare docker runs --------------------------------------------
-            if not args.no_cold:
-                cold = bulk_users(stack, f"w{RUN}k", n, sep="u")
-                make_hub_users(stack, cold)
-                hub_times = on_schedule(lambda name: cold_start(stack, name), cold, args.arrival_seconds)
-                stop_all(stack, cold)
-                bare_names = [f"cfps-bench-{RUN}-bare-{i}" for i in range(n)]
-                try:
-                    bare_times = on_schedule(lambda name: bare_start(image, args.mem, cpus, name), bare_names,
-                                             args.arrival_seconds)  # fmt: skip
-                finally:
-                    classday._docker("rm", "-f", *bare_names, check=False)
-                say(f"cold: {n} first starts through the hub", figures(hub_times))
-                say(f"cold: {n} bare docker runs, same arrivals", figures(bare_times))
-                ratio = percentile(hub_times, 95) / percentile(bare_times, 95)
-                say("cold: p95 hub / bare", f"{ratio:.2f}x (goal <= 1.3)")
+            if "warm" in phases:
+                warm_phase(stack, args, concurrency)
         finally:
             stack.stop()
             left = classday._docker("ps", "-aq", "--filter", f"name={RUN}", check=False).split()
             if left:
                 classday._docker("rm", "-f", *left, check=False)
+        try:
+            if "cold" in phases:
+                cold_phase(Path(tmp), env, args, image, cpus)
+            if "login" in phases:
+                login_phase(Path(tmp), env, args)
+        finally:
             volumes = classday._docker("volume", "ls", "-q", "--filter", f"name={RUN}", check=False).split()
             if volumes:
                 classday._docker("volume", "rm", "-f", *volumes, check=False)
