@@ -4,8 +4,9 @@
     .venv/bin/python tests/bench/warm.py --students 40 --sweep
     .venv/bin/python tests/bench/warm.py --only cold          # one phase (warm, login, cold; repeatable)
 
-Not a test: one line per figure. What it measures, on one stack (SPAWNER=docker, host network, the course
-worker run as `manage.py course_worker --until-idle`, as the worker does it):
+Not a test: one line per figure. What it measures, on the real stack (SPAWNER=docker, host network, the course
+worker run as `manage.py course_worker --until-idle`, as the worker does it; the login and cold phases each on a
+stack of their own, as said below):
 
 - sweep (`--sweep`): a warm-up of 10 servers at WARMUP_CONCURRENCY 1, 2, 4 and 8, the job's own start to end
   (median of `--rounds`); the figures behind WARMUP_CONCURRENCY's default;
