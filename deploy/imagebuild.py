@@ -11,11 +11,11 @@ Stages, all under var/image-build/ (CFPS_VAR_DIR moves it):
     wheels-<hash>/ the image's wheels, downloaded by THIS machine's pip (so its configuration, or
                   PIP_INDEX_URL, applies) for the target's Python, libc and CPU; the chroot needs no network.
     rootfs/       a copy of base with /opt/venv, user jovyan (uid 1000, gid 100), JupyterLab's
-                  overrides.json and the servers' entry point cfps-singleuser; tarred and imported, then
+                  overrides.json and options, and the servers' entry point cfps-singleuser; tarred and imported, then
                   deleted.
 
 Rules:
-- The input hash covers requirements.txt, the lab settings, cfps-singleuser, the suite and package list and this file's
+- The input hash covers requirements.txt, the lab settings and options, cfps-singleuser, the suite and package list and this file's
   own source, so any change to the recipe rebuilds. The image carries it as a label and an extra tag
   (`<repository>:inputs-<12 hex>`); when that image exists, the build is skipped entirely.
 - One build at a time per var/ (a lock file); a second one waits.
@@ -50,6 +50,10 @@ REQUIREMENTS = BASE_DIR / "singleuser" / "image" / "requirements.txt"
 LAB_OVERRIDES = BASE_DIR / "hubconfig" / "lab_settings" / "overrides.json"
 # JupyterLab reads overrides.json from its application settings folder, <sys.prefix>/share/jupyter/lab/settings.
 IMAGE_OVERRIDES = f"{VENV}/share/jupyter/lab/settings/overrides.json"
+# The servers' JupyterLab options (hubconfig/config.py, LAB_CONFIG, says which and why), from the environment's
+# Jupyter configuration folder: a server started in the image any other way reads them too.
+LAB_CONFIG = BASE_DIR / "hubconfig" / "lab_settings" / "jupyter_lab_config.json"
+IMAGE_LAB_CONFIG = f"{VENV}/etc/jupyter/jupyter_lab_config.json"
 # IPython reads this for every kernel (preloads, the dataset helpers; see portal/config/dataset.py).
 IMAGE_KERNEL_CONFIG = "/etc/ipython/ipython_kernel_config.py"
 # What the hub starts in every container (hubconfig/docker.py): jupyterhub-singleuser without unused imports.
@@ -114,6 +118,7 @@ def input_hash(arch: str) -> str:
         " ".join(sorted(DEBIAN_PACKAGES)).encode(),
         REQUIREMENTS.read_bytes(),
         LAB_OVERRIDES.read_bytes(),
+        LAB_CONFIG.read_bytes(),
         SINGLEUSER_SCRIPT.read_bytes(),
         KERNEL_CONFIG.read_bytes() if KERNEL_CONFIG.exists() else b"",
         Path(__file__).read_bytes(),
@@ -350,10 +355,11 @@ class Builder:
             + ["--shell", "/bin/bash", containers.NOTEBOOK_USER],
             "useradd",
         )
-        overrides = rootfs / IMAGE_OVERRIDES.lstrip("/")
-        overrides.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(LAB_OVERRIDES, overrides)
-        overrides.chmod(0o644)
+        for source, target in ((LAB_OVERRIDES, IMAGE_OVERRIDES), (LAB_CONFIG, IMAGE_LAB_CONFIG)):
+            installed = rootfs / target.lstrip("/")
+            installed.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, installed)
+            installed.chmod(0o644)
         if KERNEL_CONFIG.exists():
             kernel_config = rootfs / IMAGE_KERNEL_CONFIG.lstrip("/")
             kernel_config.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -29,6 +30,13 @@ from portal.config.env import BASE_DIR, EnvError, var_dir
 from userspace.homes import local_home_template
 
 LAB_SETTINGS_DIR = Path(__file__).resolve().parent / "lab_settings"
+# The servers' JupyterLab options; the notebook image has the file as <venv>/etc/jupyter/jupyter_lab_config.json
+# (deploy/imagebuild.py, singleuser/image/Dockerfile), the local spawner passes it on the command line.
+# LabApp.extension_manager=readonly: the extension manager lists what is installed and installs nothing.
+# JupyterLab's default (pypi) makes an HTTP client with the system's TLS certificates at every server start,
+# to search PyPI: 0.1 to 0.18 s of CPU per start (profiled in the image), for installs a class does not make
+# into an image it shares.
+LAB_CONFIG = LAB_SETTINGS_DIR / "jupyter_lab_config.json"
 
 
 class HubConfigError(SystemExit):
@@ -361,8 +369,14 @@ def update_spawner(c, config: Config) -> None:
     # lives in the environment, not the home).
     c.Spawner.disable_user_config = True
     # JupyterLab defaults: Chinese UI (students can switch in Settings → Language) and no news or update
-    # checks fetched from outside, which campus networks may block.
-    c.Spawner.args = [f"--LabApp.app_settings_dir={LAB_SETTINGS_DIR}"]
+    # checks fetched from outside, which campus networks may block; LAB_CONFIG's options.
+    c.Spawner.args = [f"--LabApp.app_settings_dir={LAB_SETTINGS_DIR}", *lab_options()]
+
+
+def lab_options() -> list[str]:
+    """LAB_CONFIG as command-line options (`--LabApp.extension_manager=readonly`)."""
+    sections = json.loads(LAB_CONFIG.read_text())
+    return [f"--{app}.{key}={value}" for app, options in sections.items() for key, value in options.items()]
 
 
 def update_local_spawner(c, config: Config) -> None:

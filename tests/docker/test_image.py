@@ -9,6 +9,7 @@ import time
 
 import jupyterhub
 
+from hubconfig.config import LAB_CONFIG
 from portal.config.env import BASE_DIR
 from tests.docker.conftest import RUN, manage_in_repo
 from tests.live import free_port
@@ -18,12 +19,14 @@ PROBE = """
 import importlib.metadata as md, json, os, pathlib, sys
 import matplotlib, numpy, pandas, pyecharts, pymysql, sqlalchemy
 overrides = pathlib.Path(sys.prefix, "share/jupyter/lab/settings/overrides.json")
+lab_config = pathlib.Path(sys.prefix, "etc/jupyter/jupyter_lab_config.json")
 print(json.dumps({
     "uid": os.getuid(),
     "home": os.path.expanduser("~"),
     "jupyterhub": md.version("jupyterhub"),
     "language_pack": md.version("jupyterlab-language-pack-zh-CN"),
     "overrides": json.loads(overrides.read_text()),
+    "lab_config": json.loads(lab_config.read_text()),
 }))
 """
 
@@ -50,6 +53,9 @@ def test_dockerfile_installs_the_same_requirements_from_a_date_pinned_docker_sta
     assert re.search(r"quay\.io/jupyter/base-notebook:\d{4}-\d{2}-\d{2}\b", dockerfile)
     assert "singleuser/image/requirements.txt" in dockerfile
     assert "hubconfig/lab_settings/overrides.json" in dockerfile
+    assert "COPY hubconfig/lab_settings/jupyter_lab_config.json ${CONDA_DIR}/etc/jupyter/jupyter_lab_config.json" in (
+        dockerfile
+    )
     assert 'CMD ["jupyterhub-singleuser"]' in dockerfile and "USER ${NB_UID}" in dockerfile
 
 
@@ -63,6 +69,7 @@ def test_image_runs_as_jovyan_with_the_hubs_jupyterhub_and_jupyterlab_in_chinese
     assert facts["language_pack"] == pins(IMAGE_REQUIREMENTS)["jupyterlab-language-pack-zh-cn"]
     lab_settings = json.loads((BASE_DIR / "hubconfig" / "lab_settings" / "overrides.json").read_text())
     assert facts["overrides"] == lab_settings
+    assert facts["lab_config"] == json.loads(LAB_CONFIG.read_text())
     config = docker_client.images.get(notebook_image).attrs["Config"]
     assert config["User"] == "jovyan" and config["WorkingDir"] == "/home/jovyan"
     assert config["Cmd"] == ["jupyterhub-singleuser"]

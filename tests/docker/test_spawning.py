@@ -6,6 +6,9 @@ The stack is the session's `docker_stack` (conftest.py); the culler has its own 
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from portal.config import containers
@@ -42,6 +45,20 @@ def test_each_student_runs_in_an_own_container_as_a_non_root_user(docker_client,
     for username in students:
         code, output = sh(docker_client, username, "id -u; echo $CFPS_DATA_DIR; echo $PYTHONPATH")
         assert (code, output.splitlines()) == (0, ["1000", "/home/jovyan/data", "/home/jovyan/data/lib"]), output
+
+
+def test_jupyterlab_lists_the_installed_extensions_and_installs_none(docker_stack, students):
+    """LabApp.extension_manager=readonly, from the image (hubconfig/config.py, LAB_CONFIG): the page tells
+    JupyterLab that its extension manager cannot install (JupyterLab's default, pypi, can)."""
+    a, _ = students
+    with flows.new_client(docker_stack) as client:
+        flows.hub_login(docker_stack, client, a)
+        page = client.get(f"/jupyter/user/{a}/lab")
+    assert page.status_code == 200 and flows.path_of(page.url) == f"/jupyter/user/{a}/lab", flows.urls_of(page)
+    data = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page.text, re.S)
+    assert data, page.text[:500]
+    manager = json.loads(data.group(1))["extensionManager"]
+    assert manager["name"] == "read-only" and manager["can_install"] is False, manager
 
 
 def test_data_folder_is_read_only(docker_client, students):

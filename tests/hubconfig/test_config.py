@@ -336,7 +336,10 @@ def test_jupyterlab_opens_in_chinese_without_fetching_news():
 
     from hubconfig.config import LAB_SETTINGS_DIR
 
-    assert configured().Spawner.args == [f"--LabApp.app_settings_dir={LAB_SETTINGS_DIR}"]
+    assert configured().Spawner.args == [
+        f"--LabApp.app_settings_dir={LAB_SETTINGS_DIR}",
+        "--LabApp.extension_manager=readonly",  # LAB_CONFIG: what the image has in its Jupyter configuration
+    ]
     overrides = json.loads((LAB_SETTINGS_DIR / "overrides.json").read_text())
     assert overrides["@jupyterlab/translation-extension:plugin"]["locale"] == "zh_CN"
     assert overrides["@jupyterlab/apputils-extension:notification"] == {"checkForUpdates": False, "fetchNews": "false"}
