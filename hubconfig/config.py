@@ -337,6 +337,12 @@ def update_services(c, config: Config) -> None:
         )
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = [*roles, {"name": "admin", "users": []}]
+    # The portal's token is random (generated, or refused in prod when shorter than 32 characters or a
+    # placeholder: portal/config/placeholders.py), so the hub keeps it as it keeps the tokens it makes: hashed
+    # once. JupyterHub's default treats a configured token as a password, 16384 rounds of SHA-512 at every
+    # API call the portal makes (2.5 ms of the hub's CPU): each warm-up start, login-time start and home-page
+    # state. A hub database made before this setting keeps the slow hash until HUB_API_TOKEN changes.
+    c.JupyterHub.trust_user_provided_tokens = True
 
 
 def update_limits(c, config: Config) -> None:

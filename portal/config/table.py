@@ -220,7 +220,8 @@ KEYS: tuple[Key, ...] = (
     _k("HUB_CLIENT_SECRET", "secrets", "secret", "", "The hub's OAuth client secret at the portal.", secret=True,
        generated=True, needed_by=("portal", "hub"), min_length=32),
     _k("HUB_API_TOKEN", "secrets", "secret", "", "The portal's token for the hub's API (stops a deactivated "
-       "student's server).", secret=True, generated=True, needed_by=("portal", "hub"), min_length=32),
+       "student's server). Random: the hub hashes it once, as the tokens it makes.", secret=True, generated=True,
+       needed_by=("portal", "hub"), min_length=32),
     _k("CONFIGPROXY_AUTH_TOKEN", "secrets", "secret", "", "Shared by the hub and its proxy.", secret=True,
        generated=True, needed_by=("hub",), min_length=32),
     _k("PROXY_SECRET", "secrets", "secret", "", "Our own proxies send it to the portal; only then does the portal "

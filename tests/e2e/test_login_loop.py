@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 
+import httpx
 import pytest
 
 from tests.e2e import flows
@@ -310,6 +311,23 @@ def test_the_hubs_database_runs_in_wal_mode(stack):
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal", explain(
             stack, "hubconfig/hubdb.py not applied"
         )
+
+
+def test_the_hub_checks_the_portals_token_in_one_hash_round_and_refuses_a_near_copy(stack):
+    """The portal's token (HUB_API_TOKEN) is hashed once, as the hub's own tokens are, not 16384 times at every
+    API call (hubconfig/config.py, trust_user_provided_tokens); it still opens the API, a one-letter change does not."""
+    import sqlite3
+
+    sql = "SELECT t.hashed FROM api_tokens t JOIN services s ON t.service_id = s.id WHERE s.name = 'portal'"
+    with sqlite3.connect(f"file:{stack.hub_dir / 'jupyterhub.sqlite'}?mode=ro", uri=True) as db:
+        hashes = [hashed for (hashed,) in db.execute(sql)]
+    assert hashes and all(hashed.split(":")[1] == "1" for hashed in hashes), explain(stack, f"hash rounds: {hashes}")
+    token = stack.hub_admin_token()
+    near = token[:-1] + ("A" if token[-1] != "A" else "B")
+    for candidate, status in ((token, 200), (near, 403)):
+        response = httpx.get(f"{stack.hub_api_url}/users", headers={"Authorization": f"token {candidate}"},
+                             trust_env=False, timeout=30)  # fmt: skip
+        assert response.status_code == status, explain(stack, f"{response.status_code} {response.text[:200]}")
 
 
 # --- the hub's /login ----------------------------------------------------------------------------------
