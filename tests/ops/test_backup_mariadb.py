@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import REPO, PortalProcess, free_port
+from tests.live import REPO, PortalProcess, free_port, prepare_secrets
 from tests.ops.conftest import RUN
 
 ADMIN = {"host": "127.0.0.1", "port": 3306, "user": "root"}
@@ -41,8 +41,37 @@ for name in ("dai-{RUN}", "eve-{RUN}"):
 """
 
 
+CLIENT = ["--protocol=tcp", "-h", ADMIN["host"], "-P", str(ADMIN["port"]), "-u", ADMIN["user"]]
+
+
+@pytest.fixture(scope="module")
+def migrated_schema(tmp_path_factory) -> bytes:
+    """The portal's database as `migrate` leaves it on MariaDB, dumped once for the module: loading it takes a
+    second, a `migrate` on MariaDB about 25 (four of them made the slowest file of the suite)."""
+    import MySQLdb
+
+    try:
+        conn = MySQLdb.connect(**ADMIN, connect_timeout=3, autocommit=True)
+    except MySQLdb.Error as exc:
+        pytest.skip(f"MariaDB on 127.0.0.1:3306 cannot be used as root ({exc}); ./test.sh starts it")
+    template = f"{DATABASE}_migrated"
+    conn.cursor().execute(f"DROP DATABASE IF EXISTS {template}")
+    conn.cursor().execute(f"CREATE DATABASE {template} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    try:
+        portal = PortalProcess(tmp_path_factory.mktemp("migrated"),
+                               extra_env={"DATABASE_URL": f"mysql://root@127.0.0.1:3306/{template}"})  # fmt: skip
+        portal.manage("migrate", "--noinput")
+        return subprocess.run(["mariadb-dump", *CLIENT, "--single-transaction", "--skip-comments", template],
+                              capture_output=True, check=True).stdout  # fmt: skip
+    finally:
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS {template}")
+        conn.close()
+
+
 @pytest.fixture
-def scratch_database():
+def scratch_database(migrated_schema):
+    """`recreate()`: the scratch database empty again; `migrated(portal)`: it as `portal.manage("migrate")` leaves
+    it (from the dump), with the portal's secrets made as its first `manage` makes them."""
     import MySQLdb
 
     try:
@@ -55,7 +84,13 @@ def scratch_database():
         conn.cursor().execute(f"DROP DATABASE IF EXISTS {DATABASE}")
         conn.cursor().execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
 
+    def migrated(portal: PortalProcess):
+        prepare_secrets(portal.env)
+        recreate()
+        subprocess.run(["mariadb", *CLIENT, DATABASE], input=migrated_schema, capture_output=True, check=True)
+
     recreate()
+    recreate.migrated = migrated
     yield recreate
     conn.cursor().execute(f"DROP DATABASE IF EXISTS {DATABASE}")
     conn.close()
@@ -70,7 +105,7 @@ def test_mariadb_portal_database_comes_back_with_hashes_groups_invite_counts_and
 ):
     env = {"DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}", "INVITE_CODES": f"BOOT-{RUN}".upper()}
     old = PortalProcess(tmp_path / "old", extra_env=env)
-    old.manage("migrate", "--noinput")
+    scratch_database.migrated(old)
     old.manage("bootstrap")
     old.manage("shell", "-c", POPULATE)
     before = facts(old)
@@ -78,9 +113,9 @@ def test_mariadb_portal_database_comes_back_with_hashes_groups_invite_counts_and
     assert "portal-db.sql" in result.stdout
     archive = next((tmp_path / "backups").glob("cfps-backup-*.tar"))
 
-    scratch_database()  # the server is new: an empty database, made ready by `./run.sh --prepare`
+    # The server is new: an empty database, made ready by `./run.sh --prepare` (its `migrate`).
     fresh = PortalProcess(tmp_path / "new", extra_env=env)
-    fresh.manage("migrate", "--noinput")
+    scratch_database.migrated(fresh)
     fresh.manage("bootstrap")
     fresh.manage("restore", str(archive))
 
@@ -100,7 +135,7 @@ def test_a_sqlite_archive_is_refused_by_a_mariadb_system(scratch_database, tmp_p
     sqlite.manage("backup", "--without-homes", "--output", str(tmp_path / "backups"))
     archive = next((tmp_path / "backups").glob("cfps-backup-*.tar"))
     mariadb = PortalProcess(tmp_path / "mariadb", extra_env={"DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}"})
-    mariadb.manage("migrate", "--noinput")
+    scratch_database.migrated(mariadb)
     result = subprocess.run([sys.executable, "manage.py", "restore", str(archive)], cwd=REPO, env=mariadb.env,
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode != 0
@@ -114,7 +149,7 @@ def test_a_dump_with_shell_lines_runs_no_command_when_restored(scratch_database,
 
     env = {"DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DATABASE}", "HUB_PORT": str(free_port())}
     portal = PortalProcess(tmp_path / "portal", extra_env=env)
-    portal.manage("migrate", "--noinput")
+    scratch_database.migrated(portal)
     portal.manage("backup", "--without-homes", "--output", str(tmp_path / "backups"))
     genuine = next((tmp_path / "backups").glob("cfps-backup-*.tar"))
     marker = tmp_path / "ran-as-root"
