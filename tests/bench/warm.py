@@ -26,7 +26,9 @@ stack of their own, as said below):
   of classday.login_burst;
 - cold: N other students' first starts (hub users made beforehand, servers started through the hub's API and
   awaited on its progress stream, then /api through the proxy) against N bare `docker run`s of the same image
-  with the same limits, each on the same arrival schedule; p50/p95 and the ratio of the p95s (goal <= 1.3).
+  with the same limits, each on the same arrival schedule; p50/p95 and the ratio of the p95s (goal <= 1.3),
+  medians of `--cold-rounds` rounds (3); and the CPU a start uses, of the whole machine and split into the
+  servers, the Docker engine, hub, proxy and portal.
 
 Everything talks to 127.0.0.1 / localhost only; containers use the host network.
 """
@@ -89,6 +91,54 @@ def on_schedule(work, items: list, spread: float) -> list:
     with ThreadPoolExecutor(max_workers=min(len(items), 256) or 1) as pool:
         list(pool.map(one, range(len(items))))
     return results
+
+
+DOCKER_CGROUP = Path("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage")  # cgroup v1, cgroupfs: every container's CPU
+ENGINE = ("dockerd", "containerd")
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (/proc/stat: everything but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / classday.CLK_TCK
+
+
+class StartMeter:
+    """CPU of a phase of starts, per start: the whole machine; the stack's roles (classday.roles); the Docker
+    engine (dockerd, containerd; not the per-container shims, which end with their containers); and the
+    containers themselves (their cgroups' total: each server's own start). Where a cold start's CPU beyond a
+    bare one goes."""
+
+    def __init__(self, stack=None):
+        self.stack = stack
+
+    def _now(self) -> dict[str, float]:
+        engine = [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and _comm(e) in ENGINE]
+        now = {"machine": machine_busy(), "engine": classday.cpu_seconds(engine)}
+        if DOCKER_CGROUP.exists():
+            now["servers"] = int(DOCKER_CGROUP.read_text()) / 1e9
+        if self.stack is not None:
+            now |= {role: classday.cpu_seconds(pids) for role, pids in classday.roles(self.stack).items()}
+        return now
+
+    def start(self):
+        self.before = self._now()
+        return self
+
+    def stop(self, count: int) -> dict[str, float]:
+        """Milliseconds per start of each figure."""
+        return {key: (cpu - self.before.get(key, 0)) / max(count, 1) * 1000 for key, cpu in self._now().items()}
+
+
+def _comm(entry: Path) -> str:
+    try:
+        return (entry / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def cpu_line(per: dict[str, float], keys: tuple[str, ...]) -> str:
+    return f"{per['machine']:.0f} ms: " + ", ".join(f"{key} {per[key]:.0f}" for key in keys if key in per)
 
 
 def figures(values: list[float]) -> str:
@@ -237,33 +287,58 @@ def cold_phase(tmp: Path, env: dict[str, str], args, image: str, cpus: str) -> N
     """N first starts through the hub against N bare `docker run`s, on the same arrival schedule, on a stack of
     its own: both with MEM_LIMIT `--cold-mem` (512M), not the warm-up's fit. No memory check stands before these
     starts, and a server near its limit while it starts (about 75 MB at 92M) reclaims its own page cache and
-    reads its files again and again: at 92M, 200 starts in two minutes had a p95 of 27 s (2026-12-06)."""
+    reads its files again and again: at 92M, 200 starts in two minutes had a p95 of 27 s (2026-12-06).
+
+    `--cold-rounds` rounds, each the hub's N and then the bare N (new students each round): one round's p95
+    moved from 1.1 to 1.7 s between two runs of the same code on this shared machine, so the figures are the
+    medians of the rounds' p50, p95 and ratio; every round is printed too."""
     n = args.students
     volumes = {key: f"{env[key]}-cold" for key in ("DOCKER_DATA_VOLUME", "DOCKER_TEAM_VOLUME")}  # its own data folder
     stack = classday.new_stack(tmp / "cold", "python", {**env, **volumes, "MEM_LIMIT": args.cold_mem})
     stack.manage("setup_volumes")
+    rounds = []
     with stack:
-        hub_times, bare_times = cold_starts(stack, n, args, image, cpus)
-    say(f"cold: {n} first starts through the hub (MEM_LIMIT {args.cold_mem})", figures(hub_times))
-    say(f"cold: {n} bare docker runs, same arrivals and limit", figures(bare_times))
-    ratio = percentile(hub_times, 95) / percentile(bare_times, 95)
-    say("cold: p95 hub / bare", f"{ratio:.2f}x (goal <= 1.3)")
+        for number in range(1, args.cold_rounds + 1):
+            hub_times, bare_times, hub_cpu, bare_cpu = cold_starts(stack, n, args, image, cpus, number)
+            ratio = percentile(hub_times, 95) / percentile(bare_times, 95)
+            say(f"cold: round {number}: hub / bare", f"{figures(hub_times)} / {figures(bare_times)}: {ratio:.2f}x")
+            rounds.append((hub_times, bare_times, hub_cpu, bare_cpu, ratio))
+
+    def median(pick) -> float:
+        return statistics.median(pick(r) for r in rounds)
+
+    def medians(i: int) -> str:
+        return f"p50 {median(lambda r: percentile(r[i], 50)):.2f} s, p95 {median(lambda r: percentile(r[i], 95)):.2f} s"
+
+    of = f"median of {len(rounds)} rounds"
+    say(f"cold: {n} first starts through the hub (MEM_LIMIT {args.cold_mem}), {of}", medians(0))
+    say(f"cold: {n} bare docker runs, same arrivals and limit, {of}", medians(1))
+    say(f"cold: p95 hub / bare, {of}", f"{median(lambda r: r[4]):.2f}x (goal <= 1.3)")
+    cpu = [{key: statistics.median(r[i].get(key, 0) for r in rounds) for key in rounds[0][i]} for i in (2, 3)]
+    say("cold: CPU a start through the hub (machine: ...)", cpu_line(cpu[0], ("servers", "engine", "hub", "proxy",
+                                                                                "portal")))  # fmt: skip
+    say("cold: CPU a bare start (machine: ...)", cpu_line(cpu[1], ("servers", "engine")))
 
 
-def cold_starts(stack, n: int, args, image: str, cpus: str) -> tuple[list[float], list[float]]:
-    cold = bulk_users(stack, f"w{RUN}k", n, sep="u")
+def cold_starts(stack, n: int, args, image: str, cpus: str, number: int):
+    """One round: (hub times, bare times, hub CPU, bare CPU), with students and containers of its own."""
+    cold = bulk_users(stack, f"w{RUN}k{number}", n, sep="u")
     classday.make_hub_users(stack, cold)
     token = stack.hub_admin_token()
     with httpx.Client(trust_env=False, limits=httpx.Limits(max_connections=None)) as client:
+        meter = StartMeter(stack).start()
         hub_times = on_schedule(lambda name: cold_start(stack, client, token, name), cold, args.arrival_seconds)
+        hub_cpu = meter.stop(n)
     stop_all(stack, cold)
-    bare_names = [f"cfps-bench-{RUN}-bare-{i}" for i in range(n)]
+    bare_names = [f"cfps-bench-{RUN}-bare{number}-{i}" for i in range(n)]
     try:
+        meter = StartMeter().start()
         bare_times = on_schedule(lambda name: bare_start(image, args.cold_mem, cpus, name), bare_names,
                                  args.arrival_seconds)  # fmt: skip
+        bare_cpu = meter.stop(n)
     finally:
         classday._docker("rm", "-f", *bare_names, check=False)
-    return hub_times, bare_times
+    return hub_times, bare_times, hub_cpu, bare_cpu
 
 
 def login_phase(tmp: Path, env: dict[str, str], args) -> None:
@@ -302,16 +377,24 @@ def main() -> None:
         "that N of them fit in 80%% of the available memory: the warm-up refuses more)",
     )
     parser.add_argument("--cold-mem", default="512M", help="MEM_LIMIT of the cold starts, hub's and bare (512M)")
+    parser.add_argument("--cold-rounds", type=int, default=3, help="rounds of the cold starts (median; 3)")
     parser.add_argument("--only", action="append", choices=PHASES, help="run this phase (repeatable; default: all)")
     parser.add_argument("--no-cold", action="store_true", help="leave out the cold starts")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a .env key for the stack")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a .env key for the stack (DOCKER_IMAGE: also the bare containers' image)",
+    )
     args = parser.parse_args()
     phases = set(args.only or PHASES) - ({"cold"} if args.no_cold else set())
     os.environ.setdefault("CFPS_ENV_FILE", "/dev/null")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.test")
     from portal.config.table import BY_NAME
 
-    image = BY_NAME["DOCKER_IMAGE"].default_for("dev")
+    given = dict(item.split("=", 1) for item in args.env)
+    image = given.get("DOCKER_IMAGE") or BY_NAME["DOCKER_IMAGE"].default_for("dev")  # the hub's and the bare ones'
     concurrency = args.concurrency or int(BY_NAME["WARMUP_CONCURRENCY"].default_for("dev"))
     cpus = "1.0"
     n = args.students
@@ -328,7 +411,7 @@ def main() -> None:
         "HUB_IDLE_TIMEOUT_SECONDS": "0",
         "HUB_CONCURRENT_SPAWN_LIMIT": "0",
         "HUB_ACTIVE_SERVER_LIMIT": "0",
-        **dict(item.split("=", 1) for item in args.env),
+        **given,
     }
     say("machine", f"{classday.CORES} cores, {meminfo()['MemTotal'] / 1024**3:.1f} GB, load {classday.load_average()}")
     say("warmed servers' memory limit (MEM_LIMIT)", args.mem)
