@@ -34,8 +34,8 @@ LAB_SETTINGS_DIR = Path(__file__).resolve().parent / "lab_settings"
 # (deploy/imagebuild.py, singleuser/image/Dockerfile), the local spawner passes it on the command line.
 # LabApp.extension_manager=readonly: the extension manager lists what is installed and installs nothing.
 # JupyterLab's default (pypi) makes an HTTP client with the system's TLS certificates at every server start,
-# to search PyPI: 0.1 to 0.18 s of CPU per start (profiled in the image), for installs a class does not make
-# into an image it shares.
+# to search PyPI: 85 to 185 ms per start under cProfile in the image (less without the profiler; across whole
+# benchmark runs smaller than their noise), for installs a class does not make into an image it shares.
 LAB_CONFIG = LAB_SETTINGS_DIR / "jupyter_lab_config.json"
 
 
