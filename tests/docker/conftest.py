@@ -57,15 +57,22 @@ def _engine():
 
 
 def remove_what_this_run_made(client) -> None:
-    for container in client.containers.list(all=True):
-        if RUN in container.name:
-            container.remove(force=True)
-    for volume in client.volumes.list():
-        if RUN in volume.name:
-            volume.remove(force=True)
-    for network in client.networks.list():
-        if RUN in network.name:
-            network.remove()
+    """Listed by the engine's name filter and removed by id: `containers.list()` inspects every container on the
+    engine, and one that another worker (or Docker, for a stopped server's `--rm` container) removes meanwhile
+    failed the whole run's teardown with a 404. Gone already is what this wants."""
+    import docker
+
+    api = client.api
+    removals = [
+        *((api.remove_container, c["Id"], {"force": True}) for c in api.containers(all=True, filters={"name": RUN})),
+        *((api.remove_volume, v["Name"], {"force": True}) for v in api.volumes(filters={"name": RUN})["Volumes"] or []),
+        *((api.remove_network, n["Id"], {}) for n in api.networks(filters={"name": RUN})),
+    ]
+    for remove, what, options in removals:
+        try:
+            remove(what, **options)
+        except docker.errors.NotFound:
+            pass
 
 
 @pytest.fixture(scope="session")
